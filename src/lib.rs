@@ -1,0 +1,17 @@
+//! lvsnap: LVM volume snapshots without the `lvm` command.
+//!
+//! lvsnap reads and writes LVM2's on-disk metadata itself and drives the
+//! kernel's device-mapper through ioctls, so a program can create, watch, roll
+//! back, restore and delete LVM snapshots natively, and LVM2's own tools
+//! accept everything it leaves behind.
+//!
+//! Layers, each only calling the ones below it:
+//! `snapshot` (volume-snapshot semantics) → `activate` (LV to device-mapper
+//! trees) → `lvm` (on-disk format) → `dm` (device-mapper).
+
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod units;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,107 @@
+//! Support for tests that need a real kernel device-mapper (run through vm/run).
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Fails the test loudly unless a kernel device-mapper is reachable: a test
+/// that needs one must never pass without it.
+pub fn require_dm() {
+    assert!(
+        Path::new("/dev/mapper/control").exists(),
+        "no /dev/mapper/control: run this test through vm/run (plain `cargo test` does), \
+         or as root on a kernel with device-mapper"
+    );
+}
+
+/// Runs a command line under `sh -c`, panicking with its output unless it succeeds.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{cmd}`: {e}"));
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A loop device over a sparse file in the (guest tmpfs) temp dir; detached on drop.
+pub struct LoopDev {
+    pub path: PathBuf,
+    file: PathBuf,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+impl LoopDev {
+    pub fn new(size_bytes: u64) -> LoopDev {
+        let file = std::env::temp_dir().join(format!(
+            "lvsnap-test-{}-{}.img",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        File::create(&file)
+            .and_then(|f| f.set_len(size_bytes))
+            .expect("create loop backing file");
+        let dev = sh(&format!("losetup -f --show {}", file.display()));
+        LoopDev {
+            path: PathBuf::from(dev.trim()),
+            file,
+        }
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
+        let _ = fs::remove_file(&self.file);
+    }
+}
+
+/// Names of all device-mapper devices, sorted, for before/after comparisons.
+pub fn dm_names() -> Vec<String> {
+    let dm = devicemapper::DM::new().expect("open /dev/mapper/control");
+    let mut v: Vec<String> = dm
+        .list_devices()
+        .expect("list dm devices")
+        .into_iter()
+        .map(|(n, _, _)| n.to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes `len` bytes of `byte` at `offset` of a block device, synchronously.
+pub fn write_pattern(dev: &Path, offset: u64, len: usize, byte: u8) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(dev)
+        .expect("open for write");
+    f.write_all_at(&vec![byte; len], offset).expect("write");
+    f.sync_all().expect("fsync");
+}
+
+/// Reads `len` bytes at `offset` of a block device, bypassing the page cache.
+pub fn read_at(dev: &Path, offset: u64, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(dev)
+        .expect("open for read");
+    // O_DIRECT needs an aligned buffer: over-allocate and slice at 4 KiB.
+    let mut raw = vec![0u8; len + 4096];
+    let start = raw.as_ptr().align_offset(4096);
+    let buf = &mut raw[start..start + len];
+    f.read_exact_at(buf, offset).expect("read");
+    buf.to_vec()
+}

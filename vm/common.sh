@@ -1,0 +1,96 @@
+# Shared by vm/run and vm/setup: where the VM's pieces live and how to make them.
+# shellcheck shell=bash
+
+# Debian packages the VM, the build and the tests need.
+SETUP_PACKAGES="qemu-system-x86 busybox-static lvm2 thin-provisioning-tools libdevmapper-dev libclang-dev pkg-config"
+LVSNAP_VM_CACHE=${LVSNAP_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/lvsnap-vm}
+KERNEL_DIR=$LVSNAP_VM_CACHE/kernel
+KERNEL=$KERNEL_DIR/vmlinuz
+BUSYBOX=/bin/busybox
+
+# Modules in load order; a leading '?' marks one the VM can do without.
+VM_MODULES="?crc32c-intel libcrc32c virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
+fuse virtiofs dm-mod dm-bufio dm-bio-prison dm-persistent-data dm-snapshot dm-thin-pool
+dm-flakey dm-log-writes dm-delay loop virtio_blk"
+
+find_virtiofsd() {
+	local p
+	for p in /usr/lib/qemu/virtiofsd /usr/libexec/virtiofsd; do
+		[ -x "$p" ] && { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# Sets PREREQ_MISSING to the first missing piece and fails, or succeeds.
+check_prereqs() {
+	local c
+	for c in qemu-system-x86_64 lvm dmsetup thin_check timeout realpath; do
+		command -v "$c" >/dev/null || { PREREQ_MISSING="the command $c"; return 1; }
+	done
+	"$BUSYBOX" cpio --help >/dev/null 2>&1 || { PREREQ_MISSING="a static busybox at $BUSYBOX"; return 1; }
+	find_virtiofsd >/dev/null || { PREREQ_MISSING="virtiofsd"; return 1; }
+	[ -f "$KERNEL" ] && [ -f "$KERNEL_DIR/version" ] || { PREREQ_MISSING="the VM kernel ($KERNEL)"; return 1; }
+	return 0
+}
+
+# Serves the host's / to the guest on the vhost-user socket $1, logging to $2.
+start_virtiofsd() {
+	local d
+	d=$(find_virtiofsd)
+	if "$d" --help 2>&1 | grep -q -- '--shared-dir'; then
+		exec "$d" --socket-path="$1" --shared-dir=/ --sandbox=chroot --cache=auto >"$2" 2>&1
+	else
+		exec "$d" --socket-path="$1" -o source=/ -o sandbox=chroot -o cache=auto >"$2" 2>&1
+	fi
+}
+
+# Prints the path of an initramfs for the cached kernel, building it if needed.
+build_initrd() {
+	local here key out tmp m
+	here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+	key=$({ cat "$here/init" "$KERNEL_DIR/version"; echo "$VM_MODULES"; sha256sum "$BUSYBOX"; } | sha256sum | cut -c1-16)
+	out=$LVSNAP_VM_CACHE/initrd-$key.gz
+	if [ ! -f "$out" ]; then
+		tmp=$(mktemp -d "$LVSNAP_VM_CACHE/initrd.XXXXXX")
+		mkdir -p "$tmp/root/bin" "$tmp/root/modules" "$tmp/root/proc" "$tmp/root/sys" "$tmp/root/dev"
+		cp "$BUSYBOX" "$tmp/root/bin/busybox"
+		cp "$here/init" "$tmp/root/init"
+		chmod 755 "$tmp/root/init"
+		for m in $VM_MODULES; do
+			if [ -f "$KERNEL_DIR/modules/${m#\?}.ko" ]; then
+				cp "$KERNEL_DIR/modules/${m#\?}.ko" "$tmp/root/modules/"
+				echo "$m" >>"$tmp/root/modules.list"
+			elif [ "${m#\?}" = "$m" ]; then
+				echo "lvsnap-vm: kernel module $m is not in $KERNEL_DIR; run ./vm/setup" >&2
+				rm -rf "$tmp"
+				return 1
+			fi
+		done
+		(cd "$tmp/root" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null) | gzip -1 >"$tmp/initrd.gz"
+		mv "$tmp/initrd.gz" "$out"
+		rm -rf "$tmp"
+	fi
+	echo "$out"
+}
+
+# Downloads Debian's current cloud kernel and keeps vmlinuz and the VM's modules.
+fetch_kernel() {
+	local pkg tmp m f
+	pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	[ -n "$pkg" ] || { echo "lvsnap-vm: apt knows no linux-image-cloud-amd64; run apt-get update" >&2; return 1; }
+	if [ -f "$KERNEL_DIR/version" ] && [ "$(cat "$KERNEL_DIR/version")" = "$pkg" ]; then
+		return 0
+	fi
+	tmp=$(mktemp -d)
+	(cd "$tmp" && apt-get download "$pkg" >/dev/null 2>&1) || { rm -rf "$tmp"; echo "lvsnap-vm: apt-get download $pkg failed" >&2; return 1; }
+	dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+	rm -rf "$KERNEL_DIR"
+	mkdir -p "$KERNEL_DIR/modules"
+	cp "$tmp"/x/boot/vmlinuz-* "$KERNEL"
+	for m in $VM_MODULES; do
+		f=$(find "$tmp/x/lib/modules" -name "${m#\?}.ko" | head -n 1)
+		[ -n "$f" ] && cp "$f" "$KERNEL_DIR/modules/"
+	done
+	echo "$pkg" >"$KERNEL_DIR/version"
+	rm -rf "$tmp"
+}

@@ -1,0 +1,6 @@
+//! Volume-snapshot semantics (HwameiStor's): create, status, watch, rollback,
+//! restore, delete.
+
+mod size;
+
+pub use size::{check_chunk_size, cow_max_extents, parse_size, plan_cow_extents, SnapSize};

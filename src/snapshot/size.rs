@@ -42,7 +42,7 @@ pub fn parse_size(s: &str) -> Result<Bytes> {
         _ => return Err(bad("unknown unit (use K, M, G or T, powers of 1024)")),
     };
     let (int, frac) = match num.split_once('.') {
-        Some((i, f)) if !f.contains('.') && !(i.is_empty() && f.is_empty()) => (i, f),
+        Some((i, f)) if !(f.contains('.') || (i.is_empty() && f.is_empty())) => (i, f),
         Some(_) => return Err(bad("malformed number")),
         None => (num, ""),
     };
@@ -183,7 +183,8 @@ pub fn plan_cow_extents(
             Extents(u64::try_from(n).unwrap_or(u64::MAX))
         }
         SnapSize::PercentOfOrigin(p) => {
-            let pct = (u64::from(p) * origin_extents.0 + 99) / 100;
+            // percent_of_extents(.., roundup = 1)
+            let pct = (u64::from(p) * origin_extents.0).div_ceil(100);
             Extents((max.0 - origin_extents.0.min(max.0)) + pct)
         }
     };

@@ -105,3 +105,4 @@ pub fn read_at(dev: &Path, offset: u64, len: usize) -> Vec<u8> {
     f.read_exact_at(buf, offset).expect("read");
     buf.to_vec()
 }
+pub mod lvm;

@@ -1,0 +1,613 @@
+//! The life of a COW snapshot at the device-mapper level, laid out as LVM
+//! lays it out: create, status, wait, merge back, tear down.
+//!
+//! ```text
+//! origin          snapshot-origin <origin-real>          (was: the origin's table)
+//! origin-real     the origin's former table
+//! snap            snapshot <origin-real> <snap-cow> P <chunk>
+//! snap-cow        the COW store's table
+//! ```
+//!
+//! Every call either completes or undoes what it made.
+
+use std::time::{Duration, Instant};
+
+use devicemapper::{DmName, DmNameBuf, DmUuid, Sectors, TargetParams};
+
+use super::device::{table_size, DmControl, Suspend, TableLine};
+use super::error::{Error, Result};
+use super::name::{layer_name, layer_uuid};
+use super::node;
+use super::percent::Percent;
+use super::snapshot::{
+    ChunkSize, SnapshotOriginTargetParams, SnapshotStatus, SnapshotTargetParams, SNAPSHOT,
+    SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
+};
+use crate::ErrorKind;
+
+/// One undo step: what it undoes, and how.
+type UndoStep<'a> = (String, Box<dyn FnOnce(&DmControl) -> Result<()> + 'a>);
+
+/// Steps to undo, newest first, unless the operation completes.
+struct Undo<'a> {
+    dm: &'a DmControl,
+    steps: Vec<UndoStep<'a>>,
+}
+
+impl<'a> Undo<'a> {
+    fn new(dm: &'a DmControl) -> Self {
+        Undo {
+            dm,
+            steps: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, what: impl Into<String>, f: impl FnOnce(&DmControl) -> Result<()> + 'a) {
+        self.steps.push((what.into(), Box::new(f)));
+    }
+
+    fn done(mut self) {
+        self.steps.clear();
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        while let Some((what, f)) = self.steps.pop() {
+            if let Err(e) = f(self.dm) {
+                log::error!("undo ({what}) failed: {e}");
+            }
+        }
+    }
+}
+
+/// What to snapshot, and with what.
+#[derive(Debug, Clone)]
+pub struct CowSnapshotSpec<'a> {
+    /// The origin: an active device-mapper device (e.g. a linear LV).
+    pub origin: &'a DmName,
+    /// Name of the snapshot device; its COW layer is `<snapshot>-cow`.
+    pub snapshot: &'a DmName,
+    /// UUID of the snapshot device; the COW layer gets `<uuid>-cow`.
+    /// The origin's `-real` layer gets `<origin uuid>-real` if it has one.
+    pub snapshot_uuid: Option<&'a DmUuid>,
+    /// The table of the COW layer (e.g. linear over the COW LV's extents).
+    pub cow: &'a [TableLine],
+    /// The chunk size.
+    pub chunk: ChunkSize,
+    /// Make the snapshot read-only.
+    pub read_only: bool,
+}
+
+/// A COW snapshot's devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CowSnapshot {
+    /// The origin device (`snapshot-origin`, or `snapshot-merge` while merging).
+    pub origin: DmNameBuf,
+    /// The origin's data layer, `<origin>-real`.
+    pub real: DmNameBuf,
+    /// The snapshot device.
+    pub snapshot: DmNameBuf,
+    /// The exception store layer, `<snapshot>-cow`.
+    pub cow: DmNameBuf,
+    /// Devices and chunk size of the snapshot table.
+    pub params: SnapshotTargetParams,
+    /// Size of the origin (and of the snapshot).
+    pub size: Sectors,
+}
+
+/// What [`CowSnapshot::wait`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// The snapshot turns invalid (its COW overflowed).
+    Invalid,
+    /// The snapshot turns invalid or its data_percent reaches a threshold.
+    InvalidOrPercent(Percent),
+}
+
+fn expect_single(dm: &DmControl, name: &DmName, ty: &str) -> Result<String> {
+    let (t, p) = dm.single_status(name)?;
+    if t != ty {
+        return Err(Error::state(
+            name,
+            ErrorKind::Busy,
+            format!("has a {t} target, not {ty}"),
+        ));
+    }
+    Ok(p)
+}
+
+fn table_line(dm: &DmControl, name: &DmName) -> Result<TableLine> {
+    let mut t = dm.table(name)?;
+    match (t.pop(), t.is_empty()) {
+        (Some(l), true) => Ok(l),
+        _ => Err(Error::state(
+            name,
+            ErrorKind::Busy,
+            "expected a table of exactly one target",
+        )),
+    }
+}
+
+impl CowSnapshot {
+    /// Snapshots `spec.origin`: creates `-real` (the origin's table) and
+    /// `-cow` (zeroing the store's header chunk) and resumes them, loads the
+    /// snapshot, suspends the origin with a filesystem freeze and flush,
+    /// resumes the snapshot, then the origin with `snapshot-origin`. Writes
+    /// in flight before the suspend are in the snapshot; later ones are
+    /// copied-on-write. On error everything made is removed and the origin
+    /// keeps its table.
+    ///
+    /// ```no_run
+    /// use lvsnap::dm::{check_dm_name, ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, TableLine};
+    /// use lvsnap::units::Sectors;
+    /// use devicemapper::Device;
+    /// let dm = DmControl::open()?;
+    /// let (origin, snap) = (check_dm_name("demo")?, check_dm_name("demo-snap")?);
+    /// let cow = [TableLine::linear(Sectors(0), Sectors(16384), Device { major: 7, minor: 1 }, Sectors(0))];
+    /// let s = CowSnapshot::create(&dm, &CowSnapshotSpec {
+    ///     origin: &origin, snapshot: &snap, snapshot_uuid: None, cow: &cow,
+    ///     chunk: ChunkSize::default(), read_only: false,
+    /// })?;
+    /// println!("{}% used", s.status(&dm)?.data_percent().unwrap());
+    /// # Ok::<(), lvsnap::dm::Error>(())
+    /// ```
+    pub fn create(dm: &DmControl, spec: &CowSnapshotSpec<'_>) -> Result<CowSnapshot> {
+        let origin = spec.origin;
+        let chunk = spec.chunk;
+        let cow_size = table_size(spec.cow);
+        if *cow_size < 3 * *chunk.sectors() {
+            return Err(Error::InvalidArgument(format!(
+                "COW store of {} sectors holds fewer than 3 chunks of {} sectors",
+                *cow_size,
+                *chunk.sectors()
+            )));
+        }
+        let real = layer_name(origin, "real")?;
+        let cow = layer_name(spec.snapshot, "cow")?;
+        let cow_uuid = spec
+            .snapshot_uuid
+            .map(|u| layer_uuid(u, "cow"))
+            .transpose()?;
+        let info = dm.info(origin)?;
+        let real_uuid = match &info.uuid {
+            Some(u) if !u.is_empty() => Some(super::name::check_dm_uuid(&format!("{u}-real"))?),
+            _ => None,
+        };
+        if !info.live_table || info.suspended || info.inactive_table {
+            return Err(Error::state(
+                origin,
+                ErrorKind::Busy,
+                "is suspended, has no live table, or has a table waiting to load",
+            ));
+        }
+        let origin_table = dm.table(origin)?;
+        if let Some(l) = origin_table.iter().find(|l| {
+            l.target_type == SNAPSHOT_ORIGIN
+                || l.target_type == SNAPSHOT_MERGE
+                || l.target_type == SNAPSHOT
+        }) {
+            return Err(Error::state(
+                origin,
+                ErrorKind::Unsupported,
+                format!(
+                    "already has a {} target; snapshotting it is not supported",
+                    l.target_type
+                ),
+            ));
+        }
+        let size = table_size(&origin_table);
+        let existing = dm.list()?;
+        for n in [&real, &cow, &spec.snapshot.to_owned()] {
+            if existing.iter().any(|(e, _)| e == n) {
+                return Err(Error::state(&**n, ErrorKind::Busy, "already exists"));
+            }
+        }
+
+        let mut undo = Undo::new(dm);
+        let real_dev = dm.create(&real, real_uuid.as_deref(), &origin_table, false)?;
+        let r = real.clone();
+        undo.push("remove -real", move |dm| dm.remove(&r));
+        let cow_dev = dm.create(&cow, cow_uuid.as_deref(), spec.cow, false)?;
+        let c = cow.clone();
+        undo.push("remove -cow", move |dm| dm.remove(&c));
+        zero_header(&cow, chunk)?;
+
+        let params = SnapshotTargetParams {
+            real: real_dev,
+            cow: cow_dev,
+            chunk,
+            merge: false,
+        };
+        let snap_table = [TableLine::new(
+            Sectors(0),
+            size,
+            SNAPSHOT,
+            params.param_str(),
+        )];
+        dm.create_inactive(
+            spec.snapshot,
+            spec.snapshot_uuid,
+            &snap_table,
+            spec.read_only,
+        )?;
+        let s = spec.snapshot.to_owned();
+        undo.push("remove snapshot", move |dm| dm.remove(&s));
+
+        let origin_params = SnapshotOriginTargetParams { real: real_dev };
+        let origin_line = [TableLine::new(
+            Sectors(0),
+            size,
+            SNAPSHOT_ORIGIN,
+            origin_params.param_str(),
+        )];
+        dm.load(origin, &origin_line, info.read_only)?;
+        undo.push("drop origin's new table", move |dm| {
+            dm.clear_inactive(origin)
+        });
+
+        dm.suspend(origin, Suspend::FREEZE)?;
+        undo.push("resume origin", move |dm| dm.resume(origin));
+        dm.resume(spec.snapshot)?;
+        // The origin's resume swaps in snapshot-origin: from here on, writes COW.
+        dm.resume(origin)?;
+        undo.done();
+        let snap_dev = dm.info(spec.snapshot)?.device;
+        if let Err(e) = node::ensure_node(spec.snapshot, snap_dev) {
+            log::warn!("snapshot {} works but has no node: {e}", spec.snapshot);
+        }
+        Ok(CowSnapshot {
+            origin: origin.to_owned(),
+            real,
+            snapshot: spec.snapshot.to_owned(),
+            cow,
+            params,
+            size,
+        })
+    }
+
+    /// Finds the COW snapshot `snapshot` of `origin` from the kernel's tables
+    /// (merging or not).
+    pub fn open(dm: &DmControl, origin: &DmName, snapshot: &DmName) -> Result<CowSnapshot> {
+        let real = layer_name(origin, "real")?;
+        let cow = layer_name(snapshot, "cow")?;
+        let o = table_line(dm, origin)?;
+        let (real_dev, merging) = match o.target_type.as_str() {
+            SNAPSHOT_ORIGIN => {
+                let p: SnapshotOriginTargetParams =
+                    format!("{SNAPSHOT_ORIGIN} {}", o.params).parse()?;
+                (p.real, false)
+            }
+            SNAPSHOT_MERGE => {
+                let p: SnapshotTargetParams = format!("{SNAPSHOT_MERGE} {}", o.params).parse()?;
+                (p.real, true)
+            }
+            t => {
+                return Err(Error::state(
+                    origin,
+                    ErrorKind::NotFound,
+                    format!("has a {t} target, no snapshot"),
+                ))
+            }
+        };
+        if dm.info(&real)?.device != real_dev {
+            return Err(Error::state(
+                origin,
+                ErrorKind::Corrupt,
+                format!("does not map {}", &*real),
+            ));
+        }
+        let cow_dev = dm.info(&cow)?.device;
+        let params = if merging {
+            let p: SnapshotTargetParams = format!("{SNAPSHOT_MERGE} {}", o.params).parse()?;
+            SnapshotTargetParams { merge: false, ..p }
+        } else {
+            let s = table_line(dm, snapshot)?;
+            let p: SnapshotTargetParams = format!("{} {}", s.target_type, s.params).parse()?;
+            if p.real != real_dev || p.cow != cow_dev {
+                return Err(Error::state(
+                    snapshot,
+                    ErrorKind::Corrupt,
+                    format!("is not a snapshot of {origin}"),
+                ));
+            }
+            p
+        };
+        if params.cow != cow_dev {
+            return Err(Error::state(
+                snapshot,
+                ErrorKind::Corrupt,
+                format!("does not use {}", &*cow),
+            ));
+        }
+        Ok(CowSnapshot {
+            origin: origin.to_owned(),
+            real,
+            snapshot: snapshot.to_owned(),
+            cow,
+            params,
+            size: o.length,
+        })
+    }
+
+    /// The snapshot's status (not while merging: see [`CowMerge::progress`]).
+    pub fn status(&self, dm: &DmControl) -> Result<SnapshotStatus> {
+        expect_single(dm, &self.snapshot, SNAPSHOT)?.parse()
+    }
+
+    /// Whether the origin is merging this snapshot.
+    pub fn is_merging(&self, dm: &DmControl) -> Result<bool> {
+        Ok(dm.single_status(&self.origin)?.0 == SNAPSHOT_MERGE)
+    }
+
+    /// Blocks until `until` holds or `timeout` passes; returns the status
+    /// that satisfied it, or `None` on timeout. Invalidation wakes the wait
+    /// at once (a device-mapper event); a fill threshold is checked on
+    /// events and every `recheck`, as the kernel raises no event for it.
+    pub fn wait(
+        &self,
+        dm: &DmControl,
+        until: Until,
+        timeout: Duration,
+        recheck: Duration,
+    ) -> Result<Option<SnapshotStatus>> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let since = dm.event_nr(&self.snapshot)?;
+            let st = self.status(dm)?;
+            let reached = match until {
+                Until::Invalid => st.is_invalid(),
+                Until::InvalidOrPercent(p) => {
+                    st.is_invalid() || st.data_percent().is_some_and(|d| d >= p)
+                }
+            };
+            if reached {
+                return Ok(Some(st));
+            }
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let step = match until {
+                Until::Invalid => left,
+                Until::InvalidOrPercent(_) => left.min(recheck),
+            };
+            dm.wait_event(&self.snapshot, since, step)?;
+        }
+    }
+
+    /// Starts merging the snapshot back into the origin, as LVM does: the
+    /// origin gets `snapshot-merge`, the snapshot device an `error` table.
+    /// Refused for an invalid snapshot or one whose merge failed.
+    pub fn start_merge(self, dm: &DmControl) -> Result<CowMerge> {
+        let st = self.status(dm)?;
+        let start = match st {
+            SnapshotStatus::Active(u) => {
+                Sectors(u.used.saturating_sub(*u.metadata.unwrap_or_default()))
+            }
+            SnapshotStatus::Invalid => {
+                return Err(Error::state(
+                    &*self.snapshot,
+                    ErrorKind::InvalidArgument,
+                    "is invalid (its COW overflowed); it cannot be merged",
+                ))
+            }
+            other => {
+                return Err(Error::state(
+                    &*self.snapshot,
+                    ErrorKind::Busy,
+                    format!("cannot be merged in state {other:?}"),
+                ))
+            }
+        };
+        expect_single(dm, &self.origin, SNAPSHOT_ORIGIN)?;
+        let merge = SnapshotTargetParams {
+            merge: true,
+            ..self.params
+        };
+        let origin_table = [TableLine::new(
+            Sectors(0),
+            self.size,
+            SNAPSHOT_MERGE,
+            merge.param_str(),
+        )];
+        let snap_table = [TableLine::error(Sectors(0), self.size)];
+        let (o, s) = (self.origin.as_ref(), self.snapshot.as_ref());
+        let mut undo = Undo::new(dm);
+        dm.load(o, &origin_table, false)?;
+        undo.push("drop origin's merge table", move |dm| dm.clear_inactive(o));
+        dm.load(s, &snap_table, false)?;
+        undo.push("drop snapshot's error table", move |dm| {
+            dm.clear_inactive(s)
+        });
+        dm.suspend(s, Suspend::FLUSH)?;
+        undo.push("resume snapshot", move |dm| dm.resume(s));
+        dm.suspend(o, Suspend::FREEZE)?;
+        undo.push("resume origin", move |dm| dm.resume(o));
+        // The kernel hands the exceptions over from the (suspended) snapshot
+        // to the merging origin when the origin resumes.
+        dm.resume(o)?;
+        undo.done();
+        dm.resume(s)?;
+        Ok(CowMerge { snap: self, start })
+    }
+
+    /// Removes the snapshot and gives the origin back its own table.
+    pub fn remove(self, dm: &DmControl) -> Result<()> {
+        expect_single(dm, &self.origin, SNAPSHOT_ORIGIN)?;
+        self.collapse(dm)
+    }
+
+    /// Origin back to the `-real` table, then the layers removed.
+    fn collapse(&self, dm: &DmControl) -> Result<()> {
+        let real_table = dm.table(&self.real)?;
+        let o = self.origin.as_ref();
+        let ro = dm.info(o)?.read_only;
+        let mut undo = Undo::new(dm);
+        dm.load(o, &real_table, ro)?;
+        undo.push("drop origin's plain table", move |dm| dm.clear_inactive(o));
+        dm.suspend(o, Suspend::FREEZE)?;
+        undo.push("resume origin", move |dm| dm.resume(o));
+        dm.resume(o)?;
+        undo.done();
+        let mut first = None;
+        for n in [&self.snapshot, &self.cow, &self.real] {
+            if let Err(e) = dm.remove(n) {
+                log::error!("{e}");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// Writes zeros over the first chunk of a fresh exception store, so the
+/// kernel starts an empty one (as LVM does).
+fn zero_header(cow: &DmName, chunk: ChunkSize) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = node::node_path(cow);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let len = (*chunk.sectors() * 512) as usize;
+    f.write_all_at(&vec![0u8; len], 0)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(format!("zero the header of {}", path.display()), e))
+}
+
+/// A running merge of a COW snapshot into its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CowMerge {
+    snap: CowSnapshot,
+    start: Sectors,
+}
+
+/// How far a merge has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeProgress {
+    /// The `snapshot-merge` target's status.
+    pub status: SnapshotStatus,
+    /// Data sectors still to merge.
+    pub remaining: Sectors,
+    /// Share merged so far: 100 when done.
+    pub percent: Percent,
+    /// Whether all chunks are merged.
+    pub done: bool,
+}
+
+impl CowMerge {
+    /// The merge going on in `snap`'s origin, found from the kernel's tables
+    /// (e.g. after a restart); progress is then counted from now.
+    pub fn resume(dm: &DmControl, snap: CowSnapshot) -> Result<CowMerge> {
+        let mut m = CowMerge {
+            snap,
+            start: Sectors(0),
+        };
+        if let SnapshotStatus::Active(u) = m.status(dm)? {
+            m.start = Sectors(u.used.saturating_sub(*u.metadata.unwrap_or_default()));
+        }
+        Ok(m)
+    }
+
+    /// The devices.
+    pub fn snapshot(&self) -> &CowSnapshot {
+        &self.snap
+    }
+
+    fn status(&self, dm: &DmControl) -> Result<SnapshotStatus> {
+        expect_single(dm, &self.snap.origin, SNAPSHOT_MERGE)?.parse()
+    }
+
+    /// Where the merge stands. A failed merge is an error.
+    pub fn progress(&self, dm: &DmControl) -> Result<MergeProgress> {
+        let status = self.status(dm)?;
+        let remaining = match status {
+            SnapshotStatus::Active(u) => {
+                Sectors(u.used.saturating_sub(*u.metadata.unwrap_or_default()))
+            }
+            other => {
+                return Err(Error::state(
+                    &*self.snap.origin,
+                    ErrorKind::Io,
+                    format!("merge stopped: {other:?}"),
+                ))
+            }
+        };
+        let done = status.merge_done();
+        let percent = if done || *self.start == 0 {
+            Percent::HUNDRED
+        } else {
+            Percent::from_ratio(self.start.saturating_sub(*remaining), *self.start)
+        };
+        Ok(MergeProgress {
+            status,
+            remaining,
+            percent,
+            done,
+        })
+    }
+
+    /// Waits until the merge is done, calling `on_progress` on each check
+    /// (on events, and every `recheck`). `None` if `timeout` passes first.
+    pub fn wait(
+        &self,
+        dm: &DmControl,
+        timeout: Duration,
+        recheck: Duration,
+        mut on_progress: impl FnMut(&MergeProgress),
+    ) -> Result<Option<MergeProgress>> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let since = dm.event_nr(&self.snap.origin)?;
+            let p = self.progress(dm)?;
+            on_progress(&p);
+            if p.done {
+                return Ok(Some(p));
+            }
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Ok(None);
+            }
+            dm.wait_event(&self.snap.origin, since, left.min(recheck))?;
+        }
+    }
+
+    /// Once done: the origin becomes a plain device again (the table `-real`
+    /// had) and the snapshot, `-cow` and `-real` are removed.
+    pub fn finish(self, dm: &DmControl) -> Result<()> {
+        if !self.progress(dm)?.done {
+            return Err(Error::state(
+                &*self.snap.origin,
+                ErrorKind::Busy,
+                "merge is not finished",
+            ));
+        }
+        self.snap.collapse(dm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devicemapper::Device;
+
+    #[test]
+    fn origin_params_match_table_line() {
+        let d = Device {
+            major: 253,
+            minor: 4,
+        };
+        assert_eq!(
+            format!("{SNAPSHOT_ORIGIN} {d}")
+                .parse::<SnapshotOriginTargetParams>()
+                .unwrap()
+                .real,
+            d
+        );
+    }
+}

@@ -129,6 +129,45 @@ fn table_line(dm: &DmControl, name: &DmName) -> Result<TableLine> {
     }
 }
 
+/// Drops a table waiting in the inactive slot of `name`, if there is one
+/// (so undo steps can run in any order without swapping it in).
+fn unload(dm: &DmControl, name: &DmName) -> Result<()> {
+    if dm.info(name)?.inactive_table {
+        dm.clear_inactive(name)?;
+    }
+    Ok(())
+}
+
+/// Loads `table` into `name`; undone by dropping it.
+fn load_undoable<'a>(
+    dm: &DmControl,
+    undo: &mut Undo<'a>,
+    name: &'a DmName,
+    table: &[TableLine],
+    read_only: bool,
+) -> Result<()> {
+    dm.load(name, table, read_only)?;
+    undo.push(format!("drop the table loaded into {name}"), move |dm| {
+        unload(dm, name)
+    });
+    Ok(())
+}
+
+/// Suspends `name`; undone by dropping any loaded table, then resuming.
+fn suspend_undoable<'a>(
+    dm: &DmControl,
+    undo: &mut Undo<'a>,
+    name: &'a DmName,
+    how: Suspend,
+) -> Result<()> {
+    dm.suspend(name, how)?;
+    undo.push(format!("resume {name} unchanged"), move |dm| {
+        unload(dm, name)?;
+        dm.resume(name)
+    });
+    Ok(())
+}
+
 impl CowSnapshot {
     /// Snapshots `spec.origin`: creates `-real` (the origin's table) and
     /// `-cow` (zeroing the store's header chunk) and resumes them, loads the
@@ -204,10 +243,20 @@ impl CowSnapshot {
             }
         }
 
+        // LVM's order: -real loaded but left suspended, the origin's new
+        // table loaded, -cow live (and zeroed), the snapshot loaded; then the
+        // origin frozen and flushed; -real, snapshot and origin resumed.
         let mut undo = Undo::new(dm);
-        let real_dev = dm.create(&real, real_uuid.as_deref(), &origin_table, false)?;
+        let real_dev = dm.create_inactive(&real, real_uuid.as_deref(), &origin_table, false)?;
         let r = real.clone();
         undo.push("remove -real", move |dm| dm.remove(&r));
+        let origin_line = [TableLine::new(
+            Sectors(0),
+            size,
+            SNAPSHOT_ORIGIN,
+            SnapshotOriginTargetParams { real: real_dev }.param_str(),
+        )];
+        load_undoable(dm, &mut undo, origin, &origin_line, info.read_only)?;
         let cow_dev = dm.create(&cow, cow_uuid.as_deref(), spec.cow, false)?;
         let c = cow.clone();
         undo.push("remove -cow", move |dm| dm.remove(&c));
@@ -234,20 +283,9 @@ impl CowSnapshot {
         let s = spec.snapshot.to_owned();
         undo.push("remove snapshot", move |dm| dm.remove(&s));
 
-        let origin_params = SnapshotOriginTargetParams { real: real_dev };
-        let origin_line = [TableLine::new(
-            Sectors(0),
-            size,
-            SNAPSHOT_ORIGIN,
-            origin_params.param_str(),
-        )];
-        dm.load(origin, &origin_line, info.read_only)?;
-        undo.push("drop origin's new table", move |dm| {
-            dm.clear_inactive(origin)
-        });
-
-        dm.suspend(origin, Suspend::FREEZE)?;
-        undo.push("resume origin", move |dm| dm.resume(origin));
+        suspend_undoable(dm, &mut undo, origin, Suspend::FREEZE)?;
+        dm.resume(&real)?;
+        node::ensure_node(&real, real_dev)?;
         dm.resume(spec.snapshot)?;
         // The origin's resume swaps in snapshot-origin: from here on, writes COW.
         dm.resume(origin)?;
@@ -415,22 +453,21 @@ impl CowSnapshot {
         )];
         let snap_table = [TableLine::error(Sectors(0), self.size)];
         let (o, s) = (self.origin.as_ref(), self.snapshot.as_ref());
+        // LVM's order: both tables loaded, origin then snapshot suspended
+        // (freeze and flush), origin resumed first: the kernel hands the
+        // exceptions over from the suspended snapshot to the merging origin.
         let mut undo = Undo::new(dm);
-        dm.load(o, &origin_table, false)?;
-        undo.push("drop origin's merge table", move |dm| dm.clear_inactive(o));
-        dm.load(s, &snap_table, false)?;
-        undo.push("drop snapshot's error table", move |dm| {
-            dm.clear_inactive(s)
-        });
-        dm.suspend(s, Suspend::FLUSH)?;
-        undo.push("resume snapshot", move |dm| dm.resume(s));
-        dm.suspend(o, Suspend::FREEZE)?;
-        undo.push("resume origin", move |dm| dm.resume(o));
-        // The kernel hands the exceptions over from the (suspended) snapshot
-        // to the merging origin when the origin resumes.
+        load_undoable(dm, &mut undo, o, &origin_table, false)?;
+        load_undoable(dm, &mut undo, s, &snap_table, false)?;
+        suspend_undoable(dm, &mut undo, o, Suspend::FREEZE)?;
+        suspend_undoable(dm, &mut undo, s, Suspend::FREEZE)?;
         dm.resume(o)?;
         undo.done();
-        dm.resume(s)?;
+        if let Err(e) = dm.resume(s) {
+            // The merge runs; only the old snapshot device is left suspended.
+            log::error!("merge of {s} into {o} started, but: {e}");
+            return Err(e);
+        }
         Ok(CowMerge { snap: self, start })
     }
 
@@ -445,11 +482,11 @@ impl CowSnapshot {
         let real_table = dm.table(&self.real)?;
         let o = self.origin.as_ref();
         let ro = dm.info(o)?.read_only;
+        // LVM suspends without a filesystem freeze here: the data the
+        // origin shows does not change.
         let mut undo = Undo::new(dm);
-        dm.load(o, &real_table, ro)?;
-        undo.push("drop origin's plain table", move |dm| dm.clear_inactive(o));
-        dm.suspend(o, Suspend::FREEZE)?;
-        undo.push("resume origin", move |dm| dm.resume(o));
+        load_undoable(dm, &mut undo, o, &real_table, ro)?;
+        suspend_undoable(dm, &mut undo, o, Suspend::FLUSH)?;
         dm.resume(o)?;
         undo.done();
         let mut first = None;

@@ -42,6 +42,16 @@ fn whole(l: &LoopDev, size: u64) -> Vec<TableLine> {
     )]
 }
 
+/// One linear line over the first `sectors` of `dev`.
+fn linear_on(dev: Device, sectors: u64) -> Vec<TableLine> {
+    vec![TableLine::linear(
+        Sectors(0),
+        Sectors(sectors),
+        dev,
+        Sectors(0),
+    )]
+}
+
 /// Removes leftovers (snapshot layers first) even when a test fails.
 struct Cleanup(Vec<DmNameBuf>);
 
@@ -180,6 +190,31 @@ fn snapshot_keeps_old_bytes() {
     assert!(all(&read_at(&f.origin_path(), MIB, MIB as usize), 0xAA));
     let pc = snap.status(&f.dm).unwrap().data_percent().unwrap();
     assert!(pc > Percent::ZERO, "COW use after 1 MiB of writes: {pc}");
+
+    // A threshold already passed returns at once; one not reached times out.
+    let low = Percent::from_ratio(1, 1000);
+    let st = snap
+        .wait(
+            &f.dm,
+            Until::InvalidOrPercent(low),
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+        )
+        .unwrap()
+        .expect("threshold reached");
+    assert!(st.data_percent().unwrap() >= low);
+    let t = Instant::now();
+    let high = Percent::from_ratio(99, 100);
+    let r = snap
+        .wait(
+            &f.dm,
+            Until::InvalidOrPercent(high),
+            Duration::from_millis(300),
+            Duration::from_millis(50),
+        )
+        .unwrap();
+    assert_eq!(r, None);
+    assert!(t.elapsed() >= Duration::from_millis(300) && t.elapsed() < Duration::from_secs(2));
 
     // Reopening from the kernel's tables finds the same devices.
     let again = CowSnapshot::open(&f.dm, &f.origin, &f.snap).expect("open");
@@ -563,23 +598,13 @@ fn bad_input_is_refused_cleanly() {
     let cow_dev = dev_of(&f.cow.path);
 
     // COW smaller than 3 chunks.
-    let tiny = leak(vec![TableLine::linear(
-        Sectors(0),
-        Sectors(16),
-        cow_dev,
-        Sectors(0),
-    )]);
+    let tiny = leak(linear_on(cow_dev, 16));
     check(
         spec(leak_name("lvsnap--t-badsnap"), tiny, 8),
         ErrorKind::InvalidArgument,
         "2-chunk COW",
     );
-    let small = leak(vec![TableLine::linear(
-        Sectors(0),
-        Sectors(2047),
-        cow_dev,
-        Sectors(0),
-    )]);
+    let small = leak(linear_on(cow_dev, 2047));
     check(
         spec(leak_name("lvsnap--t-badsnap"), small, 1024),
         ErrorKind::InvalidArgument,
@@ -637,12 +662,7 @@ fn bad_input_is_refused_cleanly() {
     assert_eq!(dm_names(), before);
     // A COW table past the end of its device: the kernel refuses the -cow
     // load after -real exists, and the undo removes -real again.
-    let past = leak(vec![TableLine::linear(
-        Sectors(0),
-        Sectors(f.cow_size / 512 * 4),
-        cow_dev,
-        Sectors(0),
-    )]);
+    let past = leak(linear_on(cow_dev, f.cow_size / 512 * 4));
     check(
         spec(leak_name("lvsnap--t-badsnap"), past, 8),
         ErrorKind::InvalidArgument,
@@ -655,12 +675,7 @@ fn bad_input_is_refused_cleanly() {
         major: 240,
         minor: 77,
     };
-    let missing = leak(vec![TableLine::linear(
-        Sectors(0),
-        Sectors(8192),
-        nodev,
-        Sectors(0),
-    )]);
+    let missing = leak(linear_on(nodev, 8192));
     check(
         spec(leak_name("lvsnap--t-badsnap"), missing, 8),
         ErrorKind::NotFound,
@@ -670,12 +685,7 @@ fn bad_input_is_refused_cleanly() {
         major: 7,
         minor: 250,
     };
-    let unbound = leak(vec![TableLine::linear(
-        Sectors(0),
-        Sectors(8192),
-        unbound,
-        Sectors(0),
-    )]);
+    let unbound = leak(linear_on(unbound, 8192));
     check(
         spec(leak_name("lvsnap--t-badsnap"), unbound, 8),
         ErrorKind::Io,
@@ -688,5 +698,139 @@ fn bad_input_is_refused_cleanly() {
     assert_eq!(f.dm.remove(&ghost).unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(f.dm.resume(&ghost).unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(f.dm.status(&ghost).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(dm_names(), before);
+}
+
+/// Two snapshots of one origin share its -real; each keeps its own time's
+/// bytes; merging one while the other stays leaves the origin a
+/// snapshot-origin; removing the last one leaves it plain.
+#[test]
+#[serial]
+fn two_snapshots_share_real() {
+    require_dm();
+    let before = dm_names();
+    let f = fixture("two", 32 * MIB, 8 * MIB);
+    let cow2 = LoopDev::new(8 * MIB);
+    let snap2n = name("lvsnap--t-twosnap2");
+    let _c = Cleanup(vec![snap2n.clone(), name("lvsnap--t-twosnap2-cow")]);
+    write_pattern(&f.origin_path(), 0, MIB as usize, 0x01);
+    let snap1 = f.snapshot(8).expect("first snapshot");
+    write_pattern(&f.origin_path(), 0, MIB as usize, 0x02);
+    let cow2_table = whole(&cow2, 8 * MIB);
+    let snap2 = CowSnapshot::create(
+        &f.dm,
+        &CowSnapshotSpec {
+            origin: &f.origin,
+            snapshot: &snap2n,
+            snapshot_uuid: None,
+            cow: &cow2_table,
+            chunk: ChunkSize::new(Sectors(16)).unwrap(),
+            read_only: false,
+        },
+    )
+    .expect("second snapshot");
+    write_pattern(&f.origin_path(), 0, MIB as usize, 0x03);
+    assert_eq!(snap1.params.real, snap2.params.real);
+    assert_eq!(snap1.siblings(&f.dm).unwrap(), vec![snap2n.clone()]);
+    assert!(all(&read_at(&f.origin_path(), 0, MIB as usize), 0x03));
+    assert!(all(&read_at(&f.snap_path(), 0, MIB as usize), 0x01));
+    assert!(all(&read_at(&node_path(&snap2n), 0, MIB as usize), 0x02));
+
+    let merge = snap2.start_merge(&f.dm).expect("merge the second");
+    merge
+        .wait(
+            &f.dm,
+            Duration::from_secs(60),
+            Duration::from_millis(20),
+            |_| {},
+        )
+        .unwrap()
+        .expect("merged");
+    merge.finish(&f.dm).expect("finish");
+    assert!(all(&read_at(&f.origin_path(), 0, MIB as usize), 0x02));
+    assert!(all(&read_at(&f.snap_path(), 0, MIB as usize), 0x01));
+    assert_eq!(
+        f.dm.table(&f.origin).unwrap()[0].target_type,
+        "snapshot-origin"
+    );
+    assert!(!dm_names().contains(&"lvsnap--t-twosnap2-cow".to_string()));
+
+    snap1.remove(&f.dm).expect("remove the last");
+    assert_eq!(f.dm.table(&f.origin).unwrap(), whole(&f.data, f.size));
+    assert!(all(&read_at(&f.origin_path(), 0, MIB as usize), 0x02));
+    f.dm.remove(&f.origin).unwrap();
+    assert_eq!(dm_names(), before);
+}
+
+/// Writes in flight while the snapshot is taken are not lost: with a
+/// writer going block after block (each synchronous), the origin ends with
+/// every block, and the snapshot holds exactly the blocks written before
+/// some point between the create's start and its end.
+#[test]
+#[serial]
+fn writes_in_flight_during_create_are_kept() {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    require_dm();
+    let before = dm_names();
+    let f = fixture("fly", 16 * MIB, 16 * MIB);
+    const BLOCKS: usize = 2048;
+    let done = Arc::new(AtomicUsize::new(0));
+    let (d, path) = (done.clone(), f.origin_path());
+    let writer = std::thread::spawn(move || {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+            .open(&path)
+            .unwrap();
+        let mut raw = vec![0u8; 8192];
+        let off = raw.as_ptr().align_offset(4096);
+        let buf = &mut raw[off..off + 4096];
+        for i in 0..BLOCKS {
+            buf.fill(0xEE);
+            buf[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            file.write_all_at(buf, i as u64 * 4096).unwrap();
+            d.store(i + 1, Ordering::SeqCst);
+        }
+    });
+    while done.load(Ordering::SeqCst) < BLOCKS / 8 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let at_start = done.load(Ordering::SeqCst);
+    let snap = f.snapshot(8).expect("snapshot under writes");
+    let at_end = done.load(Ordering::SeqCst);
+    writer.join().unwrap();
+    eprintln!("FIGURE: blocks written before/after the create: {at_start}/{at_end} of {BLOCKS}");
+    assert!(
+        at_end < BLOCKS,
+        "the writer finished before the snapshot; nothing in flight"
+    );
+
+    let tag = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap());
+    let origin = read_at(&f.origin_path(), 0, BLOCKS * 4096);
+    for (i, b) in origin.chunks(4096).enumerate() {
+        assert_eq!(tag(b), i as u64 + 1, "origin block {i} lost its write");
+    }
+    let snapd = read_at(&f.snap_path(), 0, BLOCKS * 4096);
+    let k = snapd.chunks(4096).take_while(|b| tag(b) != 0).count();
+    for (i, b) in snapd.chunks(4096).enumerate() {
+        if i < k {
+            assert_eq!(tag(b), i as u64 + 1, "snapshot block {i}");
+            assert!(b[8..].iter().all(|&x| x == 0xEE));
+        } else {
+            assert!(
+                all(b, 0),
+                "snapshot block {i} after the cut at {k} was written"
+            );
+        }
+    }
+    assert!(
+        k >= at_start && k <= at_end + 1,
+        "cut at {k}, outside {at_start}..={}",
+        at_end + 1
+    );
+    snap.remove(&f.dm).unwrap();
+    f.dm.remove(&f.origin).unwrap();
     assert_eq!(dm_names(), before);
 }

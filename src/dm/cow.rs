@@ -105,18 +105,6 @@ pub enum Until {
     InvalidOrPercent(Percent),
 }
 
-fn expect_single(dm: &DmControl, name: &DmName, ty: &str) -> Result<String> {
-    let (t, p) = dm.single_status(name)?;
-    if t != ty {
-        return Err(Error::state(
-            name,
-            ErrorKind::Busy,
-            format!("has a {t} target, not {ty}"),
-        ));
-    }
-    Ok(p)
-}
-
 fn table_line(dm: &DmControl, name: &DmName) -> Result<TableLine> {
     let mut t = dm.table(name)?;
     match (t.pop(), t.is_empty()) {
@@ -221,8 +209,26 @@ impl CowSnapshot {
             ));
         }
         let origin_table = dm.table(origin)?;
+        let size = table_size(&origin_table);
+        // An origin that already has snapshots keeps its -real: the new
+        // snapshot joins them.
+        let shared_real = match origin_table.as_slice() {
+            [l] if l.target_type == SNAPSHOT_ORIGIN => {
+                let p: SnapshotOriginTargetParams =
+                    format!("{SNAPSHOT_ORIGIN} {}", l.params).parse()?;
+                if dm.info(&real)?.device != p.real {
+                    return Err(Error::state(
+                        origin,
+                        ErrorKind::Corrupt,
+                        format!("has a snapshot-origin target not over {}", &*real),
+                    ));
+                }
+                Some(p.real)
+            }
+            _ => None,
+        };
         if let Some(l) = origin_table.iter().find(|l| {
-            l.target_type == SNAPSHOT_ORIGIN
+            (shared_real.is_none() && l.target_type == SNAPSHOT_ORIGIN)
                 || l.target_type == SNAPSHOT_MERGE
                 || l.target_type == SNAPSHOT
         }) {
@@ -230,17 +236,23 @@ impl CowSnapshot {
                 origin,
                 ErrorKind::Unsupported,
                 format!(
-                    "already has a {} target; snapshotting it is not supported",
+                    "has a {} target: it cannot be snapshotted now",
                     l.target_type
                 ),
             ));
         }
-        let size = table_size(&origin_table);
         let existing = dm.list()?;
-        for n in [&real, &cow, &spec.snapshot.to_owned()] {
+        let mut new_names = vec![cow.clone(), spec.snapshot.to_owned()];
+        if shared_real.is_none() {
+            new_names.push(real.clone());
+        }
+        for n in &new_names {
             if existing.iter().any(|(e, _)| e == n) {
                 return Err(Error::state(&**n, ErrorKind::Busy, "already exists"));
             }
+        }
+        if let Some(real_dev) = shared_real {
+            return Self::create_another(dm, spec, real, cow, cow_uuid, real_dev, size);
         }
 
         // LVM's order: -real loaded but left suspended, the origin's new
@@ -302,6 +314,82 @@ impl CowSnapshot {
             params,
             size,
         })
+    }
+
+    /// Adds a snapshot to an origin that already has some: only `-cow` and
+    /// the snapshot are new; the origin is frozen and flushed while the
+    /// snapshot is resumed.
+    fn create_another(
+        dm: &DmControl,
+        spec: &CowSnapshotSpec<'_>,
+        real: DmNameBuf,
+        cow: DmNameBuf,
+        cow_uuid: Option<devicemapper::DmUuidBuf>,
+        real_dev: devicemapper::Device,
+        size: Sectors,
+    ) -> Result<CowSnapshot> {
+        let mut undo = Undo::new(dm);
+        let cow_dev = dm.create(&cow, cow_uuid.as_deref(), spec.cow, false)?;
+        let c = cow.clone();
+        undo.push("remove -cow", move |dm| dm.remove(&c));
+        zero_header(&cow, spec.chunk)?;
+        let params = SnapshotTargetParams {
+            real: real_dev,
+            cow: cow_dev,
+            chunk: spec.chunk,
+            merge: false,
+        };
+        let snap_table = [TableLine::new(
+            Sectors(0),
+            size,
+            SNAPSHOT,
+            params.param_str(),
+        )];
+        dm.create_inactive(
+            spec.snapshot,
+            spec.snapshot_uuid,
+            &snap_table,
+            spec.read_only,
+        )?;
+        let s = spec.snapshot.to_owned();
+        undo.push("remove snapshot", move |dm| dm.remove(&s));
+        suspend_undoable(dm, &mut undo, spec.origin, Suspend::FREEZE)?;
+        dm.resume(spec.snapshot)?;
+        dm.resume(spec.origin)?;
+        undo.done();
+        let snap_dev = dm.info(spec.snapshot)?.device;
+        if let Err(e) = node::ensure_node(spec.snapshot, snap_dev) {
+            log::warn!("snapshot {} works but has no node: {e}", spec.snapshot);
+        }
+        Ok(CowSnapshot {
+            origin: spec.origin.to_owned(),
+            real,
+            snapshot: spec.snapshot.to_owned(),
+            cow,
+            params,
+            size,
+        })
+    }
+
+    /// The other snapshots (not merging) over this one's `-real`.
+    pub fn siblings(&self, dm: &DmControl) -> Result<Vec<DmNameBuf>> {
+        let mut out = Vec::new();
+        for (n, _) in dm.list()? {
+            if n == self.snapshot {
+                continue;
+            }
+            // A device may vanish between list and table: skip it.
+            let Ok(t) = dm.table(&n) else { continue };
+            if let [l] = t.as_slice() {
+                if l.target_type == SNAPSHOT {
+                    let p = format!("{SNAPSHOT} {}", l.params).parse::<SnapshotTargetParams>();
+                    if p.is_ok_and(|p| p.real == self.params.real) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Finds the COW snapshot `snapshot` of `origin` from the kernel's tables
@@ -370,7 +458,8 @@ impl CowSnapshot {
 
     /// The snapshot's status (not while merging: see [`CowMerge::progress`]).
     pub fn status(&self, dm: &DmControl) -> Result<SnapshotStatus> {
-        expect_single(dm, &self.snapshot, SNAPSHOT)?.parse()
+        dm.status_of(&self.snapshot, SNAPSHOT, ErrorKind::Busy)?
+            .parse()
     }
 
     /// Whether the origin is merging this snapshot.
@@ -440,7 +529,7 @@ impl CowSnapshot {
                 ))
             }
         };
-        expect_single(dm, &self.origin, SNAPSHOT_ORIGIN)?;
+        dm.status_of(&self.origin, SNAPSHOT_ORIGIN, ErrorKind::Busy)?;
         let merge = SnapshotTargetParams {
             merge: true,
             ..self.params
@@ -471,26 +560,58 @@ impl CowSnapshot {
         Ok(CowMerge { snap: self, start })
     }
 
-    /// Removes the snapshot and gives the origin back its own table.
+    /// Removes the snapshot; the last one gives the origin back its own
+    /// table and removes `-real`.
     pub fn remove(self, dm: &DmControl) -> Result<()> {
-        expect_single(dm, &self.origin, SNAPSHOT_ORIGIN)?;
-        self.collapse(dm)
+        dm.status_of(&self.origin, SNAPSHOT_ORIGIN, ErrorKind::Busy)?;
+        if self.siblings(dm)?.is_empty() {
+            return self.collapse(dm);
+        }
+        // Others stay: with the origin flushed and held, drop this one.
+        let o = self.origin.as_ref();
+        let mut undo = Undo::new(dm);
+        suspend_undoable(dm, &mut undo, o, Suspend::FLUSH)?;
+        dm.remove(&self.snapshot)?;
+        undo.done();
+        let r = dm.remove(&self.cow);
+        dm.resume(o)?;
+        r
     }
 
     /// Origin back to the `-real` table, then the layers removed.
     fn collapse(&self, dm: &DmControl) -> Result<()> {
-        let real_table = dm.table(&self.real)?;
+        self.detach(dm, false)
+    }
+
+    /// Gives the origin a plain table again (the one `-real` has), or, with
+    /// `keep_real` (other snapshots stay), `snapshot-origin` over `-real`;
+    /// then removes this snapshot's devices.
+    fn detach(&self, dm: &DmControl, keep_real: bool) -> Result<()> {
+        let table = if keep_real {
+            let p = SnapshotOriginTargetParams {
+                real: self.params.real,
+            };
+            vec![TableLine::new(
+                Sectors(0),
+                self.size,
+                SNAPSHOT_ORIGIN,
+                p.param_str(),
+            )]
+        } else {
+            dm.table(&self.real)?
+        };
         let o = self.origin.as_ref();
         let ro = dm.info(o)?.read_only;
         // LVM suspends without a filesystem freeze here: the data the
         // origin shows does not change.
         let mut undo = Undo::new(dm);
-        load_undoable(dm, &mut undo, o, &real_table, ro)?;
+        load_undoable(dm, &mut undo, o, &table, ro)?;
         suspend_undoable(dm, &mut undo, o, Suspend::FLUSH)?;
         dm.resume(o)?;
         undo.done();
         let mut first = None;
-        for n in [&self.snapshot, &self.cow, &self.real] {
+        let layers = [&self.snapshot, &self.cow, &self.real];
+        for n in &layers[..if keep_real { 2 } else { 3 }] {
             if let Err(e) = dm.remove(n) {
                 log::error!("{e}");
                 first.get_or_insert(e);
@@ -555,7 +676,8 @@ impl CowMerge {
     }
 
     fn status(&self, dm: &DmControl) -> Result<SnapshotStatus> {
-        expect_single(dm, &self.snap.origin, SNAPSHOT_MERGE)?.parse()
+        dm.status_of(&self.snap.origin, SNAPSHOT_MERGE, ErrorKind::Busy)?
+            .parse()
     }
 
     /// Where the merge stands. A failed merge is an error.
@@ -615,7 +737,8 @@ impl CowMerge {
     }
 
     /// Once done: the origin becomes a plain device again (the table `-real`
-    /// had) and the snapshot, `-cow` and `-real` are removed.
+    /// had) and the snapshot, `-cow` and `-real` are removed; if the origin
+    /// has other snapshots, it goes back to `snapshot-origin` and keeps `-real`.
     pub fn finish(self, dm: &DmControl) -> Result<()> {
         if !self.progress(dm)?.done {
             return Err(Error::state(
@@ -624,7 +747,8 @@ impl CowMerge {
                 "merge is not finished",
             ));
         }
-        self.snap.collapse(dm)
+        let others = !self.snap.siblings(dm)?.is_empty();
+        self.snap.detach(dm, others)
     }
 }
 

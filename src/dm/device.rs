@@ -416,6 +416,20 @@ impl DmControl {
         }
     }
 
+    /// The status of `name`, which must have one target, of type `ty`;
+    /// another type is an error of `kind`.
+    pub fn status_of(&self, name: &DmName, ty: &str, kind: crate::ErrorKind) -> Result<String> {
+        let (t, p) = self.single_status(name)?;
+        if t != ty {
+            return Err(Error::state(
+                name,
+                kind,
+                format!("has a {t} target, not {ty}"),
+            ));
+        }
+        Ok(p)
+    }
+
     /// Sends a target message (e.g. to a thin pool) to sector 0 of `name`.
     pub fn message(&self, name: &DmName, msg: &str) -> Result<Option<String>> {
         let (_, out) = self

@@ -114,26 +114,12 @@ pub fn thin_table(pool: devicemapper::Device, id: ThinDevId, size: Sectors) -> T
 
 /// The status of a thin pool (transaction id, data and metadata usage).
 pub fn thin_pool_status(dm: &DmControl, pool: &DmName) -> Result<ThinPoolStatus> {
-    let (t, s) = dm.single_status(pool)?;
-    if t != "thin-pool" {
-        return Err(Error::state(
-            pool,
-            ErrorKind::InvalidArgument,
-            format!("is {t}, not a thin-pool"),
-        ));
-    }
+    let s = dm.status_of(pool, "thin-pool", ErrorKind::InvalidArgument)?;
     s.parse().map_err(|_| Error::parse("thin-pool status", &s))
 }
 
 /// The status of a thin device (mapped sectors).
 pub fn thin_status(dm: &DmControl, thin: &DmName) -> Result<ThinStatus> {
-    let (t, s) = dm.single_status(thin)?;
-    if t != "thin" {
-        return Err(Error::state(
-            thin,
-            ErrorKind::InvalidArgument,
-            format!("is {t}, not thin"),
-        ));
-    }
+    let s = dm.status_of(thin, "thin", ErrorKind::InvalidArgument)?;
     s.parse().map_err(|_| Error::parse("thin status", &s))
 }

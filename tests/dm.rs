@@ -576,6 +576,11 @@ fn bad_input_is_refused_cleanly() {
             whole(&f.data, f.size),
             "{what}"
         );
+        let info = f.dm.info(&f.origin).unwrap();
+        assert!(
+            !info.inactive_table && !info.suspended,
+            "{what}: origin left {info:?}"
+        );
     };
     let spec = |snapshot: &'static DmName,
                 cow: &'static [TableLine],

@@ -335,6 +335,28 @@ mod tests {
         assert!(LvmId::parse("q-w-e-r-t-y-u-i-o-p1234567890123456789012").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn names_split_back(
+            vg in "[a-zA-Z0-9+_.][a-zA-Z0-9+_.-]{0,30}",
+            lv in "[a-zA-Z0-9+_.][a-zA-Z0-9+_.-]{0,30}",
+            layer in proptest::option::of("[a-z][a-z-]{0,6}"),
+        ) {
+            proptest::prop_assume!(vg != "." && vg != ".." && lv != "." && lv != "..");
+            let n = LvmDmName::new(&vg, &lv, layer.as_deref()).unwrap();
+            proptest::prop_assert_eq!(LvmDmName::split(&n.to_string()), Some((vg, lv, layer)));
+        }
+
+        #[test]
+        fn name_checks_never_panic(s in ".*", t in ".*") {
+            let _ = LvmDmName::new(&s, &t, Some(&s));
+            let _ = LvmDmName::split(&s);
+            let _ = LvmId::parse(&s);
+            let _ = check_dm_name(&s);
+            let _ = check_dm_uuid(&t);
+        }
+    }
+
     #[test]
     fn split_rejects_non_lvm_names() {
         assert_eq!(LvmDmName::split("a-b-c-d"), None);

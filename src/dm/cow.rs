@@ -251,24 +251,27 @@ impl CowSnapshot {
                 return Err(Error::state(&**n, ErrorKind::Busy, "already exists"));
             }
         }
-        if let Some(real_dev) = shared_real {
-            return Self::create_another(dm, spec, real, cow, cow_uuid, real_dev, size);
-        }
-
         // LVM's order: -real loaded but left suspended, the origin's new
         // table loaded, -cow live (and zeroed), the snapshot loaded; then the
         // origin frozen and flushed; -real, snapshot and origin resumed.
+        // With a shared -real, only -cow and the snapshot are new.
         let mut undo = Undo::new(dm);
-        let real_dev = dm.create_inactive(&real, real_uuid.as_deref(), &origin_table, false)?;
-        let r = real.clone();
-        undo.push("remove -real", move |dm| dm.remove(&r));
-        let origin_line = [TableLine::new(
-            Sectors(0),
-            size,
-            SNAPSHOT_ORIGIN,
-            SnapshotOriginTargetParams { real: real_dev }.param_str(),
-        )];
-        load_undoable(dm, &mut undo, origin, &origin_line, info.read_only)?;
+        let real_dev = match shared_real {
+            Some(d) => d,
+            None => {
+                let d = dm.create_inactive(&real, real_uuid.as_deref(), &origin_table, false)?;
+                let r = real.clone();
+                undo.push("remove -real", move |dm| dm.remove(&r));
+                let origin_line = [TableLine::new(
+                    Sectors(0),
+                    size,
+                    SNAPSHOT_ORIGIN,
+                    SnapshotOriginTargetParams { real: d }.param_str(),
+                )];
+                load_undoable(dm, &mut undo, origin, &origin_line, info.read_only)?;
+                d
+            }
+        };
         let cow_dev = dm.create(&cow, cow_uuid.as_deref(), spec.cow, false)?;
         let c = cow.clone();
         undo.push("remove -cow", move |dm| dm.remove(&c));
@@ -296,8 +299,10 @@ impl CowSnapshot {
         undo.push("remove snapshot", move |dm| dm.remove(&s));
 
         suspend_undoable(dm, &mut undo, origin, Suspend::FREEZE)?;
-        dm.resume(&real)?;
-        node::ensure_node(&real, real_dev)?;
+        if shared_real.is_none() {
+            dm.resume(&real)?;
+            node::ensure_node(&real, real_dev)?;
+        }
         dm.resume(spec.snapshot)?;
         // The origin's resume swaps in snapshot-origin: from here on, writes COW.
         dm.resume(origin)?;
@@ -308,61 +313,6 @@ impl CowSnapshot {
         }
         Ok(CowSnapshot {
             origin: origin.to_owned(),
-            real,
-            snapshot: spec.snapshot.to_owned(),
-            cow,
-            params,
-            size,
-        })
-    }
-
-    /// Adds a snapshot to an origin that already has some: only `-cow` and
-    /// the snapshot are new; the origin is frozen and flushed while the
-    /// snapshot is resumed.
-    fn create_another(
-        dm: &DmControl,
-        spec: &CowSnapshotSpec<'_>,
-        real: DmNameBuf,
-        cow: DmNameBuf,
-        cow_uuid: Option<devicemapper::DmUuidBuf>,
-        real_dev: devicemapper::Device,
-        size: Sectors,
-    ) -> Result<CowSnapshot> {
-        let mut undo = Undo::new(dm);
-        let cow_dev = dm.create(&cow, cow_uuid.as_deref(), spec.cow, false)?;
-        let c = cow.clone();
-        undo.push("remove -cow", move |dm| dm.remove(&c));
-        zero_header(&cow, spec.chunk)?;
-        let params = SnapshotTargetParams {
-            real: real_dev,
-            cow: cow_dev,
-            chunk: spec.chunk,
-            merge: false,
-        };
-        let snap_table = [TableLine::new(
-            Sectors(0),
-            size,
-            SNAPSHOT,
-            params.param_str(),
-        )];
-        dm.create_inactive(
-            spec.snapshot,
-            spec.snapshot_uuid,
-            &snap_table,
-            spec.read_only,
-        )?;
-        let s = spec.snapshot.to_owned();
-        undo.push("remove snapshot", move |dm| dm.remove(&s));
-        suspend_undoable(dm, &mut undo, spec.origin, Suspend::FREEZE)?;
-        dm.resume(spec.snapshot)?;
-        dm.resume(spec.origin)?;
-        undo.done();
-        let snap_dev = dm.info(spec.snapshot)?.device;
-        if let Err(e) = node::ensure_node(spec.snapshot, snap_dev) {
-            log::warn!("snapshot {} works but has no node: {e}", spec.snapshot);
-        }
-        Ok(CowSnapshot {
-            origin: spec.origin.to_owned(),
             real,
             snapshot: spec.snapshot.to_owned(),
             cow,

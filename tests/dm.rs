@@ -426,6 +426,12 @@ fn merge_restores_origin() {
         "snapshot-merge"
     );
     assert_eq!(f.dm.table(&f.snap).unwrap()[0].target_type, "error");
+    // The merge is found again from the kernel's tables (e.g. after a restart).
+    let found = CowSnapshot::open(&f.dm, &f.origin, &f.snap).expect("open merging");
+    assert_eq!(&found, merge.snapshot());
+    assert!(found.is_merging(&f.dm).unwrap());
+    let again = dm::CowMerge::resume(&f.dm, found).expect("resume merge");
+    assert!(again.progress(&f.dm).is_ok());
     let mut percents = Vec::new();
     let p = merge
         .wait(

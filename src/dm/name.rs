@@ -298,7 +298,7 @@ mod tests {
             Some(("a-b".into(), "c--d".into(), Some("cow".into())))
         );
         let n = LvmDmName::new("vg", "pool", Some("_tmeta")).unwrap();
-        assert_eq!(n.to_string(), "vgpool_tmeta".replace("vgpool", "vg-pool"));
+        assert_eq!(n.to_string(), "vg-pool_tmeta");
     }
 
     #[test]

@@ -517,10 +517,11 @@ impl CowSnapshot {
         if self.siblings(dm)?.is_empty() {
             return self.collapse(dm);
         }
-        // Others stay: with the origin flushed and held, drop this one.
+        // Others stay: with the origin frozen and flushed (as LVM does
+        // here), drop this one.
         let o = self.origin.as_ref();
         let mut undo = Undo::new(dm);
-        suspend_undoable(dm, &mut undo, o, Suspend::FLUSH)?;
+        suspend_undoable(dm, &mut undo, o, Suspend::FREEZE)?;
         dm.remove(&self.snapshot)?;
         undo.done();
         let r = dm.remove(&self.cow);
@@ -552,8 +553,9 @@ impl CowSnapshot {
         };
         let o = self.origin.as_ref();
         let ro = dm.info(o)?.read_only;
-        // LVM suspends without a filesystem freeze here: the data the
-        // origin shows does not change.
+        // LVM suspends without a filesystem freeze when the origin goes back
+        // to plain (after a merge, or removing its last snapshot): the data
+        // it shows does not change.
         let mut undo = Undo::new(dm);
         load_undoable(dm, &mut undo, o, &table, ro)?;
         suspend_undoable(dm, &mut undo, o, Suspend::FLUSH)?;

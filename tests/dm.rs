@@ -325,7 +325,12 @@ fn data_percent_matches_lvm() {
     ));
     let _vg = scopeguard(vg);
     sh(&format!("lvcreate -q -y -L 24M -n data-1 {vg}"));
+    let t = Instant::now();
     sh(&format!("lvcreate -q -y -s -L 8M -n snap-1 {vg}/data-1"));
+    eprintln!(
+        "FIGURE: lvcreate -s (same VM, for comparison) took {:?}",
+        t.elapsed()
+    );
     let dm = DmControl::open().unwrap();
     let origin = LvmDmName::new(vg, "data-1", None).unwrap();
     let snapn = LvmDmName::new(vg, "snap-1", None).unwrap();

@@ -56,6 +56,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A device-mapper error.
+    #[error(transparent)]
+    Dm(#[from] crate::dm::Error),
 }
 
 impl Error {
@@ -70,6 +73,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Io { source, .. } => io_kind(source),
+            Error::Dm(e) => e.kind(),
         }
     }
 

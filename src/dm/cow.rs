@@ -1,0 +1,726 @@
+//! The life of a COW snapshot at the device-mapper level, laid out as LVM
+//! lays it out: create, status, wait, merge back, tear down.
+//!
+//! ```text
+//! origin          snapshot-origin <origin-real>          (was: the origin's table)
+//! origin-real     the origin's former table
+//! snap            snapshot <origin-real> <snap-cow> P <chunk>
+//! snap-cow        the COW store's table
+//! ```
+//!
+//! Every call either completes or undoes what it made.
+
+use std::time::{Duration, Instant};
+
+use devicemapper::{DmName, DmNameBuf, DmUuid, Sectors, TargetParams};
+
+use super::device::{table_size, DmControl, Suspend, TableLine};
+use super::error::{Error, Result};
+use super::name::{layer_name, layer_uuid};
+use super::node;
+use super::percent::Percent;
+use super::snapshot::{
+    ChunkSize, SnapshotOriginTargetParams, SnapshotStatus, SnapshotTargetParams, SNAPSHOT,
+    SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
+};
+use crate::ErrorKind;
+
+/// One undo step: what it undoes, and how.
+type UndoStep<'a> = (String, Box<dyn FnOnce(&DmControl) -> Result<()> + 'a>);
+
+/// Steps to undo, newest first, unless the operation completes.
+struct Undo<'a> {
+    dm: &'a DmControl,
+    steps: Vec<UndoStep<'a>>,
+}
+
+impl<'a> Undo<'a> {
+    fn new(dm: &'a DmControl) -> Self {
+        Undo {
+            dm,
+            steps: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, what: impl Into<String>, f: impl FnOnce(&DmControl) -> Result<()> + 'a) {
+        self.steps.push((what.into(), Box::new(f)));
+    }
+
+    fn done(mut self) {
+        self.steps.clear();
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        while let Some((what, f)) = self.steps.pop() {
+            if let Err(e) = f(self.dm) {
+                log::error!("undo ({what}) failed: {e}");
+            }
+        }
+    }
+}
+
+/// What to snapshot, and with what.
+#[derive(Debug, Clone)]
+pub struct CowSnapshotSpec<'a> {
+    /// The origin: an active device-mapper device (e.g. a linear LV).
+    pub origin: &'a DmName,
+    /// Name of the snapshot device; its COW layer is `<snapshot>-cow`.
+    pub snapshot: &'a DmName,
+    /// UUID of the snapshot device; the COW layer gets `<uuid>-cow`.
+    /// The origin's `-real` layer gets `<origin uuid>-real` if it has one.
+    pub snapshot_uuid: Option<&'a DmUuid>,
+    /// The table of the COW layer (e.g. linear over the COW LV's extents).
+    pub cow: &'a [TableLine],
+    /// The chunk size.
+    pub chunk: ChunkSize,
+    /// Make the snapshot read-only.
+    pub read_only: bool,
+}
+
+/// A COW snapshot's devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CowSnapshot {
+    /// The origin device (`snapshot-origin`, or `snapshot-merge` while merging).
+    pub origin: DmNameBuf,
+    /// The origin's data layer, `<origin>-real`.
+    pub real: DmNameBuf,
+    /// The snapshot device.
+    pub snapshot: DmNameBuf,
+    /// The exception store layer, `<snapshot>-cow`.
+    pub cow: DmNameBuf,
+    /// Devices and chunk size of the snapshot table.
+    pub params: SnapshotTargetParams,
+    /// Size of the origin (and of the snapshot).
+    pub size: Sectors,
+}
+
+/// What [`CowSnapshot::wait`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// The snapshot turns invalid (its COW overflowed).
+    Invalid,
+    /// The snapshot turns invalid or its data_percent reaches a threshold.
+    InvalidOrPercent(Percent),
+}
+
+fn table_line(dm: &DmControl, name: &DmName) -> Result<TableLine> {
+    let mut t = dm.table(name)?;
+    match (t.pop(), t.is_empty()) {
+        (Some(l), true) => Ok(l),
+        _ => Err(Error::state(
+            name,
+            ErrorKind::Busy,
+            "expected a table of exactly one target",
+        )),
+    }
+}
+
+/// Drops a table waiting in the inactive slot of `name`, if there is one
+/// (so undo steps can run in any order without swapping it in).
+fn unload(dm: &DmControl, name: &DmName) -> Result<()> {
+    if dm.info(name)?.inactive_table {
+        dm.clear_inactive(name)?;
+    }
+    Ok(())
+}
+
+/// Loads `table` into `name`; undone by dropping it.
+fn load_undoable<'a>(
+    dm: &DmControl,
+    undo: &mut Undo<'a>,
+    name: &'a DmName,
+    table: &[TableLine],
+    read_only: bool,
+) -> Result<()> {
+    dm.load(name, table, read_only)?;
+    undo.push(format!("drop the table loaded into {name}"), move |dm| {
+        unload(dm, name)
+    });
+    Ok(())
+}
+
+/// Suspends `name`; undone by dropping any loaded table, then resuming.
+fn suspend_undoable<'a>(
+    dm: &DmControl,
+    undo: &mut Undo<'a>,
+    name: &'a DmName,
+    how: Suspend,
+) -> Result<()> {
+    dm.suspend(name, how)?;
+    undo.push(format!("resume {name} unchanged"), move |dm| {
+        unload(dm, name)?;
+        dm.resume(name)
+    });
+    Ok(())
+}
+
+impl CowSnapshot {
+    /// Snapshots `spec.origin`: creates `-real` (the origin's table) and
+    /// `-cow` (zeroing the store's header chunk) and resumes them, loads the
+    /// snapshot, suspends the origin with a filesystem freeze and flush,
+    /// resumes the snapshot, then the origin with `snapshot-origin`. Writes
+    /// in flight before the suspend are in the snapshot; later ones are
+    /// copied-on-write. On error everything made is removed and the origin
+    /// keeps its table.
+    ///
+    /// ```no_run
+    /// use lvsnap::dm::{check_dm_name, ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, TableLine};
+    /// use lvsnap::units::Sectors;
+    /// use devicemapper::Device;
+    /// let dm = DmControl::open()?;
+    /// let (origin, snap) = (check_dm_name("demo")?, check_dm_name("demo-snap")?);
+    /// let cow = [TableLine::linear(Sectors(0), Sectors(16384), Device { major: 7, minor: 1 }, Sectors(0))];
+    /// let s = CowSnapshot::create(&dm, &CowSnapshotSpec {
+    ///     origin: &origin, snapshot: &snap, snapshot_uuid: None, cow: &cow,
+    ///     chunk: ChunkSize::default(), read_only: false,
+    /// })?;
+    /// println!("{}% used", s.status(&dm)?.data_percent().unwrap());
+    /// # Ok::<(), lvsnap::dm::Error>(())
+    /// ```
+    pub fn create(dm: &DmControl, spec: &CowSnapshotSpec<'_>) -> Result<CowSnapshot> {
+        let origin = spec.origin;
+        let chunk = spec.chunk;
+        let cow_size = table_size(spec.cow);
+        if *cow_size < 3 * *chunk.sectors() {
+            return Err(Error::InvalidArgument(format!(
+                "COW store of {} sectors holds fewer than 3 chunks of {} sectors",
+                *cow_size,
+                *chunk.sectors()
+            )));
+        }
+        let real = layer_name(origin, "real")?;
+        let cow = layer_name(spec.snapshot, "cow")?;
+        let cow_uuid = spec
+            .snapshot_uuid
+            .map(|u| layer_uuid(u, "cow"))
+            .transpose()?;
+        let info = dm.info(origin)?;
+        let real_uuid = match &info.uuid {
+            Some(u) if !u.is_empty() => Some(super::name::check_dm_uuid(&format!("{u}-real"))?),
+            _ => None,
+        };
+        if !info.live_table || info.suspended || info.inactive_table {
+            return Err(Error::state(
+                origin,
+                ErrorKind::Busy,
+                "is suspended, has no live table, or has a table waiting to load",
+            ));
+        }
+        let origin_table = dm.table(origin)?;
+        let size = table_size(&origin_table);
+        // An origin that already has snapshots keeps its -real: the new
+        // snapshot joins them.
+        let shared_real = match origin_table.as_slice() {
+            [l] if l.target_type == SNAPSHOT_ORIGIN => {
+                let p: SnapshotOriginTargetParams =
+                    format!("{SNAPSHOT_ORIGIN} {}", l.params).parse()?;
+                if dm.info(&real)?.device != p.real {
+                    return Err(Error::state(
+                        origin,
+                        ErrorKind::Corrupt,
+                        format!("has a snapshot-origin target not over {}", &*real),
+                    ));
+                }
+                Some(p.real)
+            }
+            _ => None,
+        };
+        if let Some(l) = origin_table.iter().find(|l| {
+            (shared_real.is_none() && l.target_type == SNAPSHOT_ORIGIN)
+                || l.target_type == SNAPSHOT_MERGE
+                || l.target_type == SNAPSHOT
+        }) {
+            return Err(Error::state(
+                origin,
+                ErrorKind::Unsupported,
+                format!(
+                    "has a {} target: it cannot be snapshotted now",
+                    l.target_type
+                ),
+            ));
+        }
+        let existing = dm.list()?;
+        let mut new_names = vec![cow.clone(), spec.snapshot.to_owned()];
+        if shared_real.is_none() {
+            new_names.push(real.clone());
+        }
+        for n in &new_names {
+            if existing.iter().any(|(e, _)| e == n) {
+                return Err(Error::state(&**n, ErrorKind::Busy, "already exists"));
+            }
+        }
+        // LVM's order: -real loaded but left suspended, the origin's new
+        // table loaded, -cow live (and zeroed), the snapshot loaded; then the
+        // origin frozen and flushed; -real, snapshot and origin resumed.
+        // With a shared -real, only -cow and the snapshot are new.
+        let mut undo = Undo::new(dm);
+        let real_dev = match shared_real {
+            Some(d) => d,
+            None => {
+                let d = dm.create_inactive(&real, real_uuid.as_deref(), &origin_table, false)?;
+                let r = real.clone();
+                undo.push("remove -real", move |dm| dm.remove(&r));
+                let origin_line = [TableLine::new(
+                    Sectors(0),
+                    size,
+                    SNAPSHOT_ORIGIN,
+                    SnapshotOriginTargetParams { real: d }.param_str(),
+                )];
+                load_undoable(dm, &mut undo, origin, &origin_line, info.read_only)?;
+                d
+            }
+        };
+        let cow_dev = dm.create(&cow, cow_uuid.as_deref(), spec.cow, false)?;
+        let c = cow.clone();
+        undo.push("remove -cow", move |dm| dm.remove(&c));
+        zero_header(&cow, chunk)?;
+
+        let params = SnapshotTargetParams {
+            real: real_dev,
+            cow: cow_dev,
+            chunk,
+            merge: false,
+        };
+        let snap_table = [TableLine::new(
+            Sectors(0),
+            size,
+            SNAPSHOT,
+            params.param_str(),
+        )];
+        dm.create_inactive(
+            spec.snapshot,
+            spec.snapshot_uuid,
+            &snap_table,
+            spec.read_only,
+        )?;
+        let s = spec.snapshot.to_owned();
+        undo.push("remove snapshot", move |dm| dm.remove(&s));
+
+        suspend_undoable(dm, &mut undo, origin, Suspend::FREEZE)?;
+        if shared_real.is_none() {
+            dm.resume(&real)?;
+            node::ensure_node(&real, real_dev)?;
+        }
+        dm.resume(spec.snapshot)?;
+        // The origin's resume swaps in snapshot-origin: from here on, writes COW.
+        dm.resume(origin)?;
+        undo.done();
+        let snap_dev = dm.info(spec.snapshot)?.device;
+        if let Err(e) = node::ensure_node(spec.snapshot, snap_dev) {
+            log::warn!("snapshot {} works but has no node: {e}", spec.snapshot);
+        }
+        Ok(CowSnapshot {
+            origin: origin.to_owned(),
+            real,
+            snapshot: spec.snapshot.to_owned(),
+            cow,
+            params,
+            size,
+        })
+    }
+
+    /// The other snapshots (not merging) over this one's `-real`.
+    pub fn siblings(&self, dm: &DmControl) -> Result<Vec<DmNameBuf>> {
+        let mut out = Vec::new();
+        for (n, _) in dm.list()? {
+            if n == self.snapshot {
+                continue;
+            }
+            // A device may vanish between list and table: skip it.
+            let Ok(t) = dm.table(&n) else { continue };
+            if let [l] = t.as_slice() {
+                if l.target_type == SNAPSHOT {
+                    let p = format!("{SNAPSHOT} {}", l.params).parse::<SnapshotTargetParams>();
+                    if p.is_ok_and(|p| p.real == self.params.real) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds the COW snapshot `snapshot` of `origin` from the kernel's tables
+    /// (merging or not).
+    pub fn open(dm: &DmControl, origin: &DmName, snapshot: &DmName) -> Result<CowSnapshot> {
+        let real = layer_name(origin, "real")?;
+        let cow = layer_name(snapshot, "cow")?;
+        let o = table_line(dm, origin)?;
+        let (real_dev, merging) = match o.target_type.as_str() {
+            SNAPSHOT_ORIGIN => {
+                let p: SnapshotOriginTargetParams =
+                    format!("{SNAPSHOT_ORIGIN} {}", o.params).parse()?;
+                (p.real, false)
+            }
+            SNAPSHOT_MERGE => {
+                let p: SnapshotTargetParams = format!("{SNAPSHOT_MERGE} {}", o.params).parse()?;
+                (p.real, true)
+            }
+            t => {
+                return Err(Error::state(
+                    origin,
+                    ErrorKind::NotFound,
+                    format!("has a {t} target, no snapshot"),
+                ))
+            }
+        };
+        if dm.info(&real)?.device != real_dev {
+            return Err(Error::state(
+                origin,
+                ErrorKind::Corrupt,
+                format!("does not map {}", &*real),
+            ));
+        }
+        let cow_dev = dm.info(&cow)?.device;
+        let params = if merging {
+            let p: SnapshotTargetParams = format!("{SNAPSHOT_MERGE} {}", o.params).parse()?;
+            SnapshotTargetParams { merge: false, ..p }
+        } else {
+            let s = table_line(dm, snapshot)?;
+            let p: SnapshotTargetParams = format!("{} {}", s.target_type, s.params).parse()?;
+            if p.real != real_dev || p.cow != cow_dev {
+                return Err(Error::state(
+                    snapshot,
+                    ErrorKind::Corrupt,
+                    format!("is not a snapshot of {origin}"),
+                ));
+            }
+            p
+        };
+        if params.cow != cow_dev {
+            return Err(Error::state(
+                snapshot,
+                ErrorKind::Corrupt,
+                format!("does not use {}", &*cow),
+            ));
+        }
+        Ok(CowSnapshot {
+            origin: origin.to_owned(),
+            real,
+            snapshot: snapshot.to_owned(),
+            cow,
+            params,
+            size: o.length,
+        })
+    }
+
+    /// The snapshot's status (not while merging: see [`CowMerge::progress`]).
+    pub fn status(&self, dm: &DmControl) -> Result<SnapshotStatus> {
+        dm.status_of(&self.snapshot, SNAPSHOT, ErrorKind::Busy)?
+            .parse()
+    }
+
+    /// Whether the origin is merging this snapshot.
+    pub fn is_merging(&self, dm: &DmControl) -> Result<bool> {
+        Ok(dm.single_status(&self.origin)?.0 == SNAPSHOT_MERGE)
+    }
+
+    /// Blocks until `until` holds or `timeout` passes; returns the status
+    /// that satisfied it, or `None` on timeout. Invalidation wakes the wait
+    /// at once (a device-mapper event); a fill threshold is checked on
+    /// events and every `recheck`, as the kernel raises no event for it.
+    pub fn wait(
+        &self,
+        dm: &DmControl,
+        until: Until,
+        timeout: Duration,
+        recheck: Duration,
+    ) -> Result<Option<SnapshotStatus>> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let since = dm.event_nr(&self.snapshot)?;
+            let st = self.status(dm)?;
+            let reached = match until {
+                Until::Invalid => st.is_invalid(),
+                Until::InvalidOrPercent(p) => {
+                    st.is_invalid() || st.data_percent().is_some_and(|d| d >= p)
+                }
+            };
+            if reached {
+                return Ok(Some(st));
+            }
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let step = match until {
+                Until::Invalid => left,
+                Until::InvalidOrPercent(_) => left.min(recheck),
+            };
+            dm.wait_event(&self.snapshot, since, step)?;
+        }
+    }
+
+    /// Starts merging the snapshot back into the origin, as LVM does: the
+    /// origin gets `snapshot-merge`, the snapshot device an `error` table.
+    /// Refused for an invalid snapshot or one whose merge failed.
+    pub fn start_merge(self, dm: &DmControl) -> Result<CowMerge> {
+        let st = self.status(dm)?;
+        let start = match st {
+            SnapshotStatus::Active(u) => {
+                Sectors(u.used.saturating_sub(*u.metadata.unwrap_or_default()))
+            }
+            SnapshotStatus::Invalid => {
+                return Err(Error::state(
+                    &*self.snapshot,
+                    ErrorKind::InvalidArgument,
+                    "is invalid (its COW overflowed); it cannot be merged",
+                ))
+            }
+            other => {
+                return Err(Error::state(
+                    &*self.snapshot,
+                    ErrorKind::Busy,
+                    format!("cannot be merged in state {other:?}"),
+                ))
+            }
+        };
+        dm.status_of(&self.origin, SNAPSHOT_ORIGIN, ErrorKind::Busy)?;
+        let merge = SnapshotTargetParams {
+            merge: true,
+            ..self.params
+        };
+        let origin_table = [TableLine::new(
+            Sectors(0),
+            self.size,
+            SNAPSHOT_MERGE,
+            merge.param_str(),
+        )];
+        let snap_table = [TableLine::error(Sectors(0), self.size)];
+        let (o, s) = (self.origin.as_ref(), self.snapshot.as_ref());
+        // LVM's order: both tables loaded, origin then snapshot suspended
+        // (freeze and flush), origin resumed first: the kernel hands the
+        // exceptions over from the suspended snapshot to the merging origin.
+        let mut undo = Undo::new(dm);
+        load_undoable(dm, &mut undo, o, &origin_table, false)?;
+        load_undoable(dm, &mut undo, s, &snap_table, false)?;
+        suspend_undoable(dm, &mut undo, o, Suspend::FREEZE)?;
+        suspend_undoable(dm, &mut undo, s, Suspend::FREEZE)?;
+        dm.resume(o)?;
+        undo.done();
+        if let Err(e) = dm.resume(s) {
+            // The merge runs; only the old snapshot device is left suspended.
+            log::error!("merge of {s} into {o} started, but: {e}");
+            return Err(e);
+        }
+        Ok(CowMerge { snap: self, start })
+    }
+
+    /// Removes the snapshot; the last one gives the origin back its own
+    /// table and removes `-real`.
+    pub fn remove(self, dm: &DmControl) -> Result<()> {
+        dm.status_of(&self.origin, SNAPSHOT_ORIGIN, ErrorKind::Busy)?;
+        if self.siblings(dm)?.is_empty() {
+            return self.collapse(dm);
+        }
+        // Others stay: with the origin frozen and flushed (as LVM does
+        // here), drop this one.
+        let o = self.origin.as_ref();
+        let mut undo = Undo::new(dm);
+        suspend_undoable(dm, &mut undo, o, Suspend::FREEZE)?;
+        dm.remove(&self.snapshot)?;
+        undo.done();
+        let r = dm.remove(&self.cow);
+        dm.resume(o)?;
+        r
+    }
+
+    /// Origin back to the `-real` table, then the layers removed.
+    fn collapse(&self, dm: &DmControl) -> Result<()> {
+        self.detach(dm, false)
+    }
+
+    /// Gives the origin a plain table again (the one `-real` has), or, with
+    /// `keep_real` (other snapshots stay), `snapshot-origin` over `-real`;
+    /// then removes this snapshot's devices.
+    fn detach(&self, dm: &DmControl, keep_real: bool) -> Result<()> {
+        let table = if keep_real {
+            let p = SnapshotOriginTargetParams {
+                real: self.params.real,
+            };
+            vec![TableLine::new(
+                Sectors(0),
+                self.size,
+                SNAPSHOT_ORIGIN,
+                p.param_str(),
+            )]
+        } else {
+            dm.table(&self.real)?
+        };
+        let o = self.origin.as_ref();
+        let ro = dm.info(o)?.read_only;
+        // LVM suspends without a filesystem freeze when the origin goes back
+        // to plain (after a merge, or removing its last snapshot): the data
+        // it shows does not change.
+        let mut undo = Undo::new(dm);
+        load_undoable(dm, &mut undo, o, &table, ro)?;
+        suspend_undoable(dm, &mut undo, o, Suspend::FLUSH)?;
+        dm.resume(o)?;
+        undo.done();
+        let mut first = None;
+        let layers = [&self.snapshot, &self.cow, &self.real];
+        for n in &layers[..if keep_real { 2 } else { 3 }] {
+            if let Err(e) = dm.remove(n) {
+                log::error!("{e}");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// Writes zeros over the first chunk of a fresh exception store, so the
+/// kernel starts an empty one (as LVM does).
+fn zero_header(cow: &DmName, chunk: ChunkSize) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = node::node_path(cow);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let len = (*chunk.sectors() * 512) as usize;
+    f.write_all_at(&vec![0u8; len], 0)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(format!("zero the header of {}", path.display()), e))
+}
+
+/// A running merge of a COW snapshot into its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CowMerge {
+    snap: CowSnapshot,
+    start: Sectors,
+}
+
+/// How far a merge has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergeProgress {
+    /// The `snapshot-merge` target's status.
+    pub status: SnapshotStatus,
+    /// Data sectors still to merge.
+    pub remaining: Sectors,
+    /// Share merged so far: 100 when done.
+    pub percent: Percent,
+    /// Whether all chunks are merged.
+    pub done: bool,
+}
+
+impl CowMerge {
+    /// The merge going on in `snap`'s origin, found from the kernel's tables
+    /// (e.g. after a restart); progress is then counted from now.
+    pub fn resume(dm: &DmControl, snap: CowSnapshot) -> Result<CowMerge> {
+        let mut m = CowMerge {
+            snap,
+            start: Sectors(0),
+        };
+        if let SnapshotStatus::Active(u) = m.status(dm)? {
+            m.start = Sectors(u.used.saturating_sub(*u.metadata.unwrap_or_default()));
+        }
+        Ok(m)
+    }
+
+    /// The devices.
+    pub fn snapshot(&self) -> &CowSnapshot {
+        &self.snap
+    }
+
+    fn status(&self, dm: &DmControl) -> Result<SnapshotStatus> {
+        dm.status_of(&self.snap.origin, SNAPSHOT_MERGE, ErrorKind::Busy)?
+            .parse()
+    }
+
+    /// Where the merge stands. A failed merge is an error.
+    pub fn progress(&self, dm: &DmControl) -> Result<MergeProgress> {
+        let status = self.status(dm)?;
+        let remaining = match status {
+            SnapshotStatus::Active(u) => {
+                Sectors(u.used.saturating_sub(*u.metadata.unwrap_or_default()))
+            }
+            other => {
+                return Err(Error::state(
+                    &*self.snap.origin,
+                    ErrorKind::Io,
+                    format!("merge stopped: {other:?}"),
+                ))
+            }
+        };
+        let done = status.merge_done();
+        let percent = if done || *self.start == 0 {
+            Percent::HUNDRED
+        } else {
+            Percent::from_ratio(self.start.saturating_sub(*remaining), *self.start)
+        };
+        Ok(MergeProgress {
+            status,
+            remaining,
+            percent,
+            done,
+        })
+    }
+
+    /// Waits until the merge is done, calling `on_progress` on each check
+    /// (on events, and every `recheck`). `None` if `timeout` passes first.
+    pub fn wait(
+        &self,
+        dm: &DmControl,
+        timeout: Duration,
+        recheck: Duration,
+        mut on_progress: impl FnMut(&MergeProgress),
+    ) -> Result<Option<MergeProgress>> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let since = dm.event_nr(&self.snap.origin)?;
+            let p = self.progress(dm)?;
+            on_progress(&p);
+            if p.done {
+                return Ok(Some(p));
+            }
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Ok(None);
+            }
+            dm.wait_event(&self.snap.origin, since, left.min(recheck))?;
+        }
+    }
+
+    /// Once done: the origin becomes a plain device again (the table `-real`
+    /// had) and the snapshot, `-cow` and `-real` are removed; if the origin
+    /// has other snapshots, it goes back to `snapshot-origin` and keeps `-real`.
+    pub fn finish(self, dm: &DmControl) -> Result<()> {
+        if !self.progress(dm)?.done {
+            return Err(Error::state(
+                &*self.snap.origin,
+                ErrorKind::Busy,
+                "merge is not finished",
+            ));
+        }
+        let others = !self.snap.siblings(dm)?.is_empty();
+        self.snap.detach(dm, others)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devicemapper::Device;
+
+    #[test]
+    fn origin_params_match_table_line() {
+        let d = Device {
+            major: 253,
+            minor: 4,
+        };
+        assert_eq!(
+            format!("{SNAPSHOT_ORIGIN} {d}")
+                .parse::<SnapshotOriginTargetParams>()
+                .unwrap()
+                .real,
+            d
+        );
+    }
+}

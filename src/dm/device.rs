@@ -1,0 +1,467 @@
+//! Generic device operations: create, load, suspend, resume, remove, status.
+
+use std::fmt;
+
+use devicemapper::{
+    DevId, Device, DeviceInfo, DmFlags, DmName, DmNameBuf, DmOptions, DmUuid, Sectors, TargetLine,
+    TargetParams, DM,
+};
+
+use super::error::{Error, Result};
+use super::node;
+
+/// Longest target type name the kernel takes (16 bytes with the NUL).
+const TARGET_TYPE_MAX: usize = 15;
+
+/// One line of a device-mapper table: `<start> <length> <type> <params>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableLine {
+    /// First sector this line maps.
+    pub start: Sectors,
+    /// Number of sectors it maps.
+    pub length: Sectors,
+    /// The target type (`linear`, `snapshot`, ...).
+    pub target_type: String,
+    /// The target's parameters (or, from [`DmControl::status`], its status).
+    pub params: String,
+}
+
+impl TableLine {
+    /// A line of any target.
+    pub fn new(
+        start: Sectors,
+        length: Sectors,
+        target_type: impl Into<String>,
+        params: impl Into<String>,
+    ) -> TableLine {
+        TableLine {
+            start,
+            length,
+            target_type: target_type.into(),
+            params: params.into(),
+        }
+    }
+
+    /// A `linear` line mapping `length` sectors at `start` to `dev` from `offset`.
+    ///
+    /// ```
+    /// use lvsnap::{dm::TableLine, units::Sectors};
+    /// use devicemapper::Device;
+    /// let l = TableLine::linear(Sectors(0), Sectors(2048), Device { major: 7, minor: 0 }, Sectors(8));
+    /// assert_eq!(l.to_string(), "0 2048 linear 7:0 8");
+    /// ```
+    pub fn linear(start: Sectors, length: Sectors, dev: Device, offset: Sectors) -> TableLine {
+        Self::new(start, length, "linear", format!("{dev} {}", *offset))
+    }
+
+    /// An `error` line: every I/O fails.
+    pub fn error(start: Sectors, length: Sectors) -> TableLine {
+        Self::new(start, length, "error", "")
+    }
+
+    /// A line from one of the devicemapper crate's typed targets (or ours).
+    pub fn from_target<T: TargetParams>(line: &TargetLine<T>) -> TableLine {
+        Self::new(
+            line.start,
+            line.length,
+            line.params.target_type().to_string(),
+            line.params.param_str(),
+        )
+    }
+
+    fn check(&self) -> Result<()> {
+        let t = &self.target_type;
+        if t.is_empty() || t.len() > TARGET_TYPE_MAX || !t.is_ascii() {
+            return Err(Error::InvalidArgument(format!(
+                "target type {t:?} is empty, not ASCII or longer than {TARGET_TYPE_MAX} bytes"
+            )));
+        }
+        if *self.length == 0 || self.params.contains('\0') {
+            return Err(Error::InvalidArgument(format!(
+                "table line \"{self}\" has zero length or a NUL"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for TableLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} {}",
+            *self.start, *self.length, self.target_type, self.params
+        )
+    }
+}
+
+/// The size a table maps (the end of its last line).
+pub fn table_size(table: &[TableLine]) -> Sectors {
+    table
+        .iter()
+        .map(|l| Sectors(l.start.saturating_add(*l.length)))
+        .max()
+        .unwrap_or_default()
+}
+
+fn check_table(table: &[TableLine]) -> Result<()> {
+    if table.is_empty() {
+        return Err(Error::InvalidArgument("empty table".into()));
+    }
+    let mut next = 0u64;
+    for l in table {
+        l.check()?;
+        if *l.start != next {
+            return Err(Error::InvalidArgument(format!(
+                "table line \"{l}\" does not start at sector {next}"
+            )));
+        }
+        next = (*l.start)
+            .checked_add(*l.length)
+            .ok_or_else(|| Error::InvalidArgument(format!("table line \"{l}\" overflows")))?;
+    }
+    Ok(())
+}
+
+/// How to suspend a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suspend {
+    /// Wait for in-flight I/O to finish (`false`: `DM_NOFLUSH`, I/O is queued).
+    pub flush: bool,
+    /// Freeze a filesystem on the device first (`false`: `DM_SKIP_LOCKFS`).
+    pub lockfs: bool,
+}
+
+impl Suspend {
+    /// Freeze and flush: what LVM uses on an origin before snapshotting it.
+    pub const FREEZE: Suspend = Suspend {
+        flush: true,
+        lockfs: true,
+    };
+    /// Flush without a filesystem freeze: for internal layers.
+    pub const FLUSH: Suspend = Suspend {
+        flush: true,
+        lockfs: false,
+    };
+
+    fn flags(self) -> DmFlags {
+        let mut f = DmFlags::DM_SUSPEND;
+        if !self.flush {
+            f |= DmFlags::DM_NOFLUSH;
+        }
+        if !self.lockfs {
+            f |= DmFlags::DM_SKIP_LOCKFS;
+        }
+        f
+    }
+}
+
+/// What the kernel says about a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// Its name.
+    pub name: DmNameBuf,
+    /// Its UUID, if it has one.
+    pub uuid: Option<String>,
+    /// Its `major:minor`.
+    pub device: Device,
+    /// How many openers it has.
+    pub open_count: i32,
+    /// Its event counter.
+    pub event_nr: u32,
+    /// Whether it is suspended.
+    pub suspended: bool,
+    /// Whether it is read-only.
+    pub read_only: bool,
+    /// Whether a table is loaded in its inactive slot.
+    pub inactive_table: bool,
+    /// Whether a table is active.
+    pub live_table: bool,
+}
+
+impl Info {
+    fn from_dm(name: &DmName, i: &DeviceInfo) -> Info {
+        let f = i.flags();
+        Info {
+            name: i
+                .name()
+                .map(|n| n.to_owned())
+                .unwrap_or_else(|| name.to_owned()),
+            uuid: i.uuid().map(|u| u.to_string()),
+            device: i.device(),
+            open_count: i.open_count(),
+            event_nr: i.event_nr(),
+            suspended: f.contains(DmFlags::DM_SUSPEND),
+            read_only: f.contains(DmFlags::DM_READONLY),
+            inactive_table: f.contains(DmFlags::DM_INACTIVE_PRESENT),
+            live_table: f.contains(DmFlags::DM_ACTIVE_PRESENT),
+        }
+    }
+}
+
+/// An open device-mapper control file (`/dev/mapper/control`) with
+/// typed, checked operations on devices named by their device-mapper name.
+///
+/// ```no_run
+/// use lvsnap::dm::{DmControl, TableLine, check_dm_name};
+/// use lvsnap::units::Sectors;
+/// use devicemapper::Device;
+/// let dm = DmControl::open()?;
+/// let name = check_dm_name("demo")?;
+/// let table = [TableLine::linear(Sectors(0), Sectors(2048), Device { major: 7, minor: 0 }, Sectors(0))];
+/// let dev = dm.create(&name, None, &table, false)?;
+/// println!("{dev} at {}", lvsnap::dm::node_path(&name).display());
+/// dm.remove(&name)?;
+/// # Ok::<(), lvsnap::dm::Error>(())
+/// ```
+pub struct DmControl {
+    dm: DM,
+}
+
+impl fmt::Debug for DmControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DmControl")
+    }
+}
+
+impl DmControl {
+    /// Opens `/dev/mapper/control`.
+    pub fn open() -> Result<DmControl> {
+        let dm = DM::new().map_err(|e| Error::ioctl("open", "/dev/mapper/control", e))?;
+        Ok(DmControl { dm })
+    }
+
+    /// The devicemapper crate's context, for what this type does not cover.
+    pub fn dm(&self) -> &DM {
+        &self.dm
+    }
+
+    /// Creates device `name`, loads `table` and resumes it; makes its
+    /// /dev/mapper node when udev is absent. On failure nothing is left.
+    pub fn create(
+        &self,
+        name: &DmName,
+        uuid: Option<&DmUuid>,
+        table: &[TableLine],
+        read_only: bool,
+    ) -> Result<Device> {
+        let dev = self.create_inactive(name, uuid, table, read_only)?;
+        let done = self.resume(name).and_then(|_| node::ensure_node(name, dev));
+        match done {
+            Ok(_) => Ok(dev),
+            Err(e) => {
+                self.remove_quietly(name);
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates device `name` with `table` in its inactive slot, not resumed
+    /// (I/O to it waits until [`DmControl::resume`]). On failure nothing is left.
+    pub fn create_inactive(
+        &self,
+        name: &DmName,
+        uuid: Option<&DmUuid>,
+        table: &[TableLine],
+        read_only: bool,
+    ) -> Result<Device> {
+        check_table(table)?;
+        let info = self
+            .dm
+            .device_create(name, uuid, DmOptions::default())
+            .map_err(|e| Error::ioctl("create", name, e))?;
+        if let Err(e) = self.load(name, table, read_only) {
+            self.remove_quietly(name);
+            return Err(e);
+        }
+        Ok(info.device())
+    }
+
+    /// Loads `table` into the inactive slot of `name`; it goes live on resume.
+    pub fn load(&self, name: &DmName, table: &[TableLine], read_only: bool) -> Result<()> {
+        check_table(table)?;
+        let raw: Vec<(u64, u64, String, String)> = table
+            .iter()
+            .map(|l| (*l.start, *l.length, l.target_type.clone(), l.params.clone()))
+            .collect();
+        let opts = if read_only {
+            DmOptions::default().set_flags(DmFlags::DM_READONLY)
+        } else {
+            DmOptions::default()
+        };
+        self.dm
+            .table_load(&DevId::Name(name), &raw, opts)
+            .map_err(|e| Error::ioctl("table load", name, e))?;
+        Ok(())
+    }
+
+    /// Drops a table loaded into the inactive slot of `name`.
+    pub fn clear_inactive(&self, name: &DmName) -> Result<()> {
+        self.dm
+            .table_clear(&DevId::Name(name))
+            .map_err(|e| Error::ioctl("table clear", name, e))?;
+        Ok(())
+    }
+
+    /// Suspends `name`.
+    pub fn suspend(&self, name: &DmName, how: Suspend) -> Result<()> {
+        self.dm
+            .device_suspend(
+                &DevId::Name(name),
+                DmOptions::default().set_flags(how.flags()),
+            )
+            .map_err(|e| Error::ioctl("suspend", name, e))?;
+        Ok(())
+    }
+
+    /// Resumes `name`, making a loaded inactive table live.
+    pub fn resume(&self, name: &DmName) -> Result<()> {
+        self.dm
+            .device_suspend(&DevId::Name(name), DmOptions::default())
+            .map_err(|e| Error::ioctl("resume", name, e))?;
+        Ok(())
+    }
+
+    /// Removes device `name` and its node.
+    pub fn remove(&self, name: &DmName) -> Result<()> {
+        self.dm
+            .device_remove(&DevId::Name(name), DmOptions::default())
+            .map_err(|e| Error::ioctl("remove", name, e))?;
+        node::remove_node(name)
+    }
+
+    /// Best-effort removal while undoing a failed step: the first error is
+    /// what the caller reports, so a failure here is only logged.
+    pub(crate) fn remove_quietly(&self, name: &DmName) {
+        if let Err(e) = self.remove(name) {
+            log::warn!("undo: {e}");
+        }
+    }
+
+    /// Information on `name`.
+    pub fn info(&self, name: &DmName) -> Result<Info> {
+        let i = self
+            .dm
+            .device_info(&DevId::Name(name))
+            .map_err(|e| Error::ioctl("info", name, e))?;
+        Ok(Info::from_dm(name, &i))
+    }
+
+    /// Whether a device called `name` exists.
+    pub fn exists(&self, name: &DmName) -> Result<bool> {
+        Ok(self.list()?.iter().any(|(n, _)| **n == *name))
+    }
+
+    /// All devices: name and `major:minor`.
+    pub fn list(&self) -> Result<Vec<(DmNameBuf, Device)>> {
+        let l = self
+            .dm
+            .list_devices()
+            .map_err(|e| Error::ioctl("list", "all devices", e))?;
+        Ok(l.into_iter().map(|(n, d, _)| (n, d)).collect())
+    }
+
+    /// The live table of `name`, devices shown as `major:minor`.
+    pub fn table(&self, name: &DmName) -> Result<Vec<TableLine>> {
+        self.table_or_status(name, true, false)
+    }
+
+    /// The table loaded in the inactive slot of `name`.
+    pub fn inactive_table(&self, name: &DmName) -> Result<Vec<TableLine>> {
+        self.table_or_status(name, true, true)
+    }
+
+    /// The status of each target of `name` (in [`TableLine::params`]).
+    pub fn status(&self, name: &DmName) -> Result<Vec<TableLine>> {
+        self.table_or_status(name, false, false)
+    }
+
+    fn table_or_status(
+        &self,
+        name: &DmName,
+        table: bool,
+        inactive: bool,
+    ) -> Result<Vec<TableLine>> {
+        let mut flags = DmFlags::empty();
+        if table {
+            flags |= DmFlags::DM_STATUS_TABLE;
+        }
+        if inactive {
+            flags |= DmFlags::DM_QUERY_INACTIVE_TABLE;
+        }
+        // DM_NOFLUSH: a status must never wait on a suspended device's I/O.
+        let (_, lines) = self
+            .dm
+            .table_status(
+                &DevId::Name(name),
+                DmOptions::default().set_flags(flags | DmFlags::DM_NOFLUSH),
+            )
+            .map_err(|e| Error::ioctl(if table { "table" } else { "status" }, name, e))?;
+        Ok(lines
+            .into_iter()
+            .map(|(s, l, t, p)| TableLine::new(Sectors(s), Sectors(l), t, p))
+            .collect())
+    }
+
+    /// The status of a device with exactly one target, and that target's type.
+    pub fn single_status(&self, name: &DmName) -> Result<(String, String)> {
+        let mut lines = self.status(name)?;
+        match (lines.pop(), lines.is_empty()) {
+            (Some(l), true) => Ok((l.target_type, l.params)),
+            _ => Err(Error::state(
+                name,
+                crate::ErrorKind::Corrupt,
+                "expected a table of exactly one target",
+            )),
+        }
+    }
+
+    /// The status of `name`, which must have one target, of type `ty`;
+    /// another type is an error of `kind`.
+    pub fn status_of(&self, name: &DmName, ty: &str, kind: crate::ErrorKind) -> Result<String> {
+        let (t, p) = self.single_status(name)?;
+        if t != ty {
+            return Err(Error::state(
+                name,
+                kind,
+                format!("has a {t} target, not {ty}"),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Sends a target message (e.g. to a thin pool) to sector 0 of `name`.
+    pub fn message(&self, name: &DmName, msg: &str) -> Result<Option<String>> {
+        let (_, out) = self
+            .dm
+            .target_msg(&DevId::Name(name), None, msg)
+            .map_err(|e| Error::ioctl("message", format!("{name} ({msg})"), e))?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_checked() {
+        let d = Device { major: 7, minor: 0 };
+        let ok = [
+            TableLine::linear(Sectors(0), Sectors(8), d, Sectors(0)),
+            TableLine::linear(Sectors(8), Sectors(8), d, Sectors(16)),
+        ];
+        assert!(check_table(&ok).is_ok());
+        assert_eq!(table_size(&ok), Sectors(16));
+        assert!(check_table(&[]).is_err());
+        assert!(check_table(&ok[1..]).is_err());
+        assert!(
+            check_table(&[TableLine::new(Sectors(0), Sectors(8), "x".repeat(16), "")]).is_err()
+        );
+        assert!(check_table(&[TableLine::new(Sectors(0), Sectors(0), "error", "")]).is_err());
+        assert!(check_table(&[TableLine::new(Sectors(0), Sectors(8), "linear", "a\0b")]).is_err());
+        assert!(
+            check_table(&[TableLine::new(Sectors(u64::MAX), Sectors(8), "error", "")]).is_err()
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! Waiting for device-mapper events without busy polling.
+//!
+//! Device-mapper bumps a device's event counter when a target raises an
+//! event (a snapshot invalidated, a thin pool crossing its low-water mark,
+//! ...), and wakes every `poll()` on the control file armed with
+//! `DM_DEV_ARM_POLL`. We arm, re-read the counter (so an event between the
+//! caller's read and the arm is not missed), then sleep in `poll()` until a
+//! wake-up or the deadline.
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use devicemapper::{DmName, DM};
+
+use super::device::DmControl;
+use super::error::{Error, Result};
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// The device's event counter moved; this is its new value.
+    Event(u32),
+    /// The timeout passed first.
+    TimedOut,
+}
+
+impl DmControl {
+    /// The event counter of `name`, to pass to [`DmControl::wait_event`].
+    pub fn event_nr(&self, name: &DmName) -> Result<u32> {
+        Ok(self.info(name)?.event_nr)
+    }
+
+    /// Blocks until the event counter of `name` differs from `since`, or
+    /// `timeout` passes. Uses its own control file, so waits in several
+    /// threads do not disturb each other.
+    ///
+    /// ```no_run
+    /// use lvsnap::dm::{check_dm_name, DmControl, WaitOutcome};
+    /// use std::time::Duration;
+    /// let dm = DmControl::open()?;
+    /// let snap = check_dm_name("vg-snap")?;
+    /// let since = dm.event_nr(&snap)?;
+    /// if let WaitOutcome::Event(_) = dm.wait_event(&snap, since, Duration::from_secs(10))? {
+    ///     println!("status now {:?}", dm.single_status(&snap)?);
+    /// }
+    /// # Ok::<(), lvsnap::dm::Error>(())
+    /// ```
+    pub fn wait_event(&self, name: &DmName, since: u32, timeout: Duration) -> Result<WaitOutcome> {
+        let deadline = Instant::now().checked_add(timeout);
+        let waiter = DM::new().map_err(|e| Error::ioctl("open", "/dev/mapper/control", e))?;
+        loop {
+            waiter
+                .arm_poll()
+                .map_err(|e| Error::ioctl("arm poll", name, e))?;
+            let now = self.event_nr(name)?;
+            if now != since {
+                return Ok(WaitOutcome::Event(now));
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            if left.is_zero() {
+                return Ok(WaitOutcome::TimedOut);
+            }
+            poll_readable(&waiter, left, name)?;
+        }
+    }
+}
+
+/// Sleeps until the control file polls readable or `left` passes.
+fn poll_readable(dm: &DM, left: Duration, name: &DmName) -> Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: dm.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Round up so a sub-millisecond remainder does not spin.
+    let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::io(
+                format!("poll on /dev/mapper/control for {name}"),
+                e,
+            ));
+        }
+    }
+    Ok(())
+}

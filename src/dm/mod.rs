@@ -1,0 +1,41 @@
+//! Device-mapper: the layer that talks to the kernel.
+//!
+//! Usable alone, on any block devices, without LVM:
+//! - [`DmControl`]: create, load, suspend, resume, remove, status, messages,
+//!   with [`TableLine`] tables and /dev/mapper nodes when udev is absent;
+//! - typed targets: [`SnapshotOriginTargetParams`], [`SnapshotTargetParams`]
+//!   (`snapshot` and `snapshot-merge`) and [`SnapshotStatus`] with LVM's
+//!   [`Percent`]; thin pools and thin devices come from the `devicemapper`
+//!   crate, with [`thin_create_snap`] for snapshots;
+//! - LVM names and UUIDs: [`LvmDmName`], [`LvmDmUuid`], [`LvmId`];
+//! - event waits: [`DmControl::wait_event`];
+//! - a COW snapshot's life as LVM lays it out: [`CowSnapshot`], [`CowMerge`].
+
+mod cow;
+mod device;
+mod error;
+mod event;
+mod name;
+mod node;
+mod percent;
+mod snapshot;
+mod thin;
+
+pub use cow::{CowMerge, CowSnapshot, CowSnapshotSpec, MergeProgress, Until};
+pub use device::{table_size, DmControl, Info, Suspend, TableLine};
+pub use error::{Error, Result};
+pub use event::WaitOutcome;
+pub use name::{
+    check_dm_name, check_dm_uuid, check_lvm_name, layer_name, layer_uuid, LvmDmName, LvmDmUuid,
+    LvmId, DM_NAME_MAX, LVM_NAME_MAX,
+};
+pub use node::{ensure_node, node_path, remove_node, udev_running, DM_DIR};
+pub use percent::Percent;
+pub use snapshot::{
+    ChunkSize, SnapshotOriginTargetParams, SnapshotStatus, SnapshotTargetParams, SnapshotUsage,
+    SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
+};
+pub use thin::{
+    thin_create, thin_create_snap, thin_delete, thin_pool_status, thin_set_transaction_id,
+    thin_status, thin_table, ThinSnapshotSpec,
+};

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use devicemapper::Device;
 use lvsnap::dm::{
-    check_dm_name, node_path, ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, TableLine,
+    ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, TableLine, check_dm_name, node_path,
 };
 use lvsnap::units::Sectors;
 
@@ -200,7 +200,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let in_snapshot = checksum(&node_path(&snap))?;
     println!(
         "origin overwritten: checksum {overwritten:016x}; snapshot still {in_snapshot:016x}, COW {}% full",
-        s.status(&dm)?.data_percent().map(|p| p.to_string()).unwrap_or_default()
+        s.status(&dm)?
+            .data_percent()
+            .map(|p| p.to_string())
+            .unwrap_or_default()
     );
 
     let t = Instant::now();

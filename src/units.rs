@@ -4,7 +4,7 @@
 //! values pass to it unchanged; [`Extents`] counts a volume group's extents,
 //! whose size only the volume group knows.
 
-pub use devicemapper::{Bytes, Sectors, SECTOR_SIZE};
+pub use devicemapper::{Bytes, SECTOR_SIZE, Sectors};
 
 /// A number of physical or logical extents of one volume group.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

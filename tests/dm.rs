@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{dm_names, read_at, require_dm, sh, write_pattern, LoopDev};
+use common::{LoopDev, dm_names, read_at, require_dm, sh, write_pattern};
 use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus};
+use lvsnap::ErrorKind;
 use lvsnap::dm::{
-    self, check_dm_name, node_path, ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, LvmDmName,
-    LvmDmUuid, LvmId, Percent, SnapshotStatus, TableLine, Until,
+    self, ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, LvmDmName, LvmDmUuid, LvmId, Percent,
+    SnapshotStatus, TableLine, Until, check_dm_name, node_path,
 };
 use lvsnap::units::Sectors;
-use lvsnap::ErrorKind;
 use serial_test::serial;
 
 const MIB: u64 = 1 << 20;
@@ -786,8 +786,8 @@ fn two_snapshots_share_real() {
 #[serial]
 fn writes_in_flight_during_create_are_kept() {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     require_dm();
     let before = dm_names();
     let f = fixture("fly", 16 * MIB, 16 * MIB);

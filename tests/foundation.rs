@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{dm_names, read_at, require_dm, sh, write_pattern, LoopDev};
-use devicemapper::{DevId, DmFlags, DmName, DmOptions, DM};
+use common::{LoopDev, dm_names, read_at, require_dm, sh, write_pattern};
+use devicemapper::{DM, DevId, DmFlags, DmName, DmOptions};
 use serial_test::serial;
 
 const MIB: u64 = 1 << 20;

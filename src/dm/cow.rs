@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use devicemapper::{DmName, DmNameBuf, DmUuid, Sectors, TargetParams};
 
-use super::device::{table_size, DmControl, Suspend, TableLine};
+use super::device::{DmControl, Suspend, TableLine, table_size};
 use super::error::{Error, Result};
 use super::name::{layer_name, layer_uuid};
 use super::node;
 use super::percent::Percent;
 use super::snapshot::{
-    ChunkSize, SnapshotOriginTargetParams, SnapshotStatus, SnapshotTargetParams, SNAPSHOT,
-    SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
+    ChunkSize, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN, SnapshotOriginTargetParams,
+    SnapshotStatus, SnapshotTargetParams,
 };
 use crate::ErrorKind;
 
@@ -363,7 +363,7 @@ impl CowSnapshot {
                     origin,
                     ErrorKind::NotFound,
                     format!("has a {t} target, no snapshot"),
-                ))
+                ));
             }
         };
         if dm.info(&real)?.device != real_dev {
@@ -469,14 +469,14 @@ impl CowSnapshot {
                     &*self.snapshot,
                     ErrorKind::InvalidArgument,
                     "is invalid (its COW overflowed); it cannot be merged",
-                ))
+                ));
             }
             other => {
                 return Err(Error::state(
                     &*self.snapshot,
                     ErrorKind::Busy,
                     format!("cannot be merged in state {other:?}"),
-                ))
+                ));
             }
         };
         dm.status_of(&self.origin, SNAPSHOT_ORIGIN, ErrorKind::Busy)?;
@@ -644,7 +644,7 @@ impl CowMerge {
                     &*self.snap.origin,
                     ErrorKind::Io,
                     format!("merge stopped: {other:?}"),
-                ))
+                ));
             }
         };
         let done = status.merge_done();

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use devicemapper::{
-    DevId, Device, DeviceInfo, DmFlags, DmName, DmNameBuf, DmOptions, DmUuid, Sectors, TargetLine,
-    TargetParams, DM,
+    DM, DevId, Device, DeviceInfo, DmFlags, DmName, DmNameBuf, DmOptions, DmUuid, Sectors,
+    TargetLine, TargetParams,
 };
 
 use super::error::{Error, Result};

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use devicemapper::{errors, DmError};
+use devicemapper::{DmError, errors};
 
 use crate::ErrorKind;
 

@@ -10,7 +10,7 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use devicemapper::{DmName, DM};
+use devicemapper::{DM, DmName};
 
 use super::device::DmControl;
 use super::error::{Error, Result};

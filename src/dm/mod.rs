@@ -22,20 +22,20 @@ mod snapshot;
 mod thin;
 
 pub use cow::{CowMerge, CowSnapshot, CowSnapshotSpec, MergeProgress, Until};
-pub use device::{table_size, DmControl, Info, Suspend, TableLine};
+pub use device::{DmControl, Info, Suspend, TableLine, table_size};
 pub use error::{Error, Result};
 pub use event::WaitOutcome;
 pub use name::{
-    check_dm_name, check_dm_uuid, check_lvm_name, layer_name, layer_uuid, LvmDmName, LvmDmUuid,
-    LvmId, DM_NAME_MAX, LVM_NAME_MAX,
+    DM_NAME_MAX, LVM_NAME_MAX, LvmDmName, LvmDmUuid, LvmId, check_dm_name, check_dm_uuid,
+    check_lvm_name, layer_name, layer_uuid,
 };
-pub use node::{ensure_node, node_path, remove_node, udev_running, DM_DIR};
+pub use node::{DM_DIR, ensure_node, node_path, remove_node, udev_running};
 pub use percent::Percent;
 pub use snapshot::{
-    ChunkSize, SnapshotOriginTargetParams, SnapshotStatus, SnapshotTargetParams, SnapshotUsage,
-    SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
+    ChunkSize, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN, SnapshotOriginTargetParams,
+    SnapshotStatus, SnapshotTargetParams, SnapshotUsage,
 };
 pub use thin::{
-    thin_create, thin_create_snap, thin_delete, thin_pool_status, thin_set_transaction_id,
-    thin_status, thin_table, ThinSnapshotSpec,
+    ThinSnapshotSpec, thin_create, thin_create_snap, thin_delete, thin_pool_status,
+    thin_set_transaction_id, thin_status, thin_table,
 };

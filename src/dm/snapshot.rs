@@ -131,11 +131,7 @@ pub struct SnapshotTargetParams {
 
 impl SnapshotTargetParams {
     fn ty(&self) -> &'static str {
-        if self.merge {
-            SNAPSHOT_MERGE
-        } else {
-            SNAPSHOT
-        }
+        if self.merge { SNAPSHOT_MERGE } else { SNAPSHOT }
     }
 }
 
@@ -387,11 +383,13 @@ mod tests {
         assert_eq!(p("0/8192"), "0.00");
         assert_eq!(p("0/0"), "100.00");
         assert_eq!(p("Invalid"), "100.00");
-        assert!("Merge failed"
-            .parse::<SnapshotStatus>()
-            .unwrap()
-            .data_percent()
-            .is_none());
+        assert!(
+            "Merge failed"
+                .parse::<SnapshotStatus>()
+                .unwrap()
+                .data_percent()
+                .is_none()
+        );
         assert!("16/8192 16".parse::<SnapshotStatus>().unwrap().merge_done());
         assert!(!"24/8192 16".parse::<SnapshotStatus>().unwrap().merge_done());
     }

@@ -6,5 +6,5 @@ mod size;
 mod status;
 
 pub use options::SnapshotOptions;
-pub use size::{check_chunk_size, cow_max_extents, parse_size, plan_cow_extents, SnapSize};
+pub use size::{SnapSize, check_chunk_size, cow_max_extents, parse_size, plan_cow_extents};
 pub use status::{SnapshotStatus, State};

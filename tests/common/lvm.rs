@@ -1,7 +1,7 @@
 //! LVM2's tools as the oracle: scratch VGs on loop devices and report parsing.
 #![allow(dead_code)]
 
-use super::{sh, LoopDev};
+use super::{LoopDev, sh};
 use std::collections::HashMap;
 
 /// A scratch VG on its own loop devices; removed with everything in it on drop.

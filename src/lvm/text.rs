@@ -746,7 +746,7 @@ fn write_body(out: &mut String, body: &Body, depth: usize, style: Style) {
             }
             Entry::Assign(a) => {
                 indent(out, depth, style);
-                out.push_str(&a.key);
+                write_key(out, &a.key);
                 out.push_str(" = ");
                 write_value(out, &a.value, depth, style);
                 // LVM's top-level comments are literal text, kept in both styles.
@@ -762,13 +762,29 @@ fn write_body(out: &mut String, body: &Body, depth: usize, style: Style) {
             }
             Entry::Section(s) => {
                 indent(out, depth, style);
-                out.push_str(&s.name);
+                write_key(out, &s.name);
                 out.push_str(" {\n");
                 write_body(out, &s.body, depth + 1, style);
                 indent(out, depth, style);
                 out.push_str("}\n");
             }
         }
+    }
+}
+
+/// Keys as LVM writes them (bare), quoted only if a bare word could not
+/// hold them, so whatever was read can be written back.
+fn write_key(out: &mut String, key: &str) {
+    let bare = !key.is_empty()
+        && !key.starts_with('\'')
+        && !key.bytes().any(|c| {
+            c.is_ascii_whitespace()
+                || matches!(c, b'#' | b'=' | b'{' | b'}' | b'[' | b']' | b',' | b'"' | 0)
+        });
+    if bare {
+        out.push_str(key);
+    } else {
+        write_scalar(out, &Scalar::Str(key.to_owned()));
     }
 }
 
@@ -1008,5 +1024,106 @@ mod tests {
                 &format!("seqno = {}\n", seq + 1)
             )
         );
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Truncate(usize),
+            Flip(usize, u8),
+            Insert(usize, &'static str),
+            Remove(usize, usize),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            prop_oneof![
+                any::<usize>().prop_map(Edit::Truncate),
+                (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Flip(i, b)),
+                (
+                    any::<usize>(),
+                    proptest::sample::select(vec![
+                        "{",
+                        "}",
+                        "[",
+                        "]",
+                        "\"",
+                        "=",
+                        "#",
+                        "\n",
+                        ",",
+                        "\\",
+                        "-",
+                        "'",
+                        "\0",
+                        "9999999999999999999999"
+                    ])
+                )
+                    .prop_map(|(i, s)| Edit::Insert(i, s)),
+                (any::<usize>(), 0usize..64).prop_map(|(i, n)| Edit::Remove(i, n)),
+            ]
+        }
+
+        fn apply(text: &str, edits: &[Edit]) -> String {
+            let mut b = text.as_bytes().to_vec();
+            for e in edits {
+                let len = b.len().max(1);
+                match e {
+                    Edit::Truncate(i) => b.truncate(i % len),
+                    Edit::Flip(i, x) => {
+                        if let Some(c) = b.get_mut(i % len) {
+                            *c ^= x | 1;
+                        }
+                    }
+                    Edit::Insert(i, s) => {
+                        let at = (i % len).min(b.len());
+                        b.splice(at..at, s.bytes());
+                    }
+                    Edit::Remove(i, n) => {
+                        let at = (i % len).min(b.len());
+                        let end = (at + n).min(b.len());
+                        b.drain(at..end);
+                    }
+                }
+            }
+            String::from_utf8_lossy(&b).into_owned()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Mutated real metadata never panics the parser or the typed
+            /// view, and whatever parses is written back to a fixed point.
+            #[test]
+            fn mutated_fixtures_never_panic(
+                which in 0..FIXTURES.len(),
+                edits in proptest::collection::vec(edit(), 1..6),
+            ) {
+                let text = apply(FIXTURES[which].1, &edits);
+                if let Ok(doc) = Document::parse(&text) {
+                    for style in [Style::File, Style::Raw] {
+                        let out = doc.to_text(style);
+                        let again = Document::parse(&out);
+                        prop_assert!(again.is_ok(), "rewrite does not parse: {:?}", again);
+                        if let Ok(again) = again {
+                            prop_assert_eq!(again.to_text(style), out);
+                        }
+                    }
+                }
+                let _ = crate::lvm::vg::Metadata::parse(&text);
+            }
+
+            /// Arbitrary bytes: an error or a tree, never a panic.
+            #[test]
+            fn arbitrary_text_never_panics(s in "[ -~\n\t{}\\[\\]\"#=,]{0,200}") {
+                if let Ok(doc) = Document::parse(&s) {
+                    let out = doc.to_text(Style::File);
+                    prop_assert!(Document::parse(&out).is_ok(), "{:?} -> {:?}", s, out);
+                }
+                let _ = crate::lvm::vg::Metadata::parse(&s);
+            }
+        }
     }
 }

@@ -324,3 +324,73 @@ fn model_errors_on_bad_metadata() {
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{bad}: {e}");
     }
 }
+
+/// Text of LV `name`'s section, as written.
+fn lv_text(md: &Metadata, name: &str) -> String {
+    let s = md
+        .document()
+        .vg_section()
+        .and_then(|v| v.body.section("logical_volumes"))
+        .and_then(|l| l.body.section(name))
+        .unwrap_or_else(|| panic!("no LV {name}"));
+    let doc = Document {
+        root: Body {
+            entries: vec![Entry::Section(s.clone())],
+        },
+    };
+    doc.to_text(Style::File)
+}
+
+#[test]
+fn unmodelled_content_survives_changes() {
+    for (fx, keep) in [
+        (
+            "cachepool",
+            &[
+                "cpool",
+                "cpool_cdata",
+                "cpool_cmeta",
+                "lvol0_pmspare",
+                "data",
+            ][..],
+        ),
+        ("lvattrs", &["data"][..]),
+    ] {
+        let mut md = fixture(fx);
+        let before: Vec<String> = keep.iter().map(|n| lv_text(&md, n)).collect();
+        let cp = md.vg().lv(keep[0]).unwrap();
+        if fx == "cachepool" {
+            assert!(
+                matches!(&cp.segments[0].kind, SegmentKind::Other { type_name } if type_name == "cache-pool")
+            );
+        }
+        let areas = md.add_linear_lv("new", Extents(3), &creation()).unwrap();
+        md.add_cow_snapshot("new", "newsnap", Extents(1), Sectors(8), false, &creation())
+            .unwrap();
+        md.bump_seqno().unwrap();
+        let again = Metadata::parse(&md.to_text(Style::File)).unwrap();
+        for (n, b) in keep.iter().zip(&before) {
+            assert_eq!(&lv_text(&again, n), b, "{fx}: {n}");
+        }
+        // The new extents are free ones: no PV extent is used twice.
+        let mut used: Vec<(String, u64)> = Vec::new();
+        for lv in &again.vg().lvs {
+            for seg in &lv.segments {
+                if let SegmentKind::Striped { stripes, .. } = &seg.kind {
+                    let per = seg.extent_count.0 / stripes.len() as u64;
+                    for s in stripes {
+                        used.extend((s.start.0..s.start.0 + per).map(|e| (s.pv.clone(), e)));
+                    }
+                }
+            }
+        }
+        let n = used.len();
+        used.sort();
+        used.dedup();
+        assert_eq!(
+            used.len(),
+            n,
+            "{fx}: overlapping extents after allocating {areas:?}"
+        );
+    }
+}

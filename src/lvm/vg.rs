@@ -342,7 +342,16 @@ impl Vg {
 
     /// The COW snapshot whose COW LV is `name`, if it is one.
     pub fn cow_snapshot(&self, name: &str) -> Option<CowSnapshot> {
-        self.cow_snapshots().into_iter().find(|s| s.name == name)
+        self.lvs.iter().find_map(|l| {
+            let (chunk, origin, cow, merging) = l.snapshot_segment().filter(|s| s.2 == name)?;
+            Some(CowSnapshot {
+                name: cow.to_owned(),
+                snapshot_lv: l.name.clone(),
+                origin: origin.to_owned(),
+                chunk_size: *chunk,
+                merging,
+            })
+        })
     }
 
     /// Snapshots of origin `origin`.

@@ -394,3 +394,38 @@ fn unmodelled_content_survives_changes() {
         );
     }
 }
+
+/// A metadata text of about `lvs` LVs of two segments each, as LVM writes it.
+fn big_text(lvs: usize) -> String {
+    let md = fixture("linear");
+    let base = md.to_text(Style::File);
+    let lv = lv_text(&md, "lin");
+    let mut extra = String::new();
+    for i in 0..lvs {
+        extra.push('\n');
+        extra.push_str(&lv.replacen("lin {", &format!("lv{i} {{"), 1));
+    }
+    // Before the closing brace of logical_volumes, the last "\t}\n".
+    let at = base.rfind("\t}\n").unwrap();
+    format!("{}{extra}{}", &base[..at], &base[at..])
+}
+
+#[test]
+fn a_megabyte_of_metadata_parses_quickly() {
+    let text = big_text(3000);
+    assert!(text.len() > 1 << 20, "{}", text.len());
+    let t = std::time::Instant::now();
+    let md = Metadata::parse(&text).unwrap();
+    let parse = t.elapsed();
+    let t = std::time::Instant::now();
+    let out = md.to_text(Style::Raw);
+    let write = t.elapsed();
+    assert_eq!(md.vg().lvs.len(), 3001);
+    assert!(!out.is_empty());
+    eprintln!(
+        "{} bytes: parse+view {parse:?}, write {write:?}",
+        text.len()
+    );
+    // Generous for unoptimised builds in a TCG VM; release is milliseconds.
+    assert!(parse.as_secs() < 5);
+}

@@ -35,6 +35,14 @@ impl TestVg {
         }
     }
 
+    /// A VG holding an inactive 8 MiB LV `origin`, and its metadata.
+    fn with_origin(name: &str, pvs: usize, mib: u64) -> (TestVg, Metadata) {
+        let vg = TestVg::new(name, pvs, mib);
+        sh(&format!("lvcreate -q -an -Zn -L 8M -n origin {name}"));
+        let md = vg.metadata();
+        (vg, md)
+    }
+
     fn file(&self, what: &str) -> PathBuf {
         std::env::temp_dir().join(format!("{}-{what}.vg", self.name))
     }
@@ -364,10 +372,8 @@ fn restored_linear_lv_is_where_lvsnap_allocated_it() {
 #[test]
 #[serial]
 fn restored_cow_pair_is_a_snapshot_for_lvm() {
-    let vg = TestVg::new("lvsnap_cow", 1, 128);
+    let (vg, mut md) = TestVg::with_origin("lvsnap_cow", 1, 128);
     let n = &vg.name;
-    sh(&format!("lvcreate -q -an -Zn -L 8M -n origin {n}"));
-    let mut md = vg.metadata();
     let snap_lv = md
         .add_cow_snapshot(
             "origin",
@@ -444,10 +450,7 @@ fn restored_cow_pair_is_a_snapshot_for_lvm() {
 #[test]
 #[serial]
 fn status_of_100_snapshots_is_much_faster_than_lvs() {
-    let vg = TestVg::new("lvsnap_many", 2, 256);
-    let n = &vg.name;
-    sh(&format!("lvcreate -q -an -Zn -L 8M -n origin {n}"));
-    let mut md = vg.metadata();
+    let (vg, mut md) = TestVg::with_origin("lvsnap_many", 2, 256);
     for i in 0..100 {
         md.add_cow_snapshot(
             "origin",

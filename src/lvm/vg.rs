@@ -234,6 +234,18 @@ impl Lv {
         }
     }
 
+    /// The COW snapshot this `snapshotN` LV carries, if it is one.
+    fn as_cow_snapshot(&self) -> Option<CowSnapshot> {
+        let (chunk, origin, cow, merging) = self.snapshot_segment()?;
+        Some(CowSnapshot {
+            name: cow.to_owned(),
+            snapshot_lv: self.name.clone(),
+            origin: origin.to_owned(),
+            chunk_size: *chunk,
+            merging,
+        })
+    }
+
     /// The pool and device id, if this is a thin LV.
     pub fn thin(&self) -> Option<(&str, u64)> {
         match self.segments.first().map(|s| &s.kind) {
@@ -325,33 +337,15 @@ impl Vg {
 
     /// All COW snapshots, in LV order of their `snapshotN` LVs.
     pub fn cow_snapshots(&self) -> Vec<CowSnapshot> {
-        self.lvs
-            .iter()
-            .filter_map(|l| {
-                let (chunk, origin, cow, merging) = l.snapshot_segment()?;
-                Some(CowSnapshot {
-                    name: cow.to_owned(),
-                    snapshot_lv: l.name.clone(),
-                    origin: origin.to_owned(),
-                    chunk_size: *chunk,
-                    merging,
-                })
-            })
-            .collect()
+        self.lvs.iter().filter_map(Lv::as_cow_snapshot).collect()
     }
 
     /// The COW snapshot whose COW LV is `name`, if it is one.
     pub fn cow_snapshot(&self, name: &str) -> Option<CowSnapshot> {
-        self.lvs.iter().find_map(|l| {
-            let (chunk, origin, cow, merging) = l.snapshot_segment().filter(|s| s.2 == name)?;
-            Some(CowSnapshot {
-                name: cow.to_owned(),
-                snapshot_lv: l.name.clone(),
-                origin: origin.to_owned(),
-                chunk_size: *chunk,
-                merging,
-            })
-        })
+        self.lvs
+            .iter()
+            .filter(|l| l.snapshot_segment().is_some_and(|s| s.2 == name))
+            .find_map(Lv::as_cow_snapshot)
     }
 
     /// Snapshots of origin `origin`.
@@ -883,12 +877,8 @@ impl Metadata {
         let mut lv = lv_head(name, id, status, flags, creation, areas.len());
         let mut le = 0u64;
         for (i, a) in areas.iter().enumerate() {
-            let mut seg = Section::new(format!("segment{}", i + 1));
+            let mut seg = segment_head(i + 1, le, a.count, "striped");
             let b = &mut seg.body;
-            b.push("start_extent", uint(le));
-            b.push("extent_count", uint(a.count));
-            b.entries.push(Entry::Blank);
-            b.push("type", Value::str("striped"));
             b.push("stripe_count", Value::int(1));
             b.entries.push(Entry::Blank);
             b.push(
@@ -972,12 +962,8 @@ impl Metadata {
             creation,
             1,
         );
-        let mut seg = Section::new("segment1");
+        let mut seg = segment_head(1, 0, origin_extents.0, "snapshot");
         let b = &mut seg.body;
-        b.push("start_extent", Value::int(0));
-        b.push("extent_count", uint(origin_extents.0));
-        b.entries.push(Entry::Blank);
-        b.push("type", Value::str("snapshot"));
         b.push("chunk_size", uint(c));
         b.push("origin", Value::str(origin));
         b.push("cow_store", Value::str(name));
@@ -1169,12 +1155,8 @@ impl Metadata {
             creation,
             1,
         );
-        let mut seg = Section::new("segment1");
+        let mut seg = segment_head(1, 0, extents.0, "thin");
         let b = &mut seg.body;
-        b.push("start_extent", Value::int(0));
-        b.push("extent_count", uint(extents.0));
-        b.entries.push(Entry::Blank);
-        b.push("type", Value::str("thin"));
         b.push("thin_pool", Value::str(pool));
         b.push("transaction_id", uint(tid));
         b.push("device_id", uint(device_id));
@@ -1274,6 +1256,17 @@ fn lv_head(
     b.push("segment_count", uint(segments as u64));
     b.entries.push(Entry::Blank);
     lv
+}
+
+/// `segmentN { start_extent, extent_count, <blank>, type }` as LVM starts one.
+fn segment_head(n: usize, start: u64, count: u64, ty: &str) -> Section {
+    let mut seg = Section::new(format!("segment{n}"));
+    let b = &mut seg.body;
+    b.push("start_extent", uint(start));
+    b.push("extent_count", uint(count));
+    b.entries.push(Entry::Blank);
+    b.push("type", Value::str(ty));
+    seg
 }
 
 /// Appends an LV section (ordering is fixed afterwards by `order_lvs`),

@@ -209,8 +209,8 @@ fn find_some(
 ///
 /// ```
 /// use lvsnap::lvm::alloc::{allocate_linear, free_space, Area};
-/// // One PV of 10 extents with 2..4 in use: a 3-extent LV fits in 4..10? No:
-/// // LVM takes the smallest area that holds it, 0..2 is too small.
+/// // One PV of 10 extents with 2..4 in use: the hole at 0..2 is too small
+/// // for 3 extents, so the LV goes at 4.
 /// let free = free_space(vec![(true, 10)], &[(0, 2, 2)]);
 /// assert_eq!(allocate_linear(&free, 3), Some(vec![Area { pv: 0, start: 4, count: 3 }]));
 /// ```

@@ -913,6 +913,16 @@ impl Metadata {
             .vg
             .lv(origin)
             .ok_or_else(|| ModelError::NotFound(origin.into()))?;
+        if cow_extents.0 == 0 {
+            return Err(ModelError::Refused(
+                "A snapshot needs at least one extent of COW space".into(),
+            ));
+        }
+        if !self.vg.is_visible(origin) && self.vg.cow_snapshot(origin).is_none() {
+            return Err(ModelError::Refused(format!(
+                "Snapshots of hidden LV {origin} are not supported"
+            )));
+        }
         if self.vg.cow_snapshot(origin).is_some() {
             return Err(ModelError::Refused(format!(
                 "Snapshots of snapshots are not supported: {origin} is a snapshot"

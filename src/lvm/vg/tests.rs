@@ -279,6 +279,16 @@ fn refusals_leave_metadata_unchanged() {
             ErrorKind::InvalidArgument,
         ),
         (md.remove_lv("missing").unwrap_err(), ErrorKind::NotFound),
+        (
+            md.add_cow_snapshot("origin", "s", Extents(0), Sectors(8), false, &c)
+                .unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            md.add_cow_snapshot("snapshot0", "s", Extents(1), Sectors(8), false, &c)
+                .unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
     ];
     for (e, k) in cases {
         assert_eq!(e.kind(), k, "{e}");

@@ -260,6 +260,20 @@ fn typed_view_agrees_with_lvs_on_every_layout() {
     // vgcfgrestore writes the file's VG with its own seqno + 1.
     assert_eq!(vg.metadata().vg().seqno, md.vg().seqno + 1);
 
+    // The text as it sits in the metadata area round-trips byte for byte
+    // in LVM's raw layout.
+    let dump = sh(&format!(
+        "pvck -q --dump metadata {}",
+        vg.devs[0].path.display()
+    ));
+    let raw = dump
+        .split("  ---\n")
+        .nth(1)
+        .expect("pvck prints the text between ---");
+    assert!(raw.contains("seqno = "), "{dump}");
+    let doc = lvsnap::lvm::text::Document::parse(raw).expect("parse on-disk text");
+    assert_eq!(doc.to_text(Style::Raw), raw);
+
     // A deferred merge (origin open) as LVM records it.
     sh(&format!("lvchange -q -ay {n}/origin"));
     let hold = std::fs::File::open(format!("/dev/mapper/{n}-origin")).expect("open origin");

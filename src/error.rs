@@ -56,6 +56,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// From the LVM on-disk layer.
+    #[error(transparent)]
+    Lvm(#[from] crate::lvm::Error),
 }
 
 impl Error {
@@ -70,6 +73,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Io { source, .. } => io_kind(source),
+            Error::Lvm(e) => e.kind(),
         }
     }
 

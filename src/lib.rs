@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod lvm;
 pub mod units;
 
 pub use error::{Error, ErrorKind, Result};

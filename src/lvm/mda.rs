@@ -1,0 +1,394 @@
+//! The metadata area: its 512-byte header, the two `raw_locn` slots, and the
+//! circular buffer of metadata text after the header.
+//!
+//! Pure functions over byte slices (host-testable); [`super::disk`] does the I/O.
+//! Header layout (little-endian): checksum u32 (over bytes 4..512), magic [16],
+//! version u32 (1), start u64 (absolute byte offset of the header), size u64
+//! (of the whole area), then `raw_locn` slots {offset u64 (from the area
+//! start), size u64, checksum u32, flags u32}: slot 0 = committed text,
+//! slot 1 = precommitted text. Text is written after the previous copy,
+//! 512-aligned, wrapping to just after the header; a copy may be split in
+//! two at the end of the area, and its `size` covers both pieces (the
+//! trailing NUL that LVM writes included). LVM2's `format-text.c`
+//! (`_vg_write_raw`, `_vg_commit_raw_rlocn`) is the reference.
+
+use super::crc::{calc_crc, crc, INITIAL_CRC};
+use super::error::{Error, Result};
+use crate::units::Bytes;
+
+/// Bytes in a metadata area header; text starts after it.
+pub const MDA_HEADER_SIZE: u64 = 512;
+/// The header's magic.
+pub const FMTT_MAGIC: &[u8; 16] = b" LVM2 x[5A%r0N*>";
+/// The only header version.
+pub const FMTT_VERSION: u32 = 1;
+/// `raw_locn` flag: this metadata area is ignored (`pvchange --metadataignore`).
+pub const RAW_LOCN_IGNORED: u32 = 0x1;
+/// Text alignment inside the circular buffer.
+pub const MDA_ALIGN: u64 = 512;
+/// Largest metadata text lvsnap will read or write (LVM itself is bounded by
+/// `u32`); a bigger size in a header is taken as corruption.
+pub const MAX_TEXT_SIZE: u64 = 256 << 20;
+
+const SLOT0: usize = 40;
+const SLOT1: usize = 64;
+const RAW_LOCN_SIZE: usize = 24;
+
+/// A `raw_locn`: where a copy of the text is, relative to the area start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawLocn {
+    /// Offset from the start of the metadata area (so at least 512).
+    pub offset: Bytes,
+    /// Length in bytes, including LVM's trailing NUL, across both pieces.
+    pub size: Bytes,
+    /// LVM checksum of the `size` bytes.
+    pub checksum: u32,
+    /// Flags ([`RAW_LOCN_IGNORED`]).
+    pub flags: u32,
+}
+
+impl RawLocn {
+    /// Both offset and size zero: the slot points nowhere.
+    pub fn is_empty(&self) -> bool {
+        *self.offset == 0 && *self.size == 0
+    }
+
+    /// The metadata area is marked ignored.
+    pub fn is_ignored(&self) -> bool {
+        self.flags & RAW_LOCN_IGNORED != 0
+    }
+
+    fn read(b: &[u8; 512], at: usize) -> RawLocn {
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(a)
+        };
+        let u32_at = |i: usize| {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&b[i..i + 4]);
+            u32::from_le_bytes(a)
+        };
+        RawLocn {
+            offset: Bytes(u128::from(u64_at(at))),
+            size: Bytes(u128::from(u64_at(at + 8))),
+            checksum: u32_at(at + 16),
+            flags: u32_at(at + 20),
+        }
+    }
+
+    fn write(&self, b: &mut [u8; 512], at: usize) -> Result<()> {
+        b[at..at + 8].copy_from_slice(&to_u64(self.offset)?.to_le_bytes());
+        b[at + 8..at + 16].copy_from_slice(&to_u64(self.size)?.to_le_bytes());
+        b[at + 16..at + 20].copy_from_slice(&self.checksum.to_le_bytes());
+        b[at + 20..at + 24].copy_from_slice(&self.flags.to_le_bytes());
+        Ok(())
+    }
+}
+
+fn to_u64(b: Bytes) -> Result<u64> {
+    u64::try_from(*b).map_err(|_| Error::InvalidArgument(format!("{b} does not fit in 64 bits")))
+}
+
+/// A parsed metadata area header. The bytes after slot 1 are kept so a
+/// rewrite changes only what LVM would change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdaHeader {
+    /// Absolute byte offset of this header on the device.
+    pub start: Bytes,
+    /// Size of the whole area, header included.
+    pub size: Bytes,
+    /// Slot 0: the committed text.
+    pub committed: RawLocn,
+    /// Slot 1: the precommitted text (empty unless a commit is in flight).
+    pub precommitted: RawLocn,
+    raw: [u8; 512],
+}
+
+impl MdaHeader {
+    /// A fresh header as `pvcreate` writes it: both slots empty.
+    pub fn new(start: Bytes, size: Bytes) -> MdaHeader {
+        MdaHeader {
+            start,
+            size,
+            committed: RawLocn::default(),
+            precommitted: RawLocn::default(),
+            raw: [0; 512],
+        }
+    }
+
+    /// Parses and checks the header sector read from `area_start`, an area
+    /// whose pv_header size is `area_size` (the header may not claim more).
+    pub fn parse(sector: &[u8], area_start: Bytes, area_size: Bytes) -> Result<MdaHeader> {
+        let what = format!("metadata area header at byte {area_start}");
+        let bad = |d: String| Error::corrupt(what.clone(), d);
+        let raw: [u8; 512] = sector
+            .try_into()
+            .map_err(|_| bad(format!("{} bytes, not 512", sector.len())))?;
+        let stored = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+        let computed = crc(&raw[4..]);
+        if stored != computed {
+            return Err(bad(format!(
+                "checksum {stored:#010x} does not match contents ({computed:#010x})"
+            )));
+        }
+        if &raw[4..20] != FMTT_MAGIC {
+            return Err(bad("wrong magic".into()));
+        }
+        let version = u32::from_le_bytes([raw[20], raw[21], raw[22], raw[23]]);
+        if version != FMTT_VERSION {
+            return Err(bad(format!("version {version}, not {FMTT_VERSION}")));
+        }
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&raw[24..32]);
+        let start = Bytes(u128::from(u64::from_le_bytes(a)));
+        a.copy_from_slice(&raw[32..40]);
+        let size = Bytes(u128::from(u64::from_le_bytes(a)));
+        if start != area_start {
+            return Err(bad(format!("records start {start}")));
+        }
+        if *size < u128::from(MDA_HEADER_SIZE) * 2 || size > area_size {
+            return Err(bad(format!(
+                "size {size} outside 1024..={area_size} (the area's size)"
+            )));
+        }
+        Ok(MdaHeader {
+            start,
+            size,
+            committed: RawLocn::read(&raw, SLOT0),
+            precommitted: RawLocn::read(&raw, SLOT1),
+            raw,
+        })
+    }
+
+    /// Serialises the header with a fresh checksum, keeping unknown bytes.
+    pub fn to_sector(&self) -> Result<[u8; 512]> {
+        let mut b = self.raw;
+        b[4..20].copy_from_slice(FMTT_MAGIC);
+        b[20..24].copy_from_slice(&FMTT_VERSION.to_le_bytes());
+        b[24..32].copy_from_slice(&to_u64(self.start)?.to_le_bytes());
+        b[32..40].copy_from_slice(&to_u64(self.size)?.to_le_bytes());
+        self.committed.write(&mut b, SLOT0)?;
+        self.precommitted.write(&mut b, SLOT1)?;
+        // LVM ends the slot list with an all-zero raw_locn.
+        b[SLOT1 + RAW_LOCN_SIZE..SLOT1 + 2 * RAW_LOCN_SIZE].fill(0);
+        let c = crc(&b[4..]);
+        b[..4].copy_from_slice(&c.to_le_bytes());
+        Ok(b)
+    }
+
+    /// The area is marked ignored: LVM neither reads nor writes text here.
+    pub fn is_ignored(&self) -> bool {
+        self.committed.is_ignored()
+    }
+
+    /// Where the text of `locn` lies on the device: one or two
+    /// `(absolute offset, length)` pieces, bounds-checked against the area.
+    pub fn text_pieces(&self, locn: &RawLocn) -> Result<Vec<(u64, u64)>> {
+        let bad = |d: String| {
+            Error::corrupt(
+                format!("metadata location in area at byte {}", self.start),
+                d,
+            )
+        };
+        let size = to_u64(self.size)?;
+        let start = to_u64(self.start)?;
+        let off = u64::try_from(*locn.offset).unwrap_or(u64::MAX);
+        let len = u64::try_from(*locn.size).unwrap_or(u64::MAX);
+        if off < MDA_HEADER_SIZE || off >= size {
+            return Err(bad(format!(
+                "text offset {off} outside {MDA_HEADER_SIZE}..{size}"
+            )));
+        }
+        if len == 0 || len > size - MDA_HEADER_SIZE || len > MAX_TEXT_SIZE {
+            return Err(bad(format!(
+                "text size {len} out of range for area size {size}"
+            )));
+        }
+        let first = len.min(size - off);
+        let mut v = vec![(start + off, first)];
+        if first < len {
+            v.push((start + MDA_HEADER_SIZE, len - first));
+        }
+        Ok(v)
+    }
+
+    /// Plans writing `text` as the next copy after the committed one, the
+    /// way `_vg_write_raw` does: returns the new location (not yet in any
+    /// slot) and the writes to make, each 512-aligned and zero-padded.
+    pub fn plan_write(&self, text: &str) -> Result<WritePlan> {
+        let size = to_u64(self.size)?;
+        let area = to_u64(self.start)?;
+        // LVM stores the text with its terminating NUL.
+        let mut buf = Vec::with_capacity(text.len() + 1 + MDA_ALIGN as usize * 2);
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(0);
+        let new_size = buf.len() as u64;
+        let max_size = ((size - MDA_HEADER_SIZE) / 2).saturating_sub(512);
+        if new_size > max_size || new_size > MAX_TEXT_SIZE {
+            return Err(Error::NoSpace(format!(
+                "metadata text of {new_size} bytes exceeds the {max_size} bytes a \
+                 metadata area of {size} bytes holds"
+            )));
+        }
+        let old = &self.committed;
+        let old_span = if old.is_ignored() || old.is_empty() {
+            None
+        } else {
+            let off = to_u64(old.offset)?;
+            let len = to_u64(old.size)?;
+            // Checked like a read, so arithmetic below cannot overflow.
+            self.text_pieces(old)?;
+            let (wrap, last) = if off + len > size {
+                let w = off + len - size;
+                (w, w + MDA_HEADER_SIZE - 1)
+            } else {
+                (0, off + len - 1)
+            };
+            Some((off, last, wrap))
+        };
+        let new_start = match old_span {
+            None => MDA_HEADER_SIZE,
+            Some((_, old_last, _)) => {
+                if size - old_last < MDA_ALIGN {
+                    MDA_HEADER_SIZE
+                } else {
+                    let n = (old_last + 1).next_multiple_of(MDA_ALIGN);
+                    if n > size - MDA_ALIGN {
+                        MDA_HEADER_SIZE
+                    } else {
+                        n
+                    }
+                }
+            }
+        };
+        let (new_wrap, new_last) = if new_start + new_size > size {
+            let w = new_start + new_size - size;
+            (w, w + MDA_HEADER_SIZE - 1)
+        } else {
+            (0, new_start + new_size - 1)
+        };
+        if let Some((old_start, old_last, old_wrap)) = old_span {
+            let clear = match (old_wrap > 0, new_wrap > 0) {
+                (true, true) => false,
+                (false, false) => {
+                    (new_start > old_last && new_last > new_start)
+                        || (new_start < old_start && new_last < old_start)
+                }
+                (true, false) => {
+                    old_last < new_start && new_start < new_last && new_last < old_start
+                }
+                (false, true) => {
+                    new_last < old_start && old_start < old_last && old_last < new_start
+                }
+            };
+            if !clear {
+                return Err(Error::NoSpace(format!(
+                    "metadata text of {new_size} bytes would overlap the committed copy \
+                     in the circular buffer of {} bytes",
+                    size - MDA_HEADER_SIZE
+                )));
+            }
+        }
+        let checksum = crc(&buf);
+        let first_len = new_size - new_wrap;
+        let mut first = buf.get(..first_len as usize).unwrap_or_default().to_vec();
+        let mut writes = Vec::with_capacity(2);
+        if new_wrap == 0 {
+            first.resize(first.len().next_multiple_of(MDA_ALIGN as usize), 0);
+            writes.push((area + new_start, first));
+        } else {
+            writes.push((area + new_start, first));
+            let mut second = buf.get(first_len as usize..).unwrap_or_default().to_vec();
+            second.resize(second.len().next_multiple_of(MDA_ALIGN as usize), 0);
+            writes.push((area + MDA_HEADER_SIZE, second));
+        }
+        Ok(WritePlan {
+            locn: RawLocn {
+                offset: Bytes(u128::from(new_start)),
+                size: Bytes(u128::from(new_size)),
+                checksum,
+                flags: 0,
+            },
+            writes,
+        })
+    }
+
+    /// The header after precommitting `locn` (slot 1), as `_vg_precommit_raw`.
+    pub fn precommit(&self, locn: &RawLocn) -> MdaHeader {
+        let mut h = self.cleared_if_unused();
+        h.precommitted = RawLocn {
+            flags: h.precommitted.flags,
+            ..*locn
+        };
+        h
+    }
+
+    /// The header after committing `locn` (slot 0; slot 1 cleared), as `_vg_commit_raw`.
+    pub fn commit(&self, locn: &RawLocn) -> MdaHeader {
+        let mut h = self.cleared_if_unused();
+        h.committed = RawLocn {
+            flags: h.committed.flags & !RAW_LOCN_IGNORED,
+            ..*locn
+        };
+        h.precommitted = RawLocn {
+            flags: h.precommitted.flags,
+            ..RawLocn::default()
+        };
+        h
+    }
+
+    /// The header with the precommit slot cleared and slot 0 untouched, as `_vg_revert_raw`.
+    pub fn revert(&self) -> MdaHeader {
+        let mut h = self.cleared_if_unused();
+        h.precommitted = RawLocn {
+            flags: h.precommitted.flags,
+            ..RawLocn::default()
+        };
+        h
+    }
+
+    fn cleared_if_unused(&self) -> MdaHeader {
+        let mut h = self.clone();
+        if h.committed.is_ignored() || h.committed.is_empty() {
+            for s in [&mut h.committed, &mut h.precommitted] {
+                *s = RawLocn {
+                    flags: s.flags,
+                    ..RawLocn::default()
+                };
+            }
+        }
+        h
+    }
+}
+
+/// What [`MdaHeader::plan_write`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritePlan {
+    /// The new text's location, checksum included.
+    pub locn: RawLocn,
+    /// `(absolute byte offset, bytes)` to write, in order; each 512-aligned.
+    pub writes: Vec<(u64, Vec<u8>)>,
+}
+
+/// Checks text bytes read from the pieces of `locn` against its checksum and
+/// returns the text without LVM's trailing NUL.
+pub fn decode_text(bytes: &[u8], locn: &RawLocn) -> Result<String> {
+    let what = format!("metadata text at area offset {}", locn.offset);
+    if u128::try_from(bytes.len()).ok() != Some(*locn.size) {
+        return Err(Error::corrupt(
+            what,
+            format!("{} bytes read, slot says {}", bytes.len(), locn.size),
+        ));
+    }
+    let c = calc_crc(INITIAL_CRC, bytes);
+    if c != locn.checksum {
+        return Err(Error::corrupt(
+            what,
+            format!("checksum {c:#010x}, slot says {:#010x}", locn.checksum),
+        ));
+    }
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8(bytes.get(..end).unwrap_or_default().to_vec())
+        .map_err(|e| Error::corrupt(what, format!("not UTF-8: {e}")))
+}

@@ -59,6 +59,12 @@ pub enum Error {
     /// A device-mapper error.
     #[error(transparent)]
     Dm(#[from] crate::dm::Error),
+    /// From the LVM metadata model (text, typed view, allocation, names).
+    #[error(transparent)]
+    Metadata(#[from] crate::lvm::vg::ModelError),
+    /// A refusal of the snapshot layer.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::Error),
     /// From the LVM on-disk layer.
     #[error(transparent)]
     Lvm(#[from] crate::lvm::Error),
@@ -78,6 +84,8 @@ impl Error {
             Error::Io { source, .. } => io_kind(source),
             Error::Dm(e) => e.kind(),
             Error::Lvm(e) => e.kind(),
+            Error::Metadata(e) => e.kind(),
+            Error::Snapshot(e) => e.kind(),
         }
     }
 

@@ -1,10 +1,20 @@
 //! Volume-snapshot semantics (HwameiStor's): create, status, watch, rollback,
 //! restore, delete.
 
+mod create;
+mod delete;
+mod error;
 mod options;
+mod report;
 mod size;
 mod status;
+mod vg;
+mod watch;
 
+pub use create::Created;
+pub use error::Error;
 pub use options::SnapshotOptions;
 pub use size::{SnapSize, check_chunk_size, cow_max_extents, parse_size, plan_cow_extents};
 pub use status::{SnapshotStatus, State};
+pub use vg::{VolumeGroup, all_snapshots, volume_groups};
+pub use watch::{Until, Watch, WatchEvent};

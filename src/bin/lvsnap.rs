@@ -1,0 +1,290 @@
+//! `lvsnap`: operator CLI for LVM volume snapshots (see DESIGN.md, "CLI contract").
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand};
+use lvsnap::Error;
+use lvsnap::snapshot::Error as SnapError;
+use lvsnap::snapshot::{SnapSize, SnapshotOptions, SnapshotStatus, VolumeGroup, parse_size};
+use serde_json::json;
+
+/// LVM volume snapshots without the lvm command.
+#[derive(Parser)]
+#[command(name = "lvsnap", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a snapshot SNAP of the volume VG/LV (thin origin: thin snapshot).
+    Create {
+        /// The origin, as VG/LV.
+        origin: String,
+        /// The snapshot's name.
+        snap: String,
+        /// COW size: bytes, a size with K/M/G/T, or a percentage of the origin
+        /// such as 50% (default: the origin's size). Ignored for thin origins.
+        #[arg(long)]
+        snapsize: Option<String>,
+        /// COW chunk size, a power of 2 from 4K to 512K (default 4K).
+        #[arg(long)]
+        chunk_size: Option<String>,
+        /// Make the snapshot writable (default: read-only).
+        #[arg(long)]
+        writable: bool,
+    },
+    /// List snapshots, of one VG or of all.
+    List {
+        vg: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one snapshot's status.
+    Status {
+        /// The snapshot, as VG/SNAP.
+        snap: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll the origin back to the snapshot by merging it.
+    Rollback {
+        snap: String,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore the snapshot into a new volume NEWLV.
+    Restore {
+        snap: String,
+        newlv: String,
+        #[arg(long)]
+        size: Option<String>,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Delete a snapshot.
+    Delete { snap: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lvsnap: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Splits `VG/NAME`.
+fn vg_and_name(s: &str) -> Result<(&str, &str), Error> {
+    match s.split_once('/') {
+        Some((vg, name)) if !vg.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((vg, name))
+        }
+        _ => Err(SnapError::InvalidArgument(format!("'{s}': expected VG/NAME")).into()),
+    }
+}
+
+fn run(cmd: Cmd) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        Cmd::Create {
+            origin,
+            snap,
+            snapsize,
+            chunk_size,
+            writable,
+        } => {
+            let (vg, lv) = vg_and_name(&origin)?;
+            let mut opts = SnapshotOptions::default().writable(writable);
+            if let Some(s) = snapsize {
+                opts = opts.snapsize(s.parse::<SnapSize>()?);
+            }
+            if let Some(c) = chunk_size {
+                opts = opts.chunk_size(parse_size(&c)?);
+            }
+            let vg = VolumeGroup::open(vg)?;
+            let created = vg.create_snapshot(lv, &snap, &opts)?;
+            if created.snapsize_ignored {
+                eprintln!("lvsnap: {origin} is thin: the snapshot is thin and takes no snapsize");
+            }
+            writeln!(
+                out,
+                "Snapshot {}/{} of {} created.",
+                created.status.vg, created.status.name, created.status.source_volume
+            )
+            .ok();
+        }
+        Cmd::List { vg, json } => {
+            let snaps = match vg {
+                Some(vg) => VolumeGroup::open(&vg)?.snapshots()?,
+                None => lvsnap::snapshot::all_snapshots()?,
+            };
+            if json {
+                let v: Vec<_> = snaps.iter().map(to_json).collect();
+                writeln!(out, "{}", serde_json::Value::Array(v)).ok();
+            } else {
+                write!(out, "{}", table(&snaps, SystemTime::now())).ok();
+            }
+        }
+        Cmd::Status { snap, json } => {
+            let (vg, name) = vg_and_name(&snap)?;
+            let st = VolumeGroup::open(vg)?.snapshot_status(name)?;
+            if json {
+                writeln!(out, "{}", to_json(&st)).ok();
+            } else {
+                write!(
+                    out,
+                    "{}",
+                    table(std::slice::from_ref(&st), SystemTime::now())
+                )
+                .ok();
+            }
+        }
+        Cmd::Rollback { .. } => {
+            return Err(SnapError::Unsupported("rollback is not available yet".into()).into());
+        }
+        Cmd::Restore { .. } => {
+            return Err(SnapError::Unsupported("restore is not available yet".into()).into());
+        }
+        Cmd::Delete { snap } => {
+            let (vg, name) = vg_and_name(&snap)?;
+            VolumeGroup::open(vg)?.delete_snapshot(name)?;
+            writeln!(out, "Snapshot {vg}/{name} deleted.").ok();
+        }
+    }
+    Ok(())
+}
+
+fn to_json(s: &SnapshotStatus) -> serde_json::Value {
+    json!({
+        "name": s.name,
+        "vg": s.vg,
+        "source_volume": s.source_volume,
+        "capacity_bytes": u64::try_from(*s.capacity).unwrap_or(u64::MAX),
+        "thin": s.thin,
+        "state": s.state.to_string(),
+        "merging": s.merging,
+        "invalid": s.invalid,
+        "data_percent": s.data_percent,
+        "creation_time": humantime::format_rfc3339_seconds(s.creation_time).to_string(),
+    })
+}
+
+/// `kubectl get lvs` columns; booleans print `true` or nothing, as there.
+fn table(snaps: &[SnapshotStatus], now: SystemTime) -> String {
+    let mut rows = vec![
+        [
+            "NAME",
+            "CAPACITY",
+            "SOURCEVOLUME",
+            "STATE",
+            "MERGING",
+            "INVALID",
+            "AGE",
+        ]
+        .map(String::from),
+    ];
+    for s in snaps {
+        let flag = |b: bool| if b { "true".to_string() } else { String::new() };
+        let age = now
+            .duration_since(s.creation_time)
+            .unwrap_or(Duration::ZERO);
+        rows.push([
+            s.name.clone(),
+            s.capacity.to_string(),
+            s.source_volume.clone(),
+            s.state.to_string(),
+            flag(s.merging),
+            flag(s.invalid),
+            human_age(age),
+        ]);
+    }
+    let mut w = [0usize; 7];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let mut s = String::new();
+    for r in &rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            line.push_str(&format!("{:<width$}   ", c, width = w[i]));
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// An age as kubectl prints it (`42s`, `5m31s`, `3h2m`, `5d`, `53y`).
+fn human_age(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (m, h, days) = (secs / 60, secs / 3600, secs / 86400);
+    if secs < 120 {
+        format!("{secs}s")
+    } else if m < 10 {
+        match secs % 60 {
+            0 => format!("{m}m"),
+            s => format!("{m}m{s}s"),
+        }
+    } else if m < 180 {
+        format!("{m}m")
+    } else if h < 8 {
+        match m % 60 {
+            0 => format!("{h}h"),
+            mm => format!("{h}h{mm}m"),
+        }
+    } else if h < 48 {
+        format!("{h}h")
+    } else if h < 24 * 8 {
+        match h % 24 {
+            0 => format!("{days}d"),
+            hh => format!("{days}d{hh}h"),
+        }
+    } else if h < 24 * 365 * 2 {
+        format!("{days}d")
+    } else if h < 24 * 365 * 8 {
+        let y = days / 365;
+        match days % 365 {
+            0 => format!("{y}y"),
+            dd => format!("{y}y{dd}d"),
+        }
+    } else {
+        format!("{}y", days / 365)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_like_kubectl() {
+        let s = |n| human_age(Duration::from_secs(n));
+        assert_eq!(s(0), "0s");
+        assert_eq!(s(119), "119s");
+        assert_eq!(s(331), "5m31s");
+        assert_eq!(s(600), "10m");
+        assert_eq!(s(3 * 3600 + 120), "3h2m");
+        assert_eq!(s(47 * 3600), "47h");
+        assert_eq!(s(5 * 86400), "5d");
+        assert_eq!(s(53 * 365 * 86400), "53y");
+    }
+
+    #[test]
+    fn vg_name_split() {
+        assert_eq!(vg_and_name("vg0/snap").unwrap(), ("vg0", "snap"));
+        for bad in ["vg0", "/snap", "vg0/", "a/b/c", ""] {
+            assert!(vg_and_name(bad).is_err());
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Building [`SnapshotStatus`] from the metadata and the kernel, with no
+//! process spawned.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use devicemapper::ThinStatus;
+
+use super::vg::{Session, VolumeGroup};
+use super::{Error as SnapError, SnapshotStatus, State};
+use crate::dm::{self, DmControl, Percent};
+use crate::error::Result;
+use crate::lvm::vg::{CowSnapshot, Lv};
+use crate::units::Bytes;
+
+/// The on-disk header of a persistent exception store: magic `SnAp`, then
+/// `valid` (0 once the kernel invalidated the snapshot).
+const COW_MAGIC: u32 = 0x7041_6e53;
+
+impl VolumeGroup {
+    /// The status of snapshot `name` (a COW snapshot's COW LV, or a thin
+    /// snapshot).
+    pub fn snapshot_status(&self, name: &str) -> Result<SnapshotStatus> {
+        let s = self.session()?;
+        let dm = DmControl::open().ok();
+        let vg = s.md.vg();
+        if let Some(snap) = vg.cow_snapshot(name) {
+            return self.cow_status(&s, &snap, dm.as_ref());
+        }
+        match vg.lv(name) {
+            Some(lv) if lv.thin_origin().is_some() => self.thin_status(&s, lv, dm.as_ref()),
+            Some(_) => Err(SnapError::InvalidArgument(format!(
+                "{}/{name} is not a snapshot",
+                self.name()
+            ))
+            .into()),
+            None => Err(SnapError::NotFound(format!("snapshot {}/{name}", self.name())).into()),
+        }
+    }
+
+    /// The status of every snapshot in the VG, in metadata order.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotStatus>> {
+        let s = self.session()?;
+        let dm = DmControl::open().ok();
+        let vg = s.md.vg();
+        let mut out = Vec::new();
+        for lv in &vg.lvs {
+            if let Some(snap) = vg.cow_snapshot(&lv.name) {
+                out.push(self.cow_status(&s, &snap, dm.as_ref())?);
+            } else if lv.thin_origin().is_some() {
+                out.push(self.thin_status(&s, lv, dm.as_ref())?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn cow_status(
+        &self,
+        s: &Session,
+        snap: &CowSnapshot,
+        dm: Option<&DmControl>,
+    ) -> Result<SnapshotStatus> {
+        let vg = s.md.vg();
+        let cow_lv = vg
+            .lv(&snap.name)
+            .ok_or_else(|| SnapError::NotFound(format!("COW LV {}", snap.name)))?;
+        let live = match dm {
+            Some(dm) => self.live_cow_status(dm, snap)?,
+            None => None,
+        };
+        let (invalid, data_percent) = match live {
+            Some(st) => (st.is_invalid(), st.data_percent().map(percent_f64)),
+            // Not active: the exception store's header still says whether
+            // the kernel invalidated it.
+            None => {
+                let head = s.read_lv_start(cow_lv)?;
+                let word =
+                    |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+                (word(0) == COW_MAGIC && word(4) == 0, None)
+            }
+        };
+        let merging = snap.merging;
+        Ok(SnapshotStatus {
+            name: snap.name.clone(),
+            vg: self.name().to_owned(),
+            source_volume: snap.origin.clone(),
+            capacity: lv_bytes(s, cow_lv),
+            thin: false,
+            state: state(invalid, merging),
+            merging,
+            invalid,
+            data_percent,
+            creation_time: created(cow_lv),
+        })
+    }
+
+    /// The kernel's view of a COW snapshot, if it is active.
+    fn live_cow_status(
+        &self,
+        dm: &DmControl,
+        snap: &CowSnapshot,
+    ) -> Result<Option<dm::SnapshotStatus>> {
+        let snap_dev = self.dm_name(&snap.name, None)?;
+        if dm.exists(&snap_dev)? {
+            if let Ok((ty, params)) = dm.single_status(&snap_dev) {
+                if ty == dm::SNAPSHOT {
+                    return Ok(params.parse().ok());
+                }
+            }
+        }
+        // While merging, the origin carries the snapshot-merge status.
+        let origin_dev = self.dm_name(&snap.origin, None)?;
+        if snap.merging && dm.exists(&origin_dev)? {
+            if let Ok((ty, params)) = dm.single_status(&origin_dev) {
+                if ty == dm::SNAPSHOT_MERGE {
+                    return Ok(params.parse().ok());
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn thin_status(&self, s: &Session, lv: &Lv, dm: Option<&DmControl>) -> Result<SnapshotStatus> {
+        let capacity = lv_bytes(s, lv);
+        let total = u64::try_from(*capacity / 512).unwrap_or(u64::MAX);
+        let mut data_percent = None;
+        if let Some(dm) = dm {
+            let dev = self.dm_name(&lv.name, None)?;
+            if dm.exists(&dev)? {
+                if let Ok(ThinStatus::Working(w)) = dm::thin_status(dm, &dev) {
+                    data_percent = Some(percent_f64(Percent::from_ratio(
+                        *w.nr_mapped_sectors,
+                        total,
+                    )));
+                }
+            }
+        }
+        Ok(SnapshotStatus {
+            name: lv.name.clone(),
+            vg: self.name().to_owned(),
+            source_volume: lv.thin_origin().unwrap_or_default().to_owned(),
+            capacity,
+            thin: true,
+            state: State::Ready,
+            merging: false,
+            invalid: false,
+            data_percent,
+            creation_time: created(lv),
+        })
+    }
+}
+
+fn state(invalid: bool, merging: bool) -> State {
+    if invalid || merging {
+        State::NotReady
+    } else {
+        State::Ready
+    }
+}
+
+fn lv_bytes(s: &Session, lv: &Lv) -> Bytes {
+    let sectors = lv
+        .extents()
+        .sectors(s.md.vg().extent_size)
+        .map_or(u64::MAX, |x| *x);
+    Bytes(u128::from(sectors) * 512)
+}
+
+fn created(lv: &Lv) -> SystemTime {
+    let secs = lv.creation_time.unwrap_or(0).max(0) as u64;
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// The figure `lvs` prints (two decimals), as a float.
+fn percent_f64(p: Percent) -> f64 {
+    p.to_string().parse().unwrap_or_else(|_| p.as_f64())
+}

@@ -1,0 +1,247 @@
+//! A volume group as the snapshot layer sees it: locked reads of its
+//! metadata, and where its PVs are.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use devicemapper::Device;
+
+use super::Error as SnapError;
+use super::SnapshotStatus;
+use crate::dm::{LvmDmName, TableLine};
+use crate::error::{Error, Result};
+use crate::lvm::names::validate_vg_name;
+use crate::lvm::text::Style;
+use crate::lvm::vg::{Creation, Lv, Metadata, SegmentKind};
+use crate::lvm::{ScanOptions, VgDisk};
+use crate::units::Sectors;
+
+/// A volume group lvsnap works on. Each operation locks it (LVM's own
+/// `V_<vg>` lock), reads its newest metadata from its PVs, and commits any
+/// change before unlocking, so `lvm` commands and lvsnap never interleave.
+///
+/// ```no_run
+/// use lvsnap::snapshot::{SnapshotOptions, VolumeGroup};
+/// let vg = VolumeGroup::open("vg0")?;
+/// let created = vg.create_snapshot("pvc-1", "snapcontent-1", &SnapshotOptions::default())?;
+/// println!("{} is {}", created.status.name, created.status.state);
+/// # Ok::<(), lvsnap::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct VolumeGroup {
+    name: String,
+    scan: ScanOptions,
+}
+
+/// One locked read of the VG: the on-disk handle and the parsed metadata.
+pub(crate) struct Session {
+    pub disk: VgDisk,
+    pub md: Metadata,
+}
+
+/// Where a PV is: its device and path, by metadata key (`pv0`).
+pub(crate) struct PvDev {
+    pub device: Device,
+    pub path: PathBuf,
+    pub pe_start: Sectors,
+}
+
+impl VolumeGroup {
+    /// The volume group `name`, found by scanning the system's block devices.
+    /// Fails with [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) if no
+    /// PV holds it.
+    pub fn open(name: &str) -> Result<VolumeGroup> {
+        VolumeGroup::open_with(name, ScanOptions::default())
+    }
+
+    /// The volume group `name`, looking for its PVs as `scan` says.
+    pub fn open_with(name: &str, scan: ScanOptions) -> Result<VolumeGroup> {
+        validate_vg_name(name).map_err(|e| SnapError::InvalidArgument(e.to_string()))?;
+        let vg = VolumeGroup {
+            name: name.to_owned(),
+            scan,
+        };
+        vg.session()?;
+        Ok(vg)
+    }
+
+    /// The VG's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Locks the VG and reads its newest metadata.
+    pub(crate) fn session(&self) -> Result<Session> {
+        let disk = VgDisk::open(&self.name, &self.scan)?;
+        let md = Metadata::parse(disk.text())?;
+        Ok(Session { disk, md })
+    }
+
+    /// The DM name of LV `lv` (with `layer`) in this VG.
+    pub(crate) fn dm_name(&self, lv: &str, layer: Option<&str>) -> Result<LvmDmName> {
+        Ok(LvmDmName::new(&self.name, lv, layer)?)
+    }
+}
+
+impl Session {
+    /// Bumps seqno, stamps the header and precommits `self.md` as the new
+    /// metadata; the caller then commits or reverts.
+    pub fn precommit(&mut self, what: &str) -> Result<()> {
+        self.md.bump_seqno()?;
+        self.md
+            .set_header(&format!("lvsnap: {what}"), &Creation::now());
+        let text = self.md.to_text(Style::Raw);
+        self.disk.precommit(&text)?;
+        Ok(())
+    }
+
+    /// Commits what [`Session::precommit`] wrote.
+    pub fn commit(&mut self) -> Result<()> {
+        self.disk.commit_precommitted()?;
+        Ok(())
+    }
+
+    /// Drops a precommitted change, leaving the committed metadata as it was.
+    pub fn revert(&mut self) {
+        if let Err(e) = self.disk.revert() {
+            log::warn!("reverting precommitted metadata: {e}");
+        }
+    }
+
+    /// The block device of each PV of the VG, by metadata key.
+    pub fn pv_devices(&self) -> Result<HashMap<String, PvDev>> {
+        let mut map = HashMap::new();
+        for pv in &self.md.vg().pvs {
+            let Some(found) = self.disk.pvs().iter().find(|p| p.pv_id == pv.id) else {
+                continue;
+            };
+            let meta = std::fs::metadata(&found.path)
+                .map_err(|e| Error::io(format!("stat {}", found.path.display()), e))?;
+            map.insert(
+                pv.key.clone(),
+                PvDev {
+                    device: Device::from(meta.rdev()),
+                    path: found.path.clone(),
+                    pe_start: pv.pe_start,
+                },
+            );
+        }
+        Ok(map)
+    }
+
+    /// The device-mapper table of a linear or striped LV's own segments.
+    pub fn lv_table(&self, lv: &Lv) -> Result<Vec<TableLine>> {
+        let pvs = self.pv_devices()?;
+        let ext = self.md.vg().extent_size;
+        let mut table = Vec::new();
+        for seg in &lv.segments {
+            let (start, len) = (seg.start_extent.sectors(ext), seg.extent_count.sectors(ext));
+            let (Some(start), Some(len)) = (start, len) else {
+                return Err(SnapError::Unsupported(format!("LV {} is too large", lv.name)).into());
+            };
+            match &seg.kind {
+                SegmentKind::Striped { stripes, .. } if stripes.len() == 1 => {
+                    let s = &stripes[0];
+                    let pv = pvs.get(&s.pv).ok_or_else(|| {
+                        SnapError::NotFound(format!("PV {} of LV {}", s.pv, lv.name))
+                    })?;
+                    let off = s
+                        .start
+                        .sectors(ext)
+                        .map(|o| Sectors(*o + *pv.pe_start))
+                        .ok_or_else(|| {
+                            SnapError::Unsupported(format!("LV {} is too large", lv.name))
+                        })?;
+                    table.push(TableLine::linear(start, len, pv.device, off));
+                }
+                _ => {
+                    return Err(SnapError::Unsupported(format!(
+                        "LV {}: only linear segments are supported here",
+                        lv.name
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    /// Writes zeros over the first `len` bytes of LV `lv`'s first extent,
+    /// straight to its PV: a fresh COW store must start with a zero header.
+    pub fn zero_lv_start(&self, lv: &Lv, len: usize) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let (path, off) = self.lv_start(lv)?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        f.write_all_at(&vec![0u8; len], off)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(format!("zero the start of LV {}", lv.name), e))?;
+        Ok(())
+    }
+
+    /// Reads the first 512 bytes of LV `lv` straight from its PV.
+    pub fn read_lv_start(&self, lv: &Lv) -> Result<Vec<u8>> {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let (path, off) = self.lv_start(lv)?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        // O_DIRECT wants an aligned buffer: take an aligned window of a larger one.
+        let mut raw = vec![0u8; 8192];
+        let at = raw.as_ptr().align_offset(4096);
+        let buf = &mut raw[at..at + 4096];
+        f.read_exact_at(buf, off)
+            .map_err(|e| Error::io(format!("read the start of LV {}", lv.name), e))?;
+        Ok(buf[..512].to_vec())
+    }
+
+    /// The PV path and byte offset where LV `lv` starts.
+    fn lv_start(&self, lv: &Lv) -> Result<(PathBuf, u64)> {
+        let pvs = self.pv_devices()?;
+        let ext = self.md.vg().extent_size;
+        let first = lv.segments.first().and_then(|s| match &s.kind {
+            SegmentKind::Striped { stripes, .. } => stripes.first(),
+            _ => None,
+        });
+        let Some(stripe) = first else {
+            return Err(
+                SnapError::Unsupported(format!("LV {} has no linear start", lv.name)).into(),
+            );
+        };
+        let pv = pvs
+            .get(&stripe.pv)
+            .ok_or_else(|| SnapError::NotFound(format!("PV {} of LV {}", stripe.pv, lv.name)))?;
+        let off = stripe
+            .start
+            .sectors(ext)
+            .map(|o| (*o + *pv.pe_start) * 512)
+            .ok_or_else(|| SnapError::Unsupported(format!("LV {} is too large", lv.name)))?;
+        Ok((pv.path.clone(), off))
+    }
+}
+
+/// Names of the volume groups found on the system's block devices, sorted.
+pub fn volume_groups() -> Result<Vec<String>> {
+    let pvs = crate::lvm::scan::scan(&ScanOptions::default())?;
+    let mut names: Vec<String> = crate::lvm::scan::volume_groups(&pvs)
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The status of every snapshot in every volume group on the system.
+pub fn all_snapshots() -> Result<Vec<SnapshotStatus>> {
+    let mut out = Vec::new();
+    for name in volume_groups()? {
+        out.extend(VolumeGroup::open(&name)?.snapshots()?);
+    }
+    Ok(out)
+}

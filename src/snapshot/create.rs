@@ -75,11 +75,11 @@ impl VolumeGroup {
             .into());
         }
         if o.thin().is_some() {
-            let status = self.create_thin(&mut s, origin, name)?;
-            let ignored = opts.snapsize != SnapSize::OriginSize;
+            self.create_thin(&mut s, origin, name)?;
+            drop(s);
             return Ok(Created {
-                status,
-                snapsize_ignored: ignored,
+                status: self.snapshot_status(name)?,
+                snapsize_ignored: opts.snapsize != SnapSize::OriginSize,
             });
         }
         if o.is_thin_pool() {
@@ -88,9 +88,11 @@ impl VolumeGroup {
             ))
             .into());
         }
-        let status = self.create_cow(&mut s, origin, name, opts, chunk)?;
+        self.create_cow(&mut s, origin, name, opts, chunk)?;
+        // The status reads the VG anew, under its own lock.
+        drop(s);
         Ok(Created {
-            status,
+            status: self.snapshot_status(name)?,
             snapsize_ignored: false,
         })
     }
@@ -102,7 +104,7 @@ impl VolumeGroup {
         name: &str,
         opts: &SnapshotOptions,
         chunk: Sectors,
-    ) -> Result<SnapshotStatus> {
+    ) -> Result<()> {
         let vg = s.md.vg();
         let o = vg
             .lv(origin)
@@ -154,8 +156,7 @@ impl VolumeGroup {
             s.revert();
             return Err(e);
         }
-        drop(std::mem::replace(s, self.session()?));
-        self.snapshot_status(name)
+        Ok(())
     }
 
     /// If the origin is active, gives the new snapshot its devices.
@@ -198,7 +199,7 @@ impl VolumeGroup {
         Ok(Some((dm, snap)))
     }
 
-    fn create_thin(&self, s: &mut Session, origin: &str, name: &str) -> Result<SnapshotStatus> {
+    fn create_thin(&self, s: &mut Session, origin: &str, name: &str) -> Result<()> {
         let _ = (s, origin, name);
         Err(SnapError::Unsupported("thin snapshots: not yet".into()).into())
     }

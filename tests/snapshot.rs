@@ -1,0 +1,410 @@
+//! Volume snapshots on real LVM volume groups, with LVM2's tools as the
+//! oracle: after every step `vgck` passes and no stray device is left.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::lvm::ScratchVg;
+use common::{dm_names, read_at, require_dm, sh, write_pattern};
+use lvsnap::ErrorKind;
+use lvsnap::snapshot::{SnapSize, SnapshotOptions, State, Until, VolumeGroup, WatchEvent};
+use lvsnap::units::Bytes;
+use serial_test::serial;
+
+const MIB: u64 = 1 << 20;
+
+fn lvsnap(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lvsnap"))
+        .args(args)
+        .output()
+        .expect("run lvsnap");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The fields of `lvs` that must agree between lvsnap's and LVM's snapshots.
+const FIELDS: &str = "lv_attr,origin,lv_size,data_percent,snap_percent,lv_snapshot_invalid";
+
+/// An lvsnap snapshot looks in `lvs` as an `lvcreate -s` one of the same
+/// origin and size: attributes, origin, size, data_percent at several fill
+/// levels; and the devices carry LVM's names and tables.
+#[test]
+#[serial]
+fn cow_snapshot_looks_like_lvcreate_s() {
+    require_dm();
+    let before = dm_names();
+    let vg = ScratchVg::new("snapvg", 1, 256, "");
+    vg.lvm("lvcreate -q -y -L 64M -n lv0");
+    let origin = "/dev/snapvg/lv0";
+    write_pattern(origin.as_ref(), 0, 4 * MIB as usize, 0xAB);
+
+    let seq = vg.seqno();
+    let v = VolumeGroup::open("snapvg").expect("open vg");
+    let opts = SnapshotOptions::default()
+        .snapsize(SnapSize::Bytes(Bytes(16 * MIB as u128)))
+        .writable(true);
+    let made = v.create_snapshot("lv0", "ours", &opts).expect("create");
+    assert!(vg.seqno() > seq);
+    vg.vgck();
+    assert_eq!(made.status.source_volume, "lv0");
+    assert_eq!(made.status.capacity, Bytes(16 * MIB as u128));
+    assert_eq!(made.status.state, State::Ready);
+    assert!(!made.status.thin && !made.status.merging && !made.status.invalid);
+    assert_eq!(made.status.data_percent, Some(0.0));
+
+    sh("lvcreate -q -s -L 16M -n theirs snapvg/lv0");
+    vg.vgck();
+    for fill in [0u64, 1, 5, 11] {
+        if fill > 0 {
+            write_pattern(origin.as_ref(), (fill - 1) * MIB, MIB as usize, fill as u8);
+        }
+        let lvs = vg.lvs(FIELDS);
+        let (ours, theirs) = (&lvs["ours"], &lvs["theirs"]);
+        for f in FIELDS.split(',') {
+            assert_eq!(
+                ours[f], theirs[f],
+                "{f} differs at {fill} MiB written: {ours:?} vs {theirs:?}"
+            );
+        }
+        let st = v.snapshot_status("ours").expect("status");
+        let lvs_pct: f64 = ours["data_percent"].parse().expect("lvs data_percent");
+        let our_pct = st.data_percent.expect("active snapshot has data_percent");
+        assert!(
+            (our_pct - lvs_pct).abs() < 0.01,
+            "{our_pct} vs lvs {lvs_pct}"
+        );
+    }
+    // The snapshot still reads what the origin held when it was taken.
+    assert!(
+        read_at("/dev/snapvg/ours".as_ref(), 0, MIB as usize)
+            .iter()
+            .all(|&b| b == 0xAB)
+    );
+    // Same layers and table shapes as LVM's snapshot.
+    let tables = sh("dmsetup table");
+    assert!(tables.contains("snapvg-ours-cow:"), "{tables}");
+    assert!(tables.contains("snapvg-lv0-real:"), "{tables}");
+    let ours_line = tables
+        .lines()
+        .find(|l| l.starts_with("snapvg-ours:"))
+        .expect("ours");
+    assert!(
+        ours_line.contains(" snapshot ") && ours_line.ends_with(" P 8"),
+        "{ours_line}"
+    );
+    let uuids = sh("dmsetup info -c --noheadings -o name,uuid");
+    let uuid_of = |n: &str| {
+        uuids
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{n}:")).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let lv_uuid = sh("lvs --noheadings -o vg_uuid,lv_uuid snapvg/ours");
+    let want: String = lv_uuid
+        .split_whitespace()
+        .collect::<String>()
+        .replace('-', "");
+    assert_eq!(uuid_of("snapvg-ours"), format!("LVM-{want}"));
+    assert_eq!(uuid_of("snapvg-ours-cow"), format!("LVM-{want}-cow"));
+
+    // Both listed by lvsnap with the same fields as lvs gives.
+    let list = v.snapshots().expect("list");
+    assert_eq!(list.len(), 2);
+    let theirs = list
+        .iter()
+        .find(|s| s.name == "theirs")
+        .expect("theirs listed");
+    assert_eq!(theirs.source_volume, "lv0");
+    assert_eq!(theirs.capacity, Bytes(16 * MIB as u128));
+    let lvs = vg.lvs("data_percent,lv_time");
+    let pct: f64 = lvs["theirs"]["data_percent"].parse().unwrap();
+    assert!((theirs.data_percent.unwrap() - pct).abs() < 0.01);
+
+    v.delete_snapshot("ours").expect("delete");
+    vg.vgck();
+    assert!(!vg.lvs("lv_attr").contains_key("ours"));
+    assert!(!sh("dmsetup ls").contains("snapvg-ours"));
+    sh("lvremove -q -y snapvg/theirs");
+    assert_eq!(
+        sh("dmsetup table snapvg-lv0").split_whitespace().nth(2),
+        Some("linear")
+    );
+    drop(vg);
+    assert_eq!(dm_names(), before, "no stray device-mapper device");
+}
+
+/// With the origin inactive, only metadata changes, as with LVM; `lvm`
+/// then activates origin and snapshot, and the snapshot works.
+#[test]
+#[serial]
+fn cow_snapshot_of_inactive_origin() {
+    require_dm();
+    let before = dm_names();
+    let vg = ScratchVg::new("inactvg", 1, 256, "");
+    vg.lvm("lvcreate -q -y -L 32M -n data");
+    write_pattern("/dev/inactvg/data".as_ref(), 0, MIB as usize, 0x11);
+    sh("lvchange -an inactvg/data");
+    let v = VolumeGroup::open("inactvg").unwrap();
+    let made = v
+        .create_snapshot("data", "snap", &SnapshotOptions::default())
+        .expect("create");
+    // Default size: the origin's, capped by LVM's cow_max_extents.
+    assert_eq!(made.status.capacity, Bytes(32 * MIB as u128));
+    assert_eq!(made.status.data_percent, None, "inactive: no data_percent");
+    assert_eq!(sh("dmsetup ls").trim(), "No devices found");
+    vg.vgck();
+    let lvs = vg.lvs("lv_attr,origin,lv_size");
+    assert_eq!(
+        &lvs["snap"]["lv_attr"][..4],
+        "sri-",
+        "read-only snapshot: {:?}",
+        lvs["snap"]
+    );
+    assert_eq!(lvs["snap"]["origin"], "data");
+    sh("lvchange -ay inactvg/data");
+    write_pattern("/dev/inactvg/data".as_ref(), 0, MIB as usize, 0x22);
+    assert!(
+        read_at("/dev/inactvg/snap".as_ref(), 0, MIB as usize)
+            .iter()
+            .all(|&b| b == 0x11)
+    );
+    let st = v.snapshot_status("snap").unwrap();
+    let lvs = vg.lvs("data_percent");
+    let pct: f64 = lvs["snap"]["data_percent"].parse().unwrap();
+    assert!((st.data_percent.unwrap() - pct).abs() < 0.01);
+    drop(vg);
+    assert_eq!(dm_names(), before);
+}
+
+/// Every refusal is an error of the right kind, with the VG's seqno and the
+/// device list unchanged.
+#[test]
+#[serial]
+fn refusals_change_nothing() {
+    require_dm();
+    let vg = ScratchVg::new("refvg", 1, 128, "");
+    vg.lvm("lvcreate -q -y -L 64M -n big");
+    vg.lvm("lvcreate -q -y -L 8M -n small");
+    sh("lvcreate -q -s -L 8M -n lvmsnap refvg/small");
+    let v = VolumeGroup::open("refvg").unwrap();
+    let seq = vg.seqno();
+    let devs = dm_names();
+    let d = SnapshotOptions::default;
+    let long = "n".repeat(200);
+    let cases: Vec<(&str, &str, SnapshotOptions, ErrorKind)> = vec![
+        ("lvmsnap", "s1", d(), ErrorKind::InvalidArgument),
+        ("nosuch", "s1", d(), ErrorKind::NotFound),
+        ("small", "lvmsnap", d(), ErrorKind::InvalidArgument),
+        ("small", "small", d(), ErrorKind::InvalidArgument),
+        ("small", "snapshot7", d(), ErrorKind::InvalidArgument),
+        ("small", "-dash", d(), ErrorKind::InvalidArgument),
+        ("small", "a/b", d(), ErrorKind::InvalidArgument),
+        ("small", "x_tmeta", d(), ErrorKind::InvalidArgument),
+        ("small", &long, d(), ErrorKind::InvalidArgument),
+        ("big", "s1", d(), ErrorKind::NoSpace),
+        (
+            "small",
+            "s1",
+            d().chunk_size(Bytes(3 * 4096)),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            "small",
+            "s1",
+            d().chunk_size(Bytes(1 << 20)),
+            ErrorKind::InvalidArgument,
+        ),
+    ];
+    for (origin, name, opts, kind) in cases {
+        let e = v.create_snapshot(origin, name, &opts).expect_err(name);
+        assert_eq!(e.kind(), kind, "{origin} -> {name}: {e}");
+        assert!(!e.to_string().is_empty());
+        assert_eq!(vg.seqno(), seq, "{name}: metadata changed");
+        assert_eq!(dm_names(), devs, "{name}: devices changed");
+    }
+    let e = v.create_snapshot("big", "s1", &d()).unwrap_err();
+    assert!(
+        e.to_string().contains("extents"),
+        "NoSpace gives figures: {e}"
+    );
+    assert_eq!(
+        VolumeGroup::open("novg").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        v.delete_snapshot("small").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        v.delete_snapshot("gone").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    vg.vgck();
+}
+
+/// A merging origin refuses new snapshots, and a merging snapshot refuses
+/// deletion.
+#[test]
+#[serial]
+fn merging_refusals() {
+    require_dm();
+    let vg = ScratchVg::new("mergevg", 1, 128, "");
+    vg.lvm("lvcreate -q -y -L 16M -n lv0");
+    sh("lvcreate -q -s -L 8M -n s0 mergevg/lv0");
+    // Hold the origin open so LVM only records the merge.
+    let hold = std::fs::File::open("/dev/mergevg/lv0").unwrap();
+    let out = sh("lvconvert --merge mergevg/s0 2>&1");
+    assert!(
+        out.contains("Delaying merge") || out.contains("merge"),
+        "{out}"
+    );
+    let v = VolumeGroup::open("mergevg").unwrap();
+    let st = v.snapshot_status("s0").unwrap();
+    assert!(st.merging);
+    assert_eq!(st.state, State::NotReady);
+    let seq = vg.seqno();
+    let e = v
+        .create_snapshot("lv0", "s1", &SnapshotOptions::default())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
+    let e = v.delete_snapshot("s0").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
+    assert_eq!(vg.seqno(), seq);
+    drop(hold);
+    vg.vgck();
+}
+
+/// Overflow: a watcher wakes within a second of the snapshot turning
+/// invalid, and status then says NotReady/invalid, like lvs.
+#[test]
+#[serial]
+fn overflow_is_seen_at_once() {
+    require_dm();
+    let vg = ScratchVg::new("ovfvg", 1, 128, "");
+    vg.lvm("lvcreate -q -y -L 32M -n lv0");
+    let v = VolumeGroup::open("ovfvg").unwrap();
+    let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(4 * MIB as u128)));
+    v.create_snapshot("lv0", "small", &opts).unwrap();
+    let watch = v.watch("small").unwrap();
+    let t = std::thread::spawn(move || {
+        let r = watch.wait(Until::Invalid, Duration::from_secs(60));
+        (r, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    write_pattern("/dev/ovfvg/lv0".as_ref(), 0, 8 * MIB as usize, 0x77);
+    let written = Instant::now();
+    let (r, woke) = t.join().unwrap();
+    assert_eq!(r.unwrap(), WatchEvent::Invalid);
+    let late = woke.saturating_duration_since(written);
+    assert!(
+        late < Duration::from_secs(1),
+        "woke {late:?} after the overflow"
+    );
+    let st = v.snapshot_status("small").unwrap();
+    assert!(st.invalid);
+    assert_eq!(st.state, State::NotReady);
+    assert_eq!(
+        vg.lvs("lv_snapshot_invalid")["small"]["lv_snapshot_invalid"],
+        "snapshot invalid"
+    );
+    // An inactive invalid snapshot is still known invalid from its store.
+    sh("lvchange -an ovfvg/lv0");
+    assert!(v.snapshot_status("small").unwrap().invalid);
+    sh("lvchange -ay ovfvg/lv0");
+    vg.vgck();
+}
+
+/// The CLI contract: create, list, status, delete; JSON keys; errors on
+/// stderr with a non-zero exit and nothing changed.
+#[test]
+#[serial]
+fn cli_contract() {
+    require_dm();
+    let vg = ScratchVg::new("clivg", 1, 128, "");
+    vg.lvm("lvcreate -q -y -L 16M -n pvc-1");
+    vg.lvm("lvcreate -q -y -L 80M -n pvc-2");
+    let (code, out, err) = lvsnap(&["create", "clivg/pvc-1", "snapcontent-1", "--snapsize", "8M"]);
+    assert_eq!(code, 0, "{out}{err}");
+    vg.vgck();
+    let (code, out, _) = lvsnap(&["list", "clivg", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("list --json");
+    let s = &v[0];
+    for k in [
+        "name",
+        "vg",
+        "source_volume",
+        "capacity_bytes",
+        "thin",
+        "state",
+        "merging",
+        "invalid",
+        "data_percent",
+        "creation_time",
+    ] {
+        assert!(s.get(k).is_some(), "missing {k} in {s}");
+    }
+    assert_eq!(s["name"], "snapcontent-1");
+    assert_eq!(s["source_volume"], "pvc-1");
+    assert_eq!(s["capacity_bytes"], 8 * MIB);
+    assert_eq!(s["state"], "Ready");
+    assert_eq!(s["thin"], false);
+    let (code, out, _) = lvsnap(&["status", "clivg/snapcontent-1", "--json"]);
+    assert_eq!(code, 0);
+    let one: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(one["name"], "snapcontent-1");
+    let ct = one["creation_time"].as_str().unwrap();
+    assert!(
+        ct.len() == 20 && ct.ends_with('Z') && ct.as_bytes()[10] == b'T',
+        "RFC 3339: {ct}"
+    );
+    let (code, out, _) = lvsnap(&["list"]);
+    assert_eq!(code, 0);
+    let header = out.lines().next().unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "NAME",
+            "CAPACITY",
+            "SOURCEVOLUME",
+            "STATE",
+            "MERGING",
+            "INVALID",
+            "AGE"
+        ]
+    );
+    assert!(out.contains("snapcontent-1") && out.contains("8388608") && out.contains("Ready"));
+
+    let seq = vg.seqno();
+    for args in [
+        vec!["create", "clivg/pvc-1", "snapcontent-1"],
+        vec!["create", "clivg/pvc-1", "x", "--snapsize", "12Q"],
+        vec!["create", "clivg/pvc-1", "x", "--snapsize", "0"],
+        vec!["create", "clivg/pvc-2", "x"],
+        vec!["create", "clivg/pvc-1", "x", "--chunk-size", "3K"],
+        vec!["create", "clivg", "x"],
+        vec!["status", "clivg/nosuch"],
+        vec!["delete", "clivg/pvc-1"],
+        vec!["list", "novg"],
+    ] {
+        let (code, out, err) = lvsnap(&args);
+        assert_ne!(code, 0, "{args:?} succeeded: {out}");
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "{args:?}: one clear line, got {err:?}"
+        );
+        assert!(err.starts_with("lvsnap: "), "{err}");
+        assert_eq!(vg.seqno(), seq, "{args:?} changed metadata");
+    }
+    let (code, _, err) = lvsnap(&["delete", "clivg/snapcontent-1"]);
+    assert_eq!(code, 0, "{err}");
+    vg.vgck();
+    let (_, out, _) = lvsnap(&["list", "clivg", "--json"]);
+    assert_eq!(out.trim(), "[]");
+}

@@ -408,3 +408,58 @@ fn cli_contract() {
     let (_, out, _) = lvsnap(&["list", "clivg", "--json"]);
     assert_eq!(out.trim(), "[]");
 }
+
+/// A thin origin gets a thin snapshot (snapsize ignored, and said so) that
+/// keeps the origin's old bytes; `lvs` shows its origin and pool; deleting
+/// it leaves the pool's transaction ids consistent for LVM.
+#[test]
+#[serial]
+fn thin_snapshot() {
+    require_dm();
+    let before = dm_names();
+    let vg = ScratchVg::new("thinvg", 1, 128, "");
+    sh("lvcreate -q -y -L 32M -T thinvg/pool");
+    sh("lvcreate -q -y -V 16M -T thinvg/pool -n vol");
+    write_pattern("/dev/thinvg/vol".as_ref(), 0, MIB as usize, 0x31);
+    let v = VolumeGroup::open("thinvg").unwrap();
+    let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(4 * MIB as u128)));
+    let made = v
+        .create_snapshot("vol", "tsnap", &opts)
+        .expect("thin snapshot");
+    assert!(made.snapsize_ignored);
+    assert!(made.status.thin);
+    assert_eq!(made.status.source_volume, "vol");
+    assert_eq!(made.status.capacity, Bytes(16 * MIB as u128));
+    vg.vgck();
+    let lvs = vg.lvs("lv_attr,origin,pool_lv,lv_size");
+    assert_eq!(lvs["tsnap"]["origin"], "vol");
+    assert_eq!(lvs["tsnap"]["pool_lv"], "pool");
+    assert_eq!(&lvs["tsnap"]["lv_attr"][..1], "V");
+    write_pattern("/dev/thinvg/vol".as_ref(), 0, MIB as usize, 0x32);
+    sh("lvchange -ay -K thinvg/tsnap");
+    assert!(
+        read_at("/dev/thinvg/tsnap".as_ref(), 0, MIB as usize)
+            .iter()
+            .all(|&b| b == 0x31)
+    );
+    let st = v.snapshot_status("tsnap").unwrap();
+    let pct: f64 = vg.lvs("data_percent")["tsnap"]["data_percent"]
+        .parse()
+        .unwrap();
+    assert!((st.data_percent.unwrap() - pct).abs() < 0.01);
+    sh("lvchange -an thinvg/tsnap");
+
+    // One LVM made, listed alongside.
+    sh("lvcreate -q -s -n lvmthin thinvg/vol");
+    let names: Vec<String> = v.snapshots().unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["tsnap", "lvmthin"]);
+
+    v.delete_snapshot("tsnap").expect("delete thin");
+    vg.vgck();
+    assert!(!vg.lvs("lv_attr").contains_key("tsnap"));
+    // LVM agrees with the pool on transaction ids: it can cycle the pool.
+    sh("vgchange -an thinvg && vgchange -ay thinvg");
+    sh("lvremove -q -y thinvg/lvmthin");
+    drop(vg);
+    assert_eq!(dm_names(), before);
+}

@@ -199,11 +199,6 @@ impl VolumeGroup {
         Ok(Some((dm, snap)))
     }
 
-    fn create_thin(&self, s: &mut Session, origin: &str, name: &str) -> Result<()> {
-        let _ = (s, origin, name);
-        Err(SnapError::Unsupported("thin snapshots: not yet".into()).into())
-    }
-
     /// `/dev/<vg>/<lv>`, as LVM links it when udev does not.
     pub(crate) fn make_link(&self, lv: &str) {
         if crate::dm::udev_running() {

@@ -14,10 +14,10 @@ impl VolumeGroup {
         let full = format!("{}/{name}", self.name());
         let Some(snap) = vg.cow_snapshot(name) else {
             return match vg.lv(name) {
-                Some(lv) if lv.thin_origin().is_some() => Err(SnapError::Unsupported(format!(
-                    "deleting thin snapshot {full}: not yet supported"
-                ))
-                .into()),
+                Some(lv) if lv.thin_origin().is_some() => {
+                    let mut s = s;
+                    self.delete_thin(&mut s, name)
+                }
                 Some(_) => {
                     Err(SnapError::InvalidArgument(format!("{full} is not a snapshot")).into())
                 }

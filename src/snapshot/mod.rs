@@ -8,6 +8,7 @@ mod options;
 mod report;
 mod size;
 mod status;
+mod thin;
 mod vg;
 mod watch;
 

@@ -1,0 +1,157 @@
+//! Thin snapshots: a pool message, and LVM's two commits around it.
+
+use devicemapper::ThinDevId;
+
+use super::Error as SnapError;
+use super::vg::{Session, VolumeGroup};
+use crate::dm::{self, DmControl, ThinSnapshotSpec};
+use crate::error::Result;
+use crate::lvm::vg::{Creation, SegmentKind};
+
+impl VolumeGroup {
+    /// Creates thin snapshot `name` of thin LV `origin`, as `lvcreate -s`
+    /// does: the first commit records it with the pool's message queued and
+    /// transaction id + 1; the pool creates the device; the second commit
+    /// drops the message. The snapshot gets ACTIVATION_SKIP, as LVM's do.
+    pub(crate) fn create_thin(&self, s: &mut Session, origin: &str, name: &str) -> Result<()> {
+        let vg = s.md.vg();
+        let (pool, origin_id) = vg
+            .lv(origin)
+            .and_then(|o| o.thin())
+            .map(|(p, id)| (p.to_owned(), id))
+            .ok_or_else(|| SnapError::NotFound(format!("thin LV {origin}")))?;
+        let old_tid = pool_transaction(s, &pool)?;
+        let (dm, tpool) = self.live_pool(&pool)?;
+        let before = s.md.clone();
+        let snap_id =
+            s.md.add_thin_snapshot(origin, name, true, &Creation::now())?;
+        s.precommit(&format!(
+            "create thin snapshot {}/{name} of {origin}",
+            self.name()
+        ))?;
+        if let Err(e) = s.commit() {
+            s.revert();
+            return Err(e);
+        }
+        let origin_dev = self.dm_name(origin, None)?;
+        let origin_live = dm.exists(&origin_dev)?;
+        let spec = ThinSnapshotSpec {
+            pool: &tpool,
+            origin: origin_live.then_some(&*origin_dev),
+            origin_id: thin_id(origin_id)?,
+            snapshot_id: thin_id(snap_id)?,
+            transaction: Some((old_tid, old_tid + 1)),
+        };
+        // The pool makes the device only after the metadata says it is owed,
+        // so a crash leaves nothing the metadata does not know of. If the
+        // pool refuses, the old content is committed again.
+        if let Err(e) = dm::thin_create_snap(&dm, &spec) {
+            s.md = before;
+            s.precommit(&format!("undo thin snapshot {}/{name}", self.name()))?;
+            if let Err(u) = s.commit() {
+                s.revert();
+                log::error!("undoing thin snapshot {name} in metadata: {u}");
+            }
+            return Err(e.into());
+        }
+        s.md.clear_thin_messages(&pool)?;
+        s.precommit(&format!(
+            "thin snapshot {}/{name} made in the pool",
+            self.name()
+        ))?;
+        if let Err(e) = s.commit() {
+            s.revert();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Deletes thin snapshot `name`: its device if active (refused while
+    /// open), then the pool's thin device, with LVM's two commits.
+    pub(crate) fn delete_thin(&self, s: &mut Session, name: &str) -> Result<()> {
+        let full = format!("{}/{name}", self.name());
+        let (pool, id) =
+            s.md.vg()
+                .lv(name)
+                .and_then(|l| l.thin())
+                .map(|(p, id)| (p.to_owned(), id))
+                .ok_or_else(|| SnapError::NotFound(format!("thin snapshot {full}")))?;
+        let old_tid = pool_transaction(s, &pool)?;
+        let (dm, tpool) = self.live_pool(&pool)?;
+        let dev = self.dm_name(name, None)?;
+        let live = dm.exists(&dev)?;
+        if live {
+            let info = dm.info(&dev)?;
+            if info.open_count > 0 {
+                return Err(SnapError::Busy(format!(
+                    "thin snapshot {full} is open ({} opener(s))",
+                    info.open_count
+                ))
+                .into());
+            }
+        }
+        s.md.remove_lv(name)?;
+        s.precommit(&format!("delete thin snapshot {full}"))?;
+        if let Err(e) = s.commit() {
+            s.revert();
+            return Err(e);
+        }
+        if live {
+            dm.remove(&dev)?;
+            dm::remove_node(&dev)?;
+            self.remove_link(name);
+        }
+        dm::thin_delete(&dm, &tpool, thin_id(id)?)?;
+        dm::thin_set_transaction_id(&dm, &tpool, old_tid, old_tid + 1)?;
+        s.md.clear_thin_messages(&pool)?;
+        s.precommit(&format!("thin snapshot {full} deleted in the pool"))?;
+        if let Err(e) = s.commit() {
+            s.revert();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The active pool device (`<vg>-<pool>-tpool`); refused when the pool
+    /// is not active, before anything changes.
+    fn live_pool(&self, pool: &str) -> Result<(DmControl, devicemapper::DmNameBuf)> {
+        let dm = DmControl::open()?;
+        let tpool = self.dm_name(pool, Some("tpool"))?;
+        if !dm.exists(&tpool)? {
+            return Err(SnapError::Unsupported(format!(
+                "thin pool {}/{pool} is not active; activate it (or a thin LV in it) first",
+                self.name()
+            ))
+            .into());
+        }
+        Ok((dm, tpool.into_dm_name()))
+    }
+}
+
+fn pool_transaction(s: &Session, pool: &str) -> Result<u64> {
+    let lv =
+        s.md.vg()
+            .lv(pool)
+            .ok_or_else(|| SnapError::NotFound(format!("thin pool {pool}")))?;
+    match lv.segments.first().map(|g| &g.kind) {
+        Some(SegmentKind::ThinPool {
+            transaction_id,
+            messages,
+            ..
+        }) => {
+            if !messages.is_empty() {
+                return Err(SnapError::Busy(format!(
+                    "thin pool {pool} has pool messages pending from an unfinished command"
+                ))
+                .into());
+            }
+            Ok(*transaction_id)
+        }
+        _ => Err(SnapError::InvalidArgument(format!("{pool} is not a thin pool")).into()),
+    }
+}
+
+fn thin_id(id: u64) -> Result<ThinDevId> {
+    ThinDevId::new_u64(id)
+        .map_err(|_| SnapError::InvalidArgument(format!("thin device id {id} out of range")).into())
+}

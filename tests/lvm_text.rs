@@ -505,3 +505,68 @@ fn status_of_100_snapshots_is_much_faster_than_lvs() {
     );
     assert!(ours * 10 < lvs_time, "lvsnap {ours:?} vs lvs {lvs_time:?}");
 }
+
+#[test]
+#[serial]
+fn thin_snapshot_in_two_commits_is_accepted_by_lvm_and_the_kernel() {
+    let vg = TestVg::new("lvsnap_thin", 1, 256);
+    let n = &vg.name;
+    sh(&format!("lvcreate -q -Zn -L 16M -T {n}/pool"));
+    sh(&format!("lvcreate -q -V 32M -n thin1 --thinpool {n}/pool"));
+    let thin1 = PathBuf::from(format!("/dev/mapper/{n}-thin1"));
+    write_pattern(&thin1, 0, 4096, 0x77);
+    sh(&format!("vgchange -q -an {n}"));
+
+    let mut md = vg.metadata();
+    let id = md
+        .add_thin_snapshot("thin1", "tsnap", false, &creation())
+        .expect("add thin snapshot");
+    assert_eq!(id, 2);
+    md.bump_seqno().expect("seqno");
+    vg.restore(&md);
+    let queued = vg.metadata();
+    check_view_against_lvs(&vg, &queued);
+
+    // What the activation layer will do between the two commits: send the
+    // queued message to the kernel pool, then commit the metadata without it.
+    let (old_tid, new_tid) = match &queued.vg().lv("pool").expect("pool").segments[0].kind {
+        SegmentKind::ThinPool { transaction_id, .. } => (*transaction_id - 1, *transaction_id),
+        k => panic!("{k:?}"),
+    };
+    sh(&format!("lvchange -q -ay {n}/pool"));
+    let tpool = format!("{n}-pool-tpool");
+    sh(&format!("dmsetup message {tpool} 0 'create_snap {id} 1'"));
+    sh(&format!(
+        "dmsetup message {tpool} 0 'set_transaction_id {old_tid} {new_tid}'"
+    ));
+    sh(&format!("vgchange -q -an {n}"));
+    let mut md = queued.clone();
+    md.clear_thin_messages("pool").expect("clear messages");
+    md.bump_seqno().expect("seqno");
+    vg.restore(&md);
+    sh(&format!("lvchange -q -ay {n}/tsnap"));
+    let snap = PathBuf::from(format!("/dev/mapper/{n}-tsnap"));
+    assert!(
+        read_at(&snap, 0, 4096).iter().all(|&b| b == 0x77),
+        "the thin snapshot holds thin1's data"
+    );
+    let table = sh(&format!("dmsetup table {n}-tsnap"));
+    assert!(
+        table.contains(" thin ") && table.trim_end().ends_with(" 2"),
+        "{table}"
+    );
+    let status = sh(&format!("dmsetup status {n}-pool-tpool"));
+    let kernel_tid: u64 = status
+        .split_whitespace()
+        .nth(3)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("pool status: {status}"));
+    let after = vg.metadata();
+    let pool_tid = match &after.vg().lv("pool").expect("pool").segments[0].kind {
+        SegmentKind::ThinPool { transaction_id, .. } => *transaction_id,
+        k => panic!("{k:?}"),
+    };
+    assert_eq!(kernel_tid, pool_tid, "kernel pool and metadata agree");
+    check_view_against_lvs(&vg, &after);
+    sh(&format!("vgchange -q -an {n}"));
+}

@@ -418,7 +418,8 @@ impl Vg {
                                 continue;
                             };
                             for pair in arr.items.windows(2) {
-                                if let (Some(pv), Some(pe)) = (pair[0].as_str(), pair[1].as_int()) {
+                                let [pv, pe] = pair else { continue };
+                                if let (Some(pv), Some(pe)) = (pv.as_str(), pe.as_int()) {
                                     if let (Some(i), Ok(pe)) = (pv_index(pv), u64::try_from(pe)) {
                                         used.push((i, pe, seg.extent_count.0));
                                     }
@@ -780,7 +781,7 @@ impl Metadata {
             .iter()
             .map(|l| self.vg.is_visible(&l.name))
             .collect();
-        if visible.windows(2).all(|w| w[0] || !w[1]) {
+        if visible.windows(2).all(|w| !matches!(w, [false, true])) {
             return Ok(());
         }
         let body = self.vg_body()?;

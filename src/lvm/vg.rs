@@ -394,7 +394,7 @@ impl Vg {
 
     /// Free extents of every allocatable PV (PV order), after subtracting
     /// every area any segment uses.
-    pub fn free_space(&self, doc_vg: &Body) -> FreeSpace {
+    pub(crate) fn free_space(&self, doc_vg: &Body) -> FreeSpace {
         let mut used: Vec<(usize, u64, u64)> = Vec::new();
         let pv_index = |key: &str| self.pvs.iter().position(|p| p.key == key);
         for (lv, lvsec) in self.lvs.iter().zip(lv_sections(doc_vg)) {

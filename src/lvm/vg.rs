@@ -1050,6 +1050,26 @@ impl Metadata {
     /// LV; an origin with snapshots, a thin pool with thin LVs, or an LV
     /// another LV's segments use is refused.
     pub fn remove_lv(&mut self, name: &str) -> Result<()> {
+        if self.vg.cow_snapshot(name).is_some_and(|s| s.merging) {
+            return Err(ModelError::Refused(format!(
+                "Can't remove merging snapshot logical volume \"{name}\""
+            )));
+        }
+        self.remove_lv_unchecked(name)
+    }
+
+    /// Drops COW snapshot `name` once its merge into the origin is complete,
+    /// as LVM does when it finishes a merge: the origin stays as a plain LV.
+    pub fn finish_merge(&mut self, name: &str) -> Result<()> {
+        match self.vg.cow_snapshot(name) {
+            Some(s) if s.merging => self.remove_lv_unchecked(name),
+            _ => Err(ModelError::Refused(format!(
+                "\"{name}\" is not a merging snapshot"
+            ))),
+        }
+    }
+
+    fn remove_lv_unchecked(&mut self, name: &str) -> Result<()> {
         let lv = self
             .vg
             .lv(name)

@@ -441,3 +441,16 @@ fn a_megabyte_of_metadata_parses_quickly() {
     // Generous for unoptimised builds in a TCG VM; release is milliseconds.
     assert!(parse.as_secs() < 5);
 }
+
+#[test]
+fn merging_snapshot_is_removed_only_by_finishing_the_merge() {
+    let mut md = fixture("merging");
+    let e = md.remove_lv("snap1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(md.finish_merge("snapro").is_err());
+    md.finish_merge("snap1").unwrap();
+    let vg = md.vg();
+    assert!(vg.lv("snap1").is_none() && vg.lv("snapshot0").is_none());
+    assert_eq!(vg.snapshots_of("origin").len(), 1);
+    assert!(vg.lv("origin").unwrap().has_status("VISIBLE"));
+}

@@ -454,3 +454,36 @@ fn merging_snapshot_is_removed_only_by_finishing_the_merge() {
     assert_eq!(vg.snapshots_of("origin").len(), 1);
     assert!(vg.lv("origin").unwrap().has_status("VISIBLE"));
 }
+
+#[test]
+fn removing_thin_lvs_queues_deletes() {
+    let mut md = fixture("thinsnap2");
+    md.remove_lv("tsnap").unwrap();
+    md.remove_lv("thin1").unwrap();
+    let vg = md.vg();
+    assert_eq!(
+        vg.lv("tsnap2").unwrap().thin_origin(),
+        None,
+        "origin dropped"
+    );
+    match &vg.lv("pool").unwrap().segments[0].kind {
+        SegmentKind::ThinPool {
+            transaction_id,
+            messages,
+            ..
+        } => {
+            assert_eq!(*transaction_id, 4, "raised once for the queue");
+            assert_eq!(messages, &[ThinMessage::Delete(2), ThinMessage::Delete(1)]);
+        }
+        k => panic!("{k:?}"),
+    }
+    let text = md.to_text(Style::Raw);
+    assert!(
+        text.contains("message1 {\ndelete = 2\n}\nmessage2 {\ndelete = 1\n}"),
+        "{text}"
+    );
+    md.clear_thin_messages("pool").unwrap();
+    assert!(!md.to_text(Style::Raw).contains("message"));
+    // The pool itself is still used by tsnap2.
+    assert!(md.remove_lv("pool").is_err());
+}

@@ -569,4 +569,24 @@ fn thin_snapshot_in_two_commits_is_accepted_by_lvm_and_the_kernel() {
     assert_eq!(kernel_tid, pool_tid, "kernel pool and metadata agree");
     check_view_against_lvs(&vg, &after);
     sh(&format!("vgchange -q -an {n}"));
+
+    // Removal the same way: a queued delete, the kernel message, cleared.
+    let mut md = vg.metadata();
+    md.remove_lv("tsnap").expect("remove thin snapshot");
+    md.bump_seqno().expect("seqno");
+    vg.restore(&md);
+    sh(&format!("lvchange -q -ay {n}/pool"));
+    sh(&format!("dmsetup message {tpool} 0 'delete {id}'"));
+    sh(&format!(
+        "dmsetup message {tpool} 0 'set_transaction_id {new_tid} {}'",
+        new_tid + 1
+    ));
+    sh(&format!("vgchange -q -an {n}"));
+    md.clear_thin_messages("pool").expect("clear");
+    md.bump_seqno().expect("seqno");
+    vg.restore(&md);
+    sh(&format!("lvchange -q -ay {n}/thin1"));
+    assert!(read_at(&thin1, 0, 4096).iter().all(|&b| b == 0x77));
+    check_view_against_lvs(&vg, &vg.metadata());
+    sh(&format!("vgchange -q -an {n}"));
 }

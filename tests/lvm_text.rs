@@ -58,6 +58,12 @@ impl TestVg {
         Metadata::parse(&self.backup_text()).expect("lvsnap parses LVM's metadata")
     }
 
+    /// Bumps seqno and writes `md`, as a metadata commit does.
+    fn commit(&self, md: &mut Metadata) {
+        md.bump_seqno().expect("seqno");
+        self.restore(md);
+    }
+
     /// Writes `md` with LVM's restore path (our commit's stand-in).
     fn restore(&self, md: &Metadata) {
         let f = self.file("restore");
@@ -253,8 +259,7 @@ fn typed_view_agrees_with_lvs_on_every_layout() {
     let before = vg.backup_text();
     sh(&format!("vgchange -q -an {n}"));
     let mut md = vg.metadata();
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     let after = vg.backup_text();
     assert_eq!(normalized(&after), normalized(&before));
     // vgcfgrestore writes the file's VG with its own seqno + 1.
@@ -349,8 +354,7 @@ fn restored_linear_lv_is_where_lvsnap_allocated_it() {
             })
             .collect();
         assert_eq!(ours, lvm_choice, "{want} extents: lvsnap vs lvcreate");
-        md.bump_seqno().expect("seqno");
-        vg.restore(&md);
+        vg.commit(&mut md);
 
         let lvs = &vg.json("lvs -o lv_name,lv_size", "lv");
         let row = lvs
@@ -399,8 +403,7 @@ fn restored_cow_pair_is_a_snapshot_for_lvm() {
         )
         .expect("add snapshot");
     assert_eq!(snap_lv, "snapshot0");
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     let md = vg.metadata();
     check_view_against_lvs(&vg, &md);
     let rows = vg.json("lvs -o lv_name,lv_attr,origin,lv_size", "lv");
@@ -431,8 +434,7 @@ fn restored_cow_pair_is_a_snapshot_for_lvm() {
     // A merge lvsnap records is one LVM starts at the next activation.
     let mut md = vg.metadata();
     md.start_merge("snapcontent-1").expect("record merge");
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     let md = vg.metadata();
     assert!(md.vg().cow_snapshot("snapcontent-1").expect("snap").merging);
     check_view_against_lvs(&vg, &md);
@@ -476,8 +478,7 @@ fn status_of_100_snapshots_is_much_faster_than_lvs() {
         )
         .expect("add snapshot");
     }
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
 
     let t = Instant::now();
     let rows = vg.json("lvs -a -o lv_name,lv_attr,origin,lv_size", "lv");
@@ -522,8 +523,7 @@ fn thin_snapshot_in_two_commits_is_accepted_by_lvm_and_the_kernel() {
         .add_thin_snapshot("thin1", "tsnap", false, &creation())
         .expect("add thin snapshot");
     assert_eq!(id, 2);
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     let queued = vg.metadata();
     check_view_against_lvs(&vg, &queued);
 
@@ -542,8 +542,7 @@ fn thin_snapshot_in_two_commits_is_accepted_by_lvm_and_the_kernel() {
     sh(&format!("vgchange -q -an {n}"));
     let mut md = queued.clone();
     md.clear_thin_messages("pool").expect("clear messages");
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     sh(&format!("lvchange -q -ay {n}/tsnap"));
     let snap = PathBuf::from(format!("/dev/mapper/{n}-tsnap"));
     assert!(
@@ -573,8 +572,7 @@ fn thin_snapshot_in_two_commits_is_accepted_by_lvm_and_the_kernel() {
     // Removal the same way: a queued delete, the kernel message, cleared.
     let mut md = vg.metadata();
     md.remove_lv("tsnap").expect("remove thin snapshot");
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     sh(&format!("lvchange -q -ay {n}/pool"));
     sh(&format!("dmsetup message {tpool} 0 'delete {id}'"));
     sh(&format!(
@@ -583,8 +581,7 @@ fn thin_snapshot_in_two_commits_is_accepted_by_lvm_and_the_kernel() {
     ));
     sh(&format!("vgchange -q -an {n}"));
     md.clear_thin_messages("pool").expect("clear");
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     sh(&format!("lvchange -q -ay {n}/thin1"));
     assert!(read_at(&thin1, 0, 4096).iter().all(|&b| b == 0x77));
     check_view_against_lvs(&vg, &vg.metadata());

@@ -155,19 +155,11 @@ fn vgck(vg: &str) {
     assert!(noisy.is_empty(), "vgck {vg} complained:\n{all}");
 }
 
-/// Checks a VgDisk's reading against LVM's own view.
+/// Checks a VgDisk's reading against LVM's own view. LVM is asked first:
+/// its commands wait while a VgDisk holds the VG lock.
 fn check_read(vg: &TestVg) {
-    let d = vg.open();
-    assert_eq!(d.name(), vg.name);
-    assert_eq!(d.seqno(), vg.seqno(), "seqno as vgs reports it");
-    assert_eq!(d.id(), vg.vgs("vg_uuid"));
-    assert!(
-        d.text().starts_with(&format!("{} {{\n", vg.name)),
-        "{}",
-        d.text()
-    );
-    assert!(d.text().contains(&format!("id = \"{}\"", d.id())));
-    // Every PV LVM lists for the VG, found, with its pe_start.
+    let seqno = vg.seqno();
+    let uuid = vg.vgs("vg_uuid");
     let pvs = sh(&format!(
         "pvs --noheadings --units b -o pv_name,pv_uuid,pe_start -S vg_name={}",
         vg.name
@@ -184,6 +176,17 @@ fn check_read(vg: &TestVg) {
         })
         .collect();
     lvm_pvs.sort();
+    let d = vg.open();
+    assert_eq!(d.name(), vg.name);
+    assert_eq!(d.seqno(), seqno, "seqno as vgs reports it");
+    assert_eq!(d.id(), uuid);
+    assert!(
+        d.text().starts_with(&format!("{} {{\n", vg.name)),
+        "{}",
+        d.text()
+    );
+    assert!(d.text().contains(&format!("id = \"{}\"", d.id())));
+    // Every PV LVM lists for the VG, found, with its pe_start.
     let mut ours: Vec<(String, String, String)> = d
         .pvs()
         .iter()
@@ -209,7 +212,11 @@ fn check_read(vg: &TestVg) {
         for (a, p) in pv.areas.iter().zip(&areas) {
             assert_eq!(p.seqno, d.seqno());
             assert_eq!(a.header.committed.size.0, u128::from(p.size));
-            let raw = read_at(&pv.path, p.text_at, p.size as usize);
+            // O_DIRECT reads want 512-aligned offsets and lengths.
+            let a = p.text_at / 512 * 512;
+            let n = (p.text_at + p.size).next_multiple_of(512) - a;
+            let block = read_at(&pv.path, a, n as usize);
+            let raw = &block[(p.text_at - a) as usize..(p.text_at - a + p.size) as usize];
             assert_eq!(raw.last(), Some(&0), "LVM's text ends with NUL");
             assert_eq!(&raw[..raw.len() - 1], d.text().as_bytes());
         }
@@ -270,9 +277,11 @@ fn scanning_the_system_finds_vgs_and_skips_lvs() {
     let mut p = seen.pv_paths.clone();
     p.sort();
     assert_eq!(p, vg.devices(), "both PVs, the one without metadata too");
+    let lvm_seqno = vg.seqno();
     let d = VgDisk::open("scan_vg", &ScanOptions::default()).expect("open by scanning");
-    assert_eq!(d.seqno(), vg.seqno());
+    assert_eq!(d.seqno(), lvm_seqno);
     assert_eq!(d.pvs().len(), 2);
+    drop(d);
     sh("lvchange -q -an scan_vg/active");
 }
 
@@ -410,9 +419,10 @@ fn two_hundred_commits_wrap_a_small_area() {
     assert!(wraps >= 2, "the buffer wrapped ({wraps})");
     assert!(splits >= 1, "some copy was split across the end ({splits})");
     assert!(split_checked, "LVM read a split copy");
-    let d = vg.open();
-    assert_eq!(vg.seqno(), d.seqno());
+    let lvm_seqno = vg.seqno();
     vgck("wrap_vg");
+    let d = vg.open();
+    assert_eq!(lvm_seqno, d.seqno());
     d.verify().expect("verify");
     drop(d);
     // LVM continues from where we left off.

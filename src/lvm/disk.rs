@@ -272,7 +272,24 @@ impl VgDisk {
                 }
             }
         }
-        let (bp, ba) = best.ok_or_else(|| Error::NotFound(format!("volume group {vg}")))?;
+        let (bp, ba) = best.ok_or_else(|| {
+            let unreadable: Vec<String> = scanned
+                .iter()
+                .flat_map(|p| &p.areas)
+                .filter_map(|a| match (&a.header, &a.committed) {
+                    (Err(e), _) | (_, Some(Err(e))) => Some(e.to_string()),
+                    _ => None,
+                })
+                .collect();
+            if unreadable.is_empty() {
+                Error::NotFound(format!("volume group {vg}"))
+            } else {
+                Error::NotFound(format!(
+                    "volume group {vg} (unreadable metadata areas: {})",
+                    unreadable.join("; ")
+                ))
+            }
+        })?;
         let newest = found(&scanned, bp, ba)
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("volume group {vg}")))?;

@@ -450,19 +450,33 @@ fn lvm_waits_for_our_lock() {
     drop(d);
     assert!(child.wait().expect("wait").success());
     assert!(sh("lvs --noheadings -o tags lk_vg/lv1").contains("waited"));
-    // And we wait for LVM's: a non-blocking open while lvm holds it is Busy.
-    let mut opts = vg.opts();
-    opts.wait = false;
-    let holder = Command::new("sh")
+    // And a VG lock held elsewhere the way LVM holds it (flock on V_<vg>)
+    // makes a non-blocking open Busy.
+    let marker = std::env::temp_dir().join("lk_vg.locked");
+    let _ = std::fs::remove_file(&marker);
+    let mut holder = Command::new("flock")
+        .arg("/run/lock/lvm/V_lk_vg")
+        .arg("sh")
         .arg("-c")
-        .arg("exec flock /run/lock/lvm/V_lk_vg sleep 3")
+        .arg(format!("touch {} && sleep 4", marker.display()))
         .spawn()
         .expect("spawn flock");
-    std::thread::sleep(Duration::from_millis(800));
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "flock never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut opts = vg.opts();
+    opts.wait = false;
     let e = VgDisk::open("lk_vg", &opts).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
-    let mut holder = holder;
-    holder.wait().expect("wait");
+    // Waiting, it gets the lock once the holder is gone.
+    opts.wait = true;
+    VgDisk::open("lk_vg", &opts).expect("open after waiting");
+    assert!(holder.wait().expect("wait").success());
 }
 
 #[test]

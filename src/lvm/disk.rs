@@ -493,6 +493,10 @@ impl VgDisk {
     }
 
     /// Commits the precommitted text: the commit slot of every area.
+    ///
+    /// If a write fails part way, the areas already written hold the new
+    /// text and the rest the old; LVM reads the highest seqno and rewrites
+    /// the others on its next commit, as after an interrupted `lvm` command.
     pub fn commit_precommitted(&mut self) -> Result<()> {
         let p = self
             .pending

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use super::error::{Error, Result};
 use super::label::DiskLocn;
 use super::lock::{LockGuard, LockMode};
-use super::mda::{MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use super::mda::{MdaHeader, RawLocn};
 use super::scan::{read_pv_dev, read_text, scan, summarize, ScanOptions, ScannedPv};
 use crate::units::Bytes;
 
@@ -600,9 +600,7 @@ fn found(scanned: &[ScannedPv], p: usize, a: usize) -> Option<&super::scan::Foun
 fn write_header(dev: &BlockDev, h: &MdaHeader) -> Result<()> {
     let off = u64::try_from(*h.start)
         .map_err(|_| Error::InvalidArgument(format!("area start {}", h.start)))?;
-    dev.write_at(off, &h.to_sector()?)?;
-    debug_assert_eq!(MDA_HEADER_SIZE, 512);
-    Ok(())
+    dev.write_at(off, &h.to_sector()?)
 }
 
 impl Drop for VgDisk {

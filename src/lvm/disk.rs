@@ -509,11 +509,15 @@ impl VgDisk {
             }
             pv.dev.sync()?;
         }
-        if let (Some(pv), Some(locn)) = (self.pvs.first(), p.locns.first().and_then(|l| l.first()))
-        {
+        let first = self
+            .pvs
+            .iter()
+            .zip(&p.locns)
+            .find_map(|(pv, l)| Some((pv, pv.areas.first()?, l.first()?)));
+        if let Some((pv, area, locn)) = first {
             self.source = TextSource {
                 path: pv.path.clone(),
-                area_start: pv.areas.first().map_or(Bytes(0), |a| a.locn.offset),
+                area_start: area.locn.offset,
                 locn: *locn,
             };
         }
@@ -706,6 +710,7 @@ mod tests {
             d.commit(&next).unwrap();
             d.verify().unwrap();
             assert_eq!(d.text(), next);
+            assert_eq!(d.source().locn, d.pvs()[0].areas[0].header.committed);
         }
         let e = VgDisk::open("other_vg", &o).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound);

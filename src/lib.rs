@@ -13,6 +13,7 @@
 
 pub mod dm;
 pub mod error;
+pub mod lvm;
 pub mod snapshot;
 pub mod units;
 

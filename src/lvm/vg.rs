@@ -1,0 +1,1388 @@
+//! A typed view of a volume group's metadata, and changes made through the
+//! lossless tree so that whatever lvsnap does not model survives.
+//!
+//! [`Metadata`] owns the [`Document`] and a [`Vg`] view rebuilt after every
+//! change. Changes write what LVM2 itself writes for the same operation
+//! (checked against `vgcfgbackup` of LVM 2.03): a new LV goes after the last
+//! visible LV, hidden LVs (`snapshotN`, pool components, merging COW LVs)
+//! after all visible ones, as LVM's exporter orders them.
+
+use crate::error::ErrorKind;
+use crate::lvm::alloc::{self, Area, FreeSpace};
+use crate::lvm::names::{self, NameError};
+use crate::lvm::text::{Array, Body, Document, Entry, ParseError, Scalar, Section, Style, Value};
+use crate::units::{Extents, Sectors};
+
+/// Why the metadata could not be read as a volume group, or a change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The text does not parse.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The text parses but is not valid volume group metadata.
+    #[error("metadata: {0}")]
+    Invalid(String),
+    /// A named LV (or PV) is not in the volume group.
+    #[error("logical volume \"{0}\" not found in volume group")]
+    NotFound(String),
+    /// A name is refused by LVM's rules.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// An LV of that name exists already.
+    #[error("Logical Volume \"{0}\" already exists in volume group")]
+    Exists(String),
+    /// The change does not make sense for these LVs.
+    #[error("{0}")]
+    Refused(String),
+    /// Not enough free extents.
+    #[error("Insufficient free space: {needed} extents needed, but only {free} available")]
+    NoSpace {
+        /// Extents asked for.
+        needed: u64,
+        /// Free extents there are.
+        free: u64,
+    },
+    /// LVM metadata that lvsnap does not handle.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// Reading random bytes for a new id failed.
+    #[error("cannot create an LVM id: {0}")]
+    Id(#[source] std::io::Error),
+}
+
+impl ModelError {
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ModelError::Parse(e) => e.kind(),
+            ModelError::Invalid(_) => ErrorKind::Corrupt,
+            ModelError::NotFound(_) => ErrorKind::NotFound,
+            ModelError::Name(e) => e.kind(),
+            ModelError::Exists(_) | ModelError::Refused(_) => ErrorKind::InvalidArgument,
+            ModelError::NoSpace { .. } => ErrorKind::NoSpace,
+            ModelError::Unsupported(_) => ErrorKind::Unsupported,
+            ModelError::Id(_) => ErrorKind::Io,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ModelError>;
+
+fn invalid(what: impl Into<String>) -> ModelError {
+    ModelError::Invalid(what.into())
+}
+
+/// A physical volume as the metadata records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pv {
+    /// Its key in the metadata (`pv0`), which segments refer to.
+    pub key: String,
+    /// The PV's LVM id (with dashes).
+    pub id: String,
+    /// The device path LVM last saw it at (a hint only).
+    pub device: Option<String>,
+    /// `status` flags (`ALLOCATABLE`, ...).
+    pub status: Vec<String>,
+    /// Size of the device.
+    pub dev_size: Sectors,
+    /// Where the first extent starts.
+    pub pe_start: Sectors,
+    /// How many extents the PV holds.
+    pub pe_count: Extents,
+}
+
+impl Pv {
+    /// Whether new extents may be allocated here.
+    pub fn allocatable(&self) -> bool {
+        self.status.iter().any(|s| s == "ALLOCATABLE")
+    }
+}
+
+/// One area of a striped segment: extents on a PV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stripe {
+    /// The PV's key (`pv0`).
+    pub pv: String,
+    /// First physical extent on that PV.
+    pub start: Extents,
+}
+
+/// A thin-pool message queued in the metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThinMessage {
+    /// Create the thin device of this LV (a thin LV or thin snapshot).
+    Create(String),
+    /// Delete this device id.
+    Delete(u64),
+}
+
+/// What a segment maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// `striped` (linear when there is one stripe).
+    Striped {
+        /// Stripe size, absent for linear.
+        stripe_size: Option<Sectors>,
+        /// The areas, one per stripe.
+        stripes: Vec<Stripe>,
+    },
+    /// `snapshot`: the segment of an LVM `snapshotN` LV.
+    Snapshot {
+        /// COW chunk size.
+        chunk_size: Sectors,
+        /// The origin LV's name.
+        origin: String,
+        /// The COW LV's name (the snapshot as users name it).
+        cow: String,
+        /// True when recorded as `merging_store` (a merge is pending or running).
+        merging: bool,
+    },
+    /// `thin-pool`.
+    ThinPool {
+        /// The metadata LV (`pool_tmeta`).
+        metadata: String,
+        /// The data LV (`pool_tdata`).
+        pool: String,
+        /// The pool's transaction id.
+        transaction_id: u64,
+        /// Pool chunk size.
+        chunk_size: Sectors,
+        /// `passdown`, `nopassdown` or `ignore`.
+        discards: Option<String>,
+        /// Whether new blocks are zeroed.
+        zero_new_blocks: bool,
+        /// Messages queued for the kernel pool.
+        messages: Vec<ThinMessage>,
+    },
+    /// `thin`: a thin LV or thin snapshot.
+    Thin {
+        /// The pool LV's name.
+        thin_pool: String,
+        /// The pool's transaction id when this LV was created.
+        transaction_id: u64,
+        /// The thin device id in the pool.
+        device_id: u64,
+        /// The origin of a thin snapshot.
+        origin: Option<String>,
+    },
+    /// Any other segment type, kept as it is (raid, cache, mirror, ...).
+    Other {
+        /// The `type` string.
+        type_name: String,
+    },
+}
+
+/// One segment of an LV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// First logical extent.
+    pub start_extent: Extents,
+    /// Length in extents.
+    pub extent_count: Extents,
+    /// What it maps to.
+    pub kind: SegmentKind,
+}
+
+/// A logical volume as the metadata records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lv {
+    /// Its name.
+    pub name: String,
+    /// Its LVM id (with dashes).
+    pub id: String,
+    /// `status` flags (`READ`, `WRITE`, `VISIBLE`, ...).
+    pub status: Vec<String>,
+    /// `flags` (`ACTIVATION_SKIP`, ...).
+    pub flags: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Seconds since the epoch, if recorded.
+    pub creation_time: Option<i64>,
+    /// Host that created it, if recorded.
+    pub creation_host: Option<String>,
+    /// Segments in logical order.
+    pub segments: Vec<Segment>,
+}
+
+impl Lv {
+    /// Whether `status` holds `flag`.
+    pub fn has_status(&self, flag: &str) -> bool {
+        self.status.iter().any(|s| s == flag)
+    }
+
+    /// Whether `flags` holds `flag`.
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|s| s == flag)
+    }
+
+    /// Its length in extents (sum of its segments).
+    pub fn extents(&self) -> Extents {
+        Extents(self.segments.iter().map(|s| s.extent_count.0).sum())
+    }
+
+    /// The snapshot segment, if this is an LVM `snapshotN` LV.
+    fn snapshot_segment(&self) -> Option<(&Sectors, &str, &str, bool)> {
+        match self.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Snapshot {
+                chunk_size,
+                origin,
+                cow,
+                merging,
+            }) => Some((chunk_size, origin, cow, *merging)),
+            _ => None,
+        }
+    }
+
+    /// The COW snapshot this `snapshotN` LV carries, if it is one.
+    fn as_cow_snapshot(&self) -> Option<CowSnapshot> {
+        let (chunk, origin, cow, merging) = self.snapshot_segment()?;
+        Some(CowSnapshot {
+            name: cow.to_owned(),
+            snapshot_lv: self.name.clone(),
+            origin: origin.to_owned(),
+            chunk_size: *chunk,
+            merging,
+        })
+    }
+
+    /// The pool and device id, if this is a thin LV.
+    pub fn thin(&self) -> Option<(&str, u64)> {
+        match self.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Thin {
+                thin_pool,
+                device_id,
+                ..
+            }) => Some((thin_pool, *device_id)),
+            _ => None,
+        }
+    }
+
+    /// The origin of a thin snapshot.
+    pub fn thin_origin(&self) -> Option<&str> {
+        match self.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Thin { origin, .. }) => origin.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether this LV is a thin pool.
+    pub fn is_thin_pool(&self) -> bool {
+        matches!(
+            self.segments.first().map(|s| &s.kind),
+            Some(SegmentKind::ThinPool { .. })
+        )
+    }
+}
+
+/// A COW snapshot as users see it: the COW LV, named by the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CowSnapshot {
+    /// The COW LV's name (the snapshot's name for users, `lvs` and HwameiStor).
+    pub name: String,
+    /// The hidden `snapshotN` LV that carries the snapshot segment.
+    pub snapshot_lv: String,
+    /// The origin LV's name.
+    pub origin: String,
+    /// COW chunk size.
+    pub chunk_size: Sectors,
+    /// A merge into the origin is pending or running.
+    pub merging: bool,
+}
+
+/// A typed volume group, built from the metadata tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vg {
+    /// The VG's name.
+    pub name: String,
+    /// The VG's LVM id.
+    pub id: String,
+    /// The metadata sequence number.
+    pub seqno: u64,
+    /// `status` flags (`RESIZEABLE`, `READ`, `WRITE`).
+    pub status: Vec<String>,
+    /// `flags`.
+    pub flags: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Size of one extent.
+    pub extent_size: Sectors,
+    /// Maximum number of LVs (0: no limit).
+    pub max_lv: u64,
+    /// Maximum number of PVs (0: no limit).
+    pub max_pv: u64,
+    /// Metadata copies to keep (0: unmanaged).
+    pub metadata_copies: u64,
+    /// PVs in metadata order.
+    pub pvs: Vec<Pv>,
+    /// LVs in metadata order (including hidden ones).
+    pub lvs: Vec<Lv>,
+}
+
+impl Vg {
+    /// The LV called `name`.
+    pub fn lv(&self, name: &str) -> Option<&Lv> {
+        self.lvs.iter().find(|l| l.name == name)
+    }
+
+    /// The PV with key `key` (`pv0`).
+    pub fn pv(&self, key: &str) -> Option<&Pv> {
+        self.pvs.iter().find(|p| p.key == key)
+    }
+
+    /// The size of LV `name` (its own extents).
+    pub fn lv_size(&self, name: &str) -> Option<Sectors> {
+        self.lv(name)?.extents().sectors(self.extent_size)
+    }
+
+    /// All COW snapshots, in LV order of their `snapshotN` LVs.
+    pub fn cow_snapshots(&self) -> Vec<CowSnapshot> {
+        self.lvs.iter().filter_map(Lv::as_cow_snapshot).collect()
+    }
+
+    /// The COW snapshot whose COW LV is `name`, if it is one.
+    pub fn cow_snapshot(&self, name: &str) -> Option<CowSnapshot> {
+        self.lvs
+            .iter()
+            .filter(|l| l.snapshot_segment().is_some_and(|s| s.2 == name))
+            .find_map(Lv::as_cow_snapshot)
+    }
+
+    /// Snapshots of origin `origin`.
+    pub fn snapshots_of(&self, origin: &str) -> Vec<CowSnapshot> {
+        let mut v = self.cow_snapshots();
+        v.retain(|s| s.origin == origin);
+        v
+    }
+
+    /// Whether `name` is an origin of COW snapshots.
+    pub fn is_origin(&self, name: &str) -> bool {
+        self.lvs
+            .iter()
+            .any(|l| l.snapshot_segment().is_some_and(|s| s.1 == name))
+    }
+
+    /// The thin pool of LV `name`, if it is thin.
+    pub fn thin_pool_of(&self, name: &str) -> Option<&str> {
+        self.lv(name)?.thin().map(|t| t.0)
+    }
+
+    /// Whether LV `name` is visible as LVM decides it (`lv_is_visible`):
+    /// `snapshotN` LVs never, a COW LV as its origin unless merging, others by
+    /// their `VISIBLE` flag.
+    pub fn is_visible(&self, name: &str) -> bool {
+        let Some(lv) = self.lv(name) else {
+            return false;
+        };
+        if lv.snapshot_segment().is_some() {
+            return false;
+        }
+        if let Some(s) = self.cow_snapshot(name) {
+            return !s.merging && self.lv(&s.origin).is_some_and(|o| o.has_status("VISIBLE"));
+        }
+        lv.has_status("VISIBLE")
+    }
+
+    /// Names of the LVs `lvs` lists without `-a`.
+    pub fn visible_lvs(&self) -> Vec<&str> {
+        self.lvs
+            .iter()
+            .map(|l| l.name.as_str())
+            .filter(|n| self.is_visible(n))
+            .collect()
+    }
+
+    /// Free extents of every allocatable PV (PV order), after subtracting
+    /// every area any segment uses.
+    pub fn free_space(&self, doc_vg: &Body) -> FreeSpace {
+        let mut used: Vec<(usize, u64, u64)> = Vec::new();
+        let pv_index = |key: &str| self.pvs.iter().position(|p| p.key == key);
+        for (lv, lvsec) in self.lvs.iter().zip(lv_sections(doc_vg)) {
+            for (seg, segsec) in lv.segments.iter().zip(segment_sections(&lvsec.body)) {
+                match &seg.kind {
+                    SegmentKind::Striped { stripes, .. } => {
+                        let n = stripes.len().max(1) as u64;
+                        for s in stripes {
+                            if let Some(i) = pv_index(&s.pv) {
+                                used.push((i, s.start.0, seg.extent_count.0 / n));
+                            }
+                        }
+                    }
+                    // Unknown types: any ("pvN", pe) pair in an array counts
+                    // as an area of the whole segment's length (never less
+                    // than it uses).
+                    _ => {
+                        for e in &segsec.body.entries {
+                            let Entry::Assign(a) = e else { continue };
+                            let Some(arr) = a.value.as_array() else {
+                                continue;
+                            };
+                            for pair in arr.items.windows(2) {
+                                if let (Some(pv), Some(pe)) = (pair[0].as_str(), pair[1].as_int()) {
+                                    if let (Some(i), Ok(pe)) = (pv_index(pv), u64::try_from(pe)) {
+                                        used.push((i, pe, seg.extent_count.0));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        alloc::free_space(
+            self.pvs
+                .iter()
+                .map(|p| (p.allocatable(), p.pe_count.0))
+                .collect(),
+            &used,
+        )
+    }
+}
+
+fn lv_sections(vg: &Body) -> impl Iterator<Item = &Section> {
+    vg.section("logical_volumes")
+        .into_iter()
+        .flat_map(|s| s.body.sections())
+}
+
+fn segment_sections(lv: &Body) -> impl Iterator<Item = &Section> {
+    lv.sections().filter(|s| s.name.starts_with("segment"))
+}
+
+fn req_str<'a>(b: &'a Body, key: &str, ctx: &str) -> Result<&'a str> {
+    b.str(key)
+        .ok_or_else(|| invalid(format!("{ctx}: missing string \"{key}\"")))
+}
+
+fn req_u64(b: &Body, key: &str, ctx: &str) -> Result<u64> {
+    let i = b
+        .int(key)
+        .ok_or_else(|| invalid(format!("{ctx}: missing integer \"{key}\"")))?;
+    u64::try_from(i).map_err(|_| invalid(format!("{ctx}: \"{key}\" is negative")))
+}
+
+fn opt_strings(b: &Body, key: &str, ctx: &str) -> Result<Vec<String>> {
+    match b.get(key) {
+        None => Ok(Vec::new()),
+        Some(v) => v
+            .as_array()
+            .and_then(Array::strings)
+            .map(|v| v.into_iter().map(str::to_owned).collect())
+            .ok_or_else(|| invalid(format!("{ctx}: \"{key}\" is not a list of strings"))),
+    }
+}
+
+fn parse_pv(s: &Section) -> Result<Pv> {
+    let ctx = format!("physical volume {}", s.name);
+    let b = &s.body;
+    Ok(Pv {
+        key: s.name.clone(),
+        id: req_str(b, "id", &ctx)?.to_owned(),
+        device: b.str("device").map(str::to_owned),
+        status: opt_strings(b, "status", &ctx)?,
+        dev_size: Sectors(req_u64(b, "dev_size", &ctx)?),
+        pe_start: Sectors(req_u64(b, "pe_start", &ctx)?),
+        pe_count: Extents(req_u64(b, "pe_count", &ctx)?),
+    })
+}
+
+fn parse_segment(s: &Section, ctx: &str) -> Result<Segment> {
+    let ctx = format!("{ctx} {}", s.name);
+    let b = &s.body;
+    let ty = req_str(b, "type", &ctx)?;
+    let kind = match ty {
+        "striped" => {
+            let arr = b
+                .array("stripes")
+                .ok_or_else(|| invalid(format!("{ctx}: missing \"stripes\"")))?;
+            let mut stripes = Vec::new();
+            for pair in arr.items.chunks(2) {
+                match pair {
+                    [Scalar::Str(pv), Scalar::Int(pe)] => stripes.push(Stripe {
+                        pv: pv.clone(),
+                        start: Extents(
+                            u64::try_from(*pe)
+                                .map_err(|_| invalid(format!("{ctx}: negative extent")))?,
+                        ),
+                    }),
+                    _ => return Err(invalid(format!("{ctx}: malformed \"stripes\""))),
+                }
+            }
+            let count = req_u64(b, "stripe_count", &ctx)?;
+            if count != stripes.len() as u64 || stripes.is_empty() {
+                return Err(invalid(format!(
+                    "{ctx}: stripe_count {count} but {} stripes",
+                    stripes.len()
+                )));
+            }
+            Segment::striped_kind(b.int("stripe_size"), stripes)
+        }
+        "snapshot" => {
+            let (cow, merging) = match (b.str("cow_store"), b.str("merging_store")) {
+                (Some(c), None) => (c, false),
+                (None, Some(m)) => (m, true),
+                _ => {
+                    return Err(invalid(format!(
+                        "{ctx}: needs one of \"cow_store\" or \"merging_store\""
+                    )))
+                }
+            };
+            SegmentKind::Snapshot {
+                chunk_size: Sectors(req_u64(b, "chunk_size", &ctx)?),
+                origin: req_str(b, "origin", &ctx)?.to_owned(),
+                cow: cow.to_owned(),
+                merging,
+            }
+        }
+        "thin-pool" => {
+            let mut messages = Vec::new();
+            for m in b.sections().filter(|s| s.name.starts_with("message")) {
+                if let Some(lv) = m.body.str("create") {
+                    messages.push(ThinMessage::Create(lv.to_owned()));
+                } else if let Some(id) = m.body.int("delete") {
+                    messages.push(ThinMessage::Delete(u64::try_from(id).map_err(|_| {
+                        invalid(format!("{ctx}: negative device id in {}", m.name))
+                    })?));
+                } else {
+                    return Err(invalid(format!("{ctx}: unknown message in {}", m.name)));
+                }
+            }
+            SegmentKind::ThinPool {
+                metadata: req_str(b, "metadata", &ctx)?.to_owned(),
+                pool: req_str(b, "pool", &ctx)?.to_owned(),
+                transaction_id: req_u64(b, "transaction_id", &ctx)?,
+                chunk_size: Sectors(req_u64(b, "chunk_size", &ctx)?),
+                discards: b.str("discards").map(str::to_owned),
+                zero_new_blocks: b.int("zero_new_blocks").unwrap_or(0) != 0,
+                messages,
+            }
+        }
+        "thin" => SegmentKind::Thin {
+            thin_pool: req_str(b, "thin_pool", &ctx)?.to_owned(),
+            transaction_id: req_u64(b, "transaction_id", &ctx)?,
+            device_id: req_u64(b, "device_id", &ctx)?,
+            origin: b.str("origin").map(str::to_owned),
+        },
+        other => SegmentKind::Other {
+            type_name: other.to_owned(),
+        },
+    };
+    Ok(Segment {
+        start_extent: Extents(req_u64(b, "start_extent", &ctx)?),
+        extent_count: Extents(req_u64(b, "extent_count", &ctx)?),
+        kind,
+    })
+}
+
+impl Segment {
+    fn striped_kind(stripe_size: Option<i64>, stripes: Vec<Stripe>) -> SegmentKind {
+        SegmentKind::Striped {
+            stripe_size: stripe_size.and_then(|s| u64::try_from(s).ok()).map(Sectors),
+            stripes,
+        }
+    }
+}
+
+fn parse_lv(s: &Section) -> Result<Lv> {
+    let ctx = format!("logical volume {}", s.name);
+    let b = &s.body;
+    let segments = segment_sections(b)
+        .map(|seg| parse_segment(seg, &ctx))
+        .collect::<Result<Vec<_>>>()?;
+    let count = req_u64(b, "segment_count", &ctx)?;
+    if count != segments.len() as u64 {
+        return Err(invalid(format!(
+            "{ctx}: segment_count {count} but {} segments",
+            segments.len()
+        )));
+    }
+    let mut next = 0u64;
+    for seg in &segments {
+        if seg.start_extent.0 != next {
+            return Err(invalid(format!("{ctx}: segments are not contiguous")));
+        }
+        next = next
+            .checked_add(seg.extent_count.0)
+            .ok_or_else(|| invalid(format!("{ctx}: extent count overflows")))?;
+    }
+    Ok(Lv {
+        name: s.name.clone(),
+        id: req_str(b, "id", &ctx)?.to_owned(),
+        status: opt_strings(b, "status", &ctx)?,
+        flags: opt_strings(b, "flags", &ctx)?,
+        tags: opt_strings(b, "tags", &ctx)?,
+        creation_time: b.int("creation_time"),
+        creation_host: b.str("creation_host").map(str::to_owned),
+        segments,
+    })
+}
+
+fn parse_vg(doc: &Document) -> Result<Vg> {
+    let s = doc
+        .vg_section()
+        .ok_or_else(|| invalid("no volume group section"))?;
+    let ctx = format!("volume group {}", s.name);
+    let b = &s.body;
+    let pvs = b
+        .section("physical_volumes")
+        .map(|p| p.body.sections().map(parse_pv).collect::<Result<Vec<_>>>())
+        .transpose()?
+        .unwrap_or_default();
+    let lvs = lv_sections(b).map(parse_lv).collect::<Result<Vec<_>>>()?;
+    let extent_size = Sectors(req_u64(b, "extent_size", &ctx)?);
+    if *extent_size == 0 {
+        return Err(invalid(format!("{ctx}: extent_size is 0")));
+    }
+    Ok(Vg {
+        name: s.name.clone(),
+        id: req_str(b, "id", &ctx)?.to_owned(),
+        seqno: req_u64(b, "seqno", &ctx)?,
+        status: opt_strings(b, "status", &ctx)?,
+        flags: opt_strings(b, "flags", &ctx)?,
+        tags: opt_strings(b, "tags", &ctx)?,
+        extent_size,
+        max_lv: b
+            .int("max_lv")
+            .and_then(|i| u64::try_from(i).ok())
+            .unwrap_or(0),
+        max_pv: b
+            .int("max_pv")
+            .and_then(|i| u64::try_from(i).ok())
+            .unwrap_or(0),
+        metadata_copies: b
+            .int("metadata_copies")
+            .and_then(|i| u64::try_from(i).ok())
+            .unwrap_or(0),
+        pvs,
+        lvs,
+    })
+}
+
+/// Who creates an LV and when, as LVM records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creation {
+    /// Seconds since the epoch.
+    pub time: i64,
+    /// Host name (`creation_host`).
+    pub host: String,
+}
+
+impl Creation {
+    /// Now, on this host (as `uname -n` gives it).
+    pub fn now() -> Creation {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        Creation { time, host }
+    }
+}
+
+/// A volume group's metadata: the lossless tree plus its typed view.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    doc: Document,
+    vg: Vg,
+}
+
+impl Metadata {
+    /// Parses a metadata text (as found in a metadata area or a backup file).
+    ///
+    /// ```
+    /// use lvsnap::lvm::vg::Metadata;
+    /// let text = std::fs::read_to_string("tests/fixtures/cow.vg").unwrap();
+    /// let md = Metadata::parse(&text)?;
+    /// let snap = md.vg().cow_snapshot("snap1").unwrap();
+    /// assert_eq!(snap.origin, "origin");
+    /// # Ok::<(), lvsnap::lvm::vg::ModelError>(())
+    /// ```
+    pub fn parse(text: &str) -> Result<Metadata> {
+        Metadata::from_document(Document::parse(text)?)
+    }
+
+    /// Builds the typed view over a parsed tree.
+    pub fn from_document(doc: Document) -> Result<Metadata> {
+        let vg = parse_vg(&doc)?;
+        Ok(Metadata { doc, vg })
+    }
+
+    /// The typed view.
+    pub fn vg(&self) -> &Vg {
+        &self.vg
+    }
+
+    /// The tree.
+    pub fn document(&self) -> &Document {
+        &self.doc
+    }
+
+    /// The text in `style` ([`Style::Raw`] for a metadata area).
+    pub fn to_text(&self, style: Style) -> String {
+        self.doc.to_text(style)
+    }
+
+    /// Free extents per PV.
+    pub fn free_space(&self) -> FreeSpace {
+        match self.doc.vg_section() {
+            Some(s) => self.vg.free_space(&s.body),
+            None => FreeSpace::default(),
+        }
+    }
+
+    fn vg_body(&mut self) -> Result<&mut Body> {
+        self.doc
+            .vg_section_mut()
+            .map(|s| &mut s.body)
+            .ok_or_else(|| invalid("no volume group section"))
+    }
+
+    /// Applies a change to the tree, then rebuilds the view; on failure
+    /// the metadata is left as it was.
+    fn change(&mut self, f: impl FnOnce(&mut Document) -> Result<()>) -> Result<()> {
+        let mut doc = self.doc.clone();
+        f(&mut doc)?;
+        let mut md = Metadata::from_document(doc)?;
+        md.order_lvs()?;
+        *self = md;
+        Ok(())
+    }
+
+    /// Increments `seqno`, as every metadata write does.
+    pub fn bump_seqno(&mut self) -> Result<u64> {
+        let next = self
+            .vg
+            .seqno
+            .checked_add(1)
+            .ok_or_else(|| invalid("seqno overflows"))?;
+        let v = i64::try_from(next).map_err(|_| invalid("seqno overflows"))?;
+        self.vg_body()?.set("seqno", Value::int(v));
+        self.vg.seqno = next;
+        Ok(next)
+    }
+
+    /// Sets the top-level `description`, `creation_host` and `creation_time`
+    /// LVM writes with each copy of the metadata.
+    pub fn set_header(&mut self, description: &str, creation: &Creation) {
+        let r = &mut self.doc.root;
+        r.set("description", Value::str(description));
+        r.set("creation_host", Value::str(&creation.host));
+        r.set("creation_time", Value::int(creation.time));
+    }
+
+    /// Puts visible LVs first and hidden ones after, each group in its
+    /// current order, as LVM's exporter writes them.
+    fn order_lvs(&mut self) -> Result<()> {
+        let visible: Vec<bool> = self
+            .vg
+            .lvs
+            .iter()
+            .map(|l| self.vg.is_visible(&l.name))
+            .collect();
+        if visible.windows(2).all(|w| w[0] || !w[1]) {
+            return Ok(());
+        }
+        let body = self.vg_body()?;
+        let Some(lvsec) = body.section_mut("logical_volumes") else {
+            return Ok(());
+        };
+        let mut others = Vec::new();
+        let mut secs = Vec::new();
+        for e in std::mem::take(&mut lvsec.body.entries) {
+            match e {
+                Entry::Section(s) => secs.push(s),
+                Entry::Blank => {}
+                other => others.push(other),
+            }
+        }
+        let (vis, hid): (Vec<_>, Vec<_>) =
+            secs.into_iter().zip(visible.iter()).partition(|(_, v)| **v);
+        lvsec.body.entries = others;
+        for (s, _) in vis.into_iter().chain(hid) {
+            lvsec.body.entries.push(Entry::Blank);
+            lvsec.body.entries.push(Entry::Section(s));
+        }
+        self.vg = parse_vg(&self.doc)?;
+        Ok(())
+    }
+
+    fn check_new_lv_name(&self, name: &str) -> Result<()> {
+        names::validate_lv_name(name)?;
+        if self.vg.lv(name).is_some() {
+            return Err(ModelError::Exists(name.into()));
+        }
+        if self.vg.max_lv != 0 && self.vg.visible_lvs().len() as u64 >= self.vg.max_lv {
+            return Err(ModelError::Refused(format!(
+                "Maximum number of logical volumes ({}) reached in volume group {}",
+                self.vg.max_lv, self.vg.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Allocates `extents` as LVM's `normal` policy would, as linear segments.
+    pub fn allocate(&self, extents: Extents) -> Result<Vec<Area>> {
+        let free = self.free_space();
+        alloc::allocate_linear(&free, extents.0).ok_or(ModelError::NoSpace {
+            needed: extents.0,
+            free: free.total(),
+        })
+    }
+
+    /// Adds a linear LV of `extents` with extents allocated as LVM would;
+    /// returns where it was placed.
+    pub fn add_linear_lv(
+        &mut self,
+        name: &str,
+        extents: Extents,
+        creation: &Creation,
+    ) -> Result<Vec<Area>> {
+        self.check_new_lv_name(name)?;
+        if extents.0 == 0 {
+            return Err(ModelError::Refused(
+                "Unable to create new logical volume with no extents".into(),
+            ));
+        }
+        let areas = self.allocate(extents)?;
+        let id = names::new_id().map_err(ModelError::Id)?;
+        let sec = self.striped_lv_section(
+            name,
+            &id,
+            &["READ", "WRITE", "VISIBLE"],
+            &[],
+            creation,
+            &areas,
+        );
+        self.change(|doc| insert_lv(doc, sec))?;
+        Ok(areas)
+    }
+
+    fn pv_key(&self, index: usize) -> String {
+        self.vg
+            .pvs
+            .get(index)
+            .map_or_else(|| format!("pv{index}"), |p| p.key.clone())
+    }
+
+    fn striped_lv_section(
+        &self,
+        name: &str,
+        id: &str,
+        status: &[&str],
+        flags: &[&str],
+        creation: &Creation,
+        areas: &[Area],
+    ) -> Section {
+        let mut lv = lv_head(name, id, status, flags, creation, areas.len());
+        let mut le = 0u64;
+        for (i, a) in areas.iter().enumerate() {
+            let mut seg = segment_head(i + 1, le, a.count, "striped");
+            let b = &mut seg.body;
+            b.push("stripe_count", Value::int(1));
+            b.entries.push(Entry::Blank);
+            b.push(
+                "stripes",
+                Value::Array(Array::multiline(
+                    vec![Scalar::Str(self.pv_key(a.pv)), Scalar::Int(clamp(a.start))],
+                    2,
+                )),
+            );
+            lv.body.entries.push(Entry::Section(seg));
+            le += a.count;
+        }
+        lv
+    }
+
+    /// Adds a COW snapshot of `origin` as `lvcreate -s` writes it: the COW LV
+    /// `name` over `cow_extents` newly allocated extents (status READ/WRITE,
+    /// or READ when `read_only`, not VISIBLE) and a `snapshotN` LV (N one
+    /// above the highest in use) with one `snapshot` segment.
+    /// Returns the `snapshotN` name.
+    pub fn add_cow_snapshot(
+        &mut self,
+        origin: &str,
+        name: &str,
+        cow_extents: Extents,
+        chunk_size: Sectors,
+        read_only: bool,
+        creation: &Creation,
+    ) -> Result<String> {
+        self.check_new_lv_name(name)?;
+        let o = self
+            .vg
+            .lv(origin)
+            .ok_or_else(|| ModelError::NotFound(origin.into()))?;
+        if cow_extents.0 == 0 {
+            return Err(ModelError::Refused(
+                "A snapshot needs at least one extent of COW space".into(),
+            ));
+        }
+        if !self.vg.is_visible(origin) && self.vg.cow_snapshot(origin).is_none() {
+            return Err(ModelError::Refused(format!(
+                "Snapshots of hidden LV {origin} are not supported"
+            )));
+        }
+        if self.vg.cow_snapshot(origin).is_some() {
+            return Err(ModelError::Refused(format!(
+                "Snapshots of snapshots are not supported: {origin} is a snapshot"
+            )));
+        }
+        if !o
+            .segments
+            .iter()
+            .all(|s| matches!(s.kind, SegmentKind::Striped { .. }))
+        {
+            return Err(ModelError::Unsupported(format!(
+                "COW snapshot of {origin}, which is not a linear or striped LV"
+            )));
+        }
+        if self.vg.snapshots_of(origin).iter().any(|s| s.merging) {
+            return Err(ModelError::Refused(format!(
+                "Cannot create snapshot of origin {origin} while a snapshot is merging into it"
+            )));
+        }
+        let c = chunk_size.0;
+        if !c.is_power_of_two() || !(8..=1024).contains(&c) {
+            return Err(ModelError::Refused(format!(
+                "Chunk size {c} sectors must be a power of 2 from 4 KiB to 512 KiB"
+            )));
+        }
+        let origin_extents = o.extents();
+        let areas = self.allocate(cow_extents)?;
+        let status: &[&str] = if read_only {
+            &["READ"]
+        } else {
+            &["READ", "WRITE"]
+        };
+        let cow = self.striped_lv_section(
+            name,
+            &names::new_id().map_err(ModelError::Id)?,
+            status,
+            &[],
+            creation,
+            &areas,
+        );
+        let snap_name = self.next_snapshot_name();
+        let mut snap = lv_head(
+            &snap_name,
+            &names::new_id().map_err(ModelError::Id)?,
+            &["READ", "WRITE", "VISIBLE"],
+            &[],
+            creation,
+            1,
+        );
+        let mut seg = segment_head(1, 0, origin_extents.0, "snapshot");
+        let b = &mut seg.body;
+        b.push("chunk_size", uint(c));
+        b.push("origin", Value::str(origin));
+        b.push("cow_store", Value::str(name));
+        snap.body.entries.push(Entry::Section(seg));
+        self.change(|doc| {
+            insert_lv(doc, cow)?;
+            insert_lv(doc, snap)
+        })?;
+        Ok(snap_name)
+    }
+
+    /// `snapshotN` with N one above the highest in use (LVM's
+    /// `generate_lv_name`, which also counts historical LVs).
+    fn next_snapshot_name(&self) -> String {
+        let hist = self
+            .doc
+            .vg_section()
+            .and_then(|s| s.body.section("historical_logical_volumes"))
+            .into_iter()
+            .flat_map(|s| s.body.sections().map(|s| s.name.as_str()));
+        let high = self
+            .vg
+            .lvs
+            .iter()
+            .map(|l| l.name.as_str())
+            .chain(hist)
+            .filter_map(|n| scanf_number(n.strip_prefix("snapshot")?))
+            .max();
+        format!("snapshot{}", high.map_or(0, |h| h + 1))
+    }
+
+    /// Records a merge of COW snapshot `name` into its origin, as
+    /// `lvconvert --merge` does before (or instead of, when the origin is
+    /// open) starting it: the `snapshotN` LV loses VISIBLE and `cow_store`
+    /// becomes `merging_store`.
+    pub fn start_merge(&mut self, name: &str) -> Result<()> {
+        let snap = self
+            .vg
+            .cow_snapshot(name)
+            .ok_or_else(|| ModelError::Refused(format!("\"{name}\" is not a COW snapshot")))?;
+        if snap.merging {
+            return Ok(());
+        }
+        if self.vg.snapshots_of(&snap.origin).iter().any(|s| s.merging) {
+            return Err(ModelError::Refused(format!(
+                "Cannot merge snapshot {name} into the origin {} with merging snapshot",
+                snap.origin
+            )));
+        }
+        if self
+            .vg
+            .lv(&snap.origin)
+            .is_some_and(|o| !o.has_status("WRITE"))
+        {
+            return Err(ModelError::Refused(format!(
+                "Unable to merge snapshot {name} into read-only origin {}",
+                snap.origin
+            )));
+        }
+        self.change(|doc| {
+            let lv = lv_section_mut(doc, &snap.snapshot_lv)?;
+            set_strings_without(&mut lv.body, "status", "VISIBLE");
+            let seg = lv
+                .body
+                .section_mut("segment1")
+                .ok_or_else(|| invalid("snapshot LV without segment1"))?;
+            rename_key(&mut seg.body, "cow_store", "merging_store");
+            Ok(())
+        })
+    }
+
+    /// Removes LV `name`. A COW snapshot is removed with its `snapshotN`
+    /// LV; an origin with snapshots, a thin pool with thin LVs, or an LV
+    /// another LV's segments use is refused.
+    pub fn remove_lv(&mut self, name: &str) -> Result<()> {
+        let lv = self
+            .vg
+            .lv(name)
+            .ok_or_else(|| ModelError::NotFound(name.into()))?;
+        let mut remove = vec![name.to_owned()];
+        if let Some(s) = self.vg.cow_snapshot(name) {
+            remove.push(s.snapshot_lv);
+        } else if lv.snapshot_segment().is_some() {
+            return Err(ModelError::Refused(format!(
+                "{name} is an internal snapshot LV: remove its COW LV instead"
+            )));
+        } else if self.vg.is_origin(name) {
+            return Err(ModelError::Refused(format!(
+                "Can't remove logical volume {name} with snapshots"
+            )));
+        }
+        if let Some(user) = self
+            .vg
+            .lvs
+            .iter()
+            .find(|l| !remove.contains(&l.name) && lv_refers_to(&self.doc, &l.name, name))
+        {
+            return Err(ModelError::Refused(format!(
+                "Can't remove logical volume {name} used by {}",
+                user.name
+            )));
+        }
+        self.change(|doc| {
+            let vg = &mut doc
+                .vg_section_mut()
+                .ok_or_else(|| invalid("no volume group section"))?
+                .body;
+            let lvs = vg
+                .section_mut("logical_volumes")
+                .ok_or_else(|| invalid("no logical_volumes section"))?;
+            for n in &remove {
+                lvs.body.remove_section(n);
+            }
+            if lvs.body.sections().next().is_none() {
+                remove_section_and_following_blank(vg, "logical_volumes");
+            }
+            Ok(())
+        })
+    }
+
+    fn pool_segment(&self, pool: &str) -> Result<(u64, Vec<ThinMessage>)> {
+        let lv = self
+            .vg
+            .lv(pool)
+            .ok_or_else(|| ModelError::NotFound(pool.into()))?;
+        match lv.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::ThinPool {
+                transaction_id,
+                messages,
+                ..
+            }) if lv.segments.len() == 1 => Ok((*transaction_id, messages.clone())),
+            _ => Err(ModelError::Refused(format!("{pool} is not a thin pool"))),
+        }
+    }
+
+    /// Adds a thin LV `name` of `extents` in `pool`, or a thin snapshot of
+    /// `origin`, as LVM's first commit of `lvcreate` writes it: a `thin`
+    /// segment with the next free device id and the pool's transaction id,
+    /// and in the pool a queued `create` message with `transaction_id + 1`.
+    /// After the kernel pool has the device, [`Metadata::clear_thin_messages`]
+    /// gives the final metadata. Returns the device id.
+    pub fn add_thin_lv(
+        &mut self,
+        name: &str,
+        pool: &str,
+        extents: Extents,
+        origin: Option<&str>,
+        activation_skip: bool,
+        creation: &Creation,
+    ) -> Result<u64> {
+        self.check_new_lv_name(name)?;
+        let (tid, messages) = self.pool_segment(pool)?;
+        if !messages.is_empty() {
+            return Err(ModelError::Refused(format!(
+                "Thin pool {pool} has queued messages: finish or clear them first"
+            )));
+        }
+        if let Some(o) = origin {
+            if self.vg.thin_pool_of(o) != Some(pool) {
+                return Err(ModelError::Refused(format!(
+                    "{o} is not a thin volume of pool {pool}"
+                )));
+            }
+        }
+        if extents.0 == 0 {
+            return Err(ModelError::Refused("thin LV of no extents".into()));
+        }
+        let device_id = self
+            .vg
+            .lvs
+            .iter()
+            .filter_map(|l| l.thin().filter(|t| t.0 == pool).map(|t| t.1))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        if device_id > (1 << 24) - 1 {
+            return Err(ModelError::NoSpace { needed: 1, free: 0 });
+        }
+        let flags: &[&str] = if activation_skip {
+            &["ACTIVATION_SKIP"]
+        } else {
+            &[]
+        };
+        let mut lv = lv_head(
+            name,
+            &names::new_id().map_err(ModelError::Id)?,
+            &["READ", "WRITE", "VISIBLE"],
+            flags,
+            creation,
+            1,
+        );
+        let mut seg = segment_head(1, 0, extents.0, "thin");
+        let b = &mut seg.body;
+        b.push("thin_pool", Value::str(pool));
+        b.push("transaction_id", uint(tid));
+        b.push("device_id", uint(device_id));
+        if let Some(o) = origin {
+            b.push("origin", Value::str(o));
+        }
+        lv.body.entries.push(Entry::Section(seg));
+        self.change(|doc| {
+            insert_lv(doc, lv)?;
+            let seg = pool_segment_mut(doc, pool)?;
+            seg.set("transaction_id", uint(tid + 1));
+            seg.entries.push(Entry::Blank);
+            let mut msg = Section::new("message1");
+            msg.body.push("create", Value::str(name));
+            seg.entries.push(Entry::Section(msg));
+            Ok(())
+        })?;
+        Ok(device_id)
+    }
+
+    /// A thin snapshot of thin LV `origin` (same size, same pool).
+    pub fn add_thin_snapshot(
+        &mut self,
+        origin: &str,
+        name: &str,
+        activation_skip: bool,
+        creation: &Creation,
+    ) -> Result<u64> {
+        let o = self
+            .vg
+            .lv(origin)
+            .ok_or_else(|| ModelError::NotFound(origin.into()))?;
+        let pool = o
+            .thin()
+            .map(|t| t.0.to_owned())
+            .ok_or_else(|| ModelError::Refused(format!("{origin} is not a thin volume")))?;
+        let extents = o.extents();
+        self.add_thin_lv(
+            name,
+            &pool,
+            extents,
+            Some(origin),
+            activation_skip,
+            creation,
+        )
+    }
+
+    /// Drops the messages queued in thin pool `pool` (LVM's second commit
+    /// once the kernel pool carried them out).
+    pub fn clear_thin_messages(&mut self, pool: &str) -> Result<()> {
+        self.pool_segment(pool)?;
+        self.change(|doc| {
+            let seg = pool_segment_mut(doc, pool)?;
+            seg.entries
+                .retain(|e| !matches!(e, Entry::Section(s) if s.name.starts_with("message")));
+            while matches!(seg.entries.last(), Some(Entry::Blank)) {
+                seg.entries.pop();
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What `sscanf(name, "snapshot%d")` reads after the prefix.
+fn scanf_number(s: &str) -> Option<i64> {
+    let s = s.trim_start();
+    let end = s
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
+        .map_or(s.len(), |(i, _)| i);
+    s.get(..end)?.parse::<i32>().ok().map(i64::from)
+}
+
+fn uint(v: u64) -> Value {
+    Value::int(clamp(v))
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn lv_head(
+    name: &str,
+    id: &str,
+    status: &[&str],
+    flags: &[&str],
+    creation: &Creation,
+    segments: usize,
+) -> Section {
+    let mut lv = Section::new(name);
+    let b = &mut lv.body;
+    b.push("id", Value::str(id));
+    b.push("status", Value::strings(status));
+    b.push("flags", Value::strings(flags));
+    b.push("creation_time", Value::int(creation.time));
+    b.push("creation_host", Value::str(&creation.host));
+    b.push("segment_count", uint(segments as u64));
+    b.entries.push(Entry::Blank);
+    lv
+}
+
+/// `segmentN { start_extent, extent_count, <blank>, type }` as LVM starts one.
+fn segment_head(n: usize, start: u64, count: u64, ty: &str) -> Section {
+    let mut seg = Section::new(format!("segment{n}"));
+    let b = &mut seg.body;
+    b.push("start_extent", uint(start));
+    b.push("extent_count", uint(count));
+    b.entries.push(Entry::Blank);
+    b.push("type", Value::str(ty));
+    seg
+}
+
+/// Appends an LV section (ordering is fixed afterwards by `order_lvs`),
+/// creating `logical_volumes` after `physical_volumes` if there is none.
+fn insert_lv(doc: &mut Document, lv: Section) -> Result<()> {
+    let vg = &mut doc
+        .vg_section_mut()
+        .ok_or_else(|| invalid("no volume group section"))?
+        .body;
+    if vg.section("logical_volumes").is_none() {
+        let at = vg
+            .entries
+            .iter()
+            .position(|e| matches!(e, Entry::Section(s) if s.name == "physical_volumes"))
+            .map_or(vg.entries.len(), |i| i + 1);
+        // LVM writes a blank line after physical_volumes and after logical_volumes.
+        let at = if matches!(vg.entries.get(at), Some(Entry::Blank)) {
+            at + 1
+        } else {
+            vg.entries.insert(at, Entry::Blank);
+            at + 1
+        };
+        vg.entries
+            .insert(at, Entry::Section(Section::new("logical_volumes")));
+        if !matches!(vg.entries.get(at + 1), Some(Entry::Blank)) {
+            vg.entries.insert(at + 1, Entry::Blank);
+        }
+    }
+    let lvs = vg
+        .section_mut("logical_volumes")
+        .ok_or_else(|| invalid("no logical_volumes section"))?;
+    lvs.body.entries.push(Entry::Blank);
+    lvs.body.entries.push(Entry::Section(lv));
+    Ok(())
+}
+
+fn remove_section_and_following_blank(body: &mut Body, name: &str) {
+    if let Some(i) = body
+        .entries
+        .iter()
+        .position(|e| matches!(e, Entry::Section(s) if s.name == name))
+    {
+        body.entries.remove(i);
+        if matches!(body.entries.get(i), Some(Entry::Blank)) {
+            body.entries.remove(i);
+        }
+    }
+}
+
+fn lv_section_mut<'a>(doc: &'a mut Document, name: &str) -> Result<&'a mut Section> {
+    doc.vg_section_mut()
+        .and_then(|s| s.body.section_mut("logical_volumes"))
+        .and_then(|s| s.body.section_mut(name))
+        .ok_or_else(|| ModelError::NotFound(name.into()))
+}
+
+fn pool_segment_mut<'a>(doc: &'a mut Document, pool: &str) -> Result<&'a mut Body> {
+    lv_section_mut(doc, pool)?
+        .body
+        .section_mut("segment1")
+        .map(|s| &mut s.body)
+        .ok_or_else(|| invalid(format!("thin pool {pool} without segment1")))
+}
+
+/// Whether any string in LV `user`'s segments names LV `target`.
+fn lv_refers_to(doc: &Document, user: &str, target: &str) -> bool {
+    let Some(lv) = doc
+        .vg_section()
+        .and_then(|s| s.body.section("logical_volumes"))
+        .and_then(|s| s.body.section(user))
+    else {
+        return false;
+    };
+    fn walk(b: &Body, target: &str) -> bool {
+        b.entries.iter().any(|e| match e {
+            Entry::Assign(a) => match &a.value {
+                Value::Scalar(s) => s.as_str() == Some(target),
+                Value::Array(arr) => arr.items.iter().any(|s| s.as_str() == Some(target)),
+            },
+            Entry::Section(s) => walk(&s.body, target),
+            _ => false,
+        })
+    }
+    segment_sections(&lv.body).any(|s| walk(&s.body, target))
+}
+
+fn set_strings_without(b: &mut Body, key: &str, drop: &str) {
+    let kept: Vec<String> = b
+        .strings(key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| *s != drop)
+        .map(str::to_owned)
+        .collect();
+    b.set(key, Value::strings(&kept));
+}
+
+fn rename_key(b: &mut Body, from: &str, to: &str) {
+    for e in &mut b.entries {
+        if let Entry::Assign(a) = e {
+            if a.key == from {
+                a.key = to.to_owned();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,441 @@
+use super::*;
+
+fn fixture(name: &str) -> Metadata {
+    let path = format!("{}/tests/fixtures/{name}.vg", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    Metadata::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn creation() -> Creation {
+    Creation {
+        time: 1_700_000_000,
+        host: "testhost".into(),
+    }
+}
+
+#[test]
+fn typed_view_of_cow_fixture() {
+    let md = fixture("cow");
+    let vg = md.vg();
+    assert_eq!(vg.name, "vg");
+    assert_eq!(vg.seqno, 16);
+    assert_eq!(vg.extent_size, Sectors(8192));
+    assert_eq!(vg.pvs.len(), 2);
+    assert_eq!(vg.pvs[0].pe_count, Extents(63));
+    assert!(vg.pvs[0].allocatable());
+    let snaps = vg.cow_snapshots();
+    assert_eq!(snaps.len(), 2);
+    let s = vg.cow_snapshot("snap1").unwrap();
+    assert_eq!(
+        (s.origin.as_str(), s.snapshot_lv.as_str()),
+        ("origin", "snapshot0")
+    );
+    assert_eq!(s.chunk_size, Sectors(8));
+    assert!(!s.merging);
+    assert!(vg.is_origin("origin"));
+    assert_eq!(
+        vg.visible_lvs(),
+        vec!["lin", "gap2", "striped", "origin", "snap1", "snapro"]
+    );
+    assert_eq!(vg.lv_size("snap1"), Some(Sectors(2 * 8192)));
+    match &vg.lv("striped").unwrap().segments[0].kind {
+        SegmentKind::Striped {
+            stripe_size,
+            stripes,
+        } => {
+            assert_eq!(*stripe_size, Some(Sectors(128)));
+            assert_eq!(stripes.len(), 2);
+            assert_eq!(stripes[1].pv, "pv1");
+        }
+        k => panic!("{k:?}"),
+    }
+}
+
+#[test]
+fn merging_fixture() {
+    let md = fixture("merging");
+    let s = md.vg().cow_snapshot("snap1").unwrap();
+    assert!(s.merging);
+    assert!(!md.vg().is_visible("snap1"));
+    assert!(md.vg().is_visible("snapro"));
+}
+
+#[test]
+fn thin_fixtures() {
+    let md = fixture("thinsnap2");
+    let vg = md.vg();
+    assert_eq!(vg.thin_pool_of("thin1"), Some("pool"));
+    assert_eq!(vg.lv("tsnap").unwrap().thin_origin(), Some("thin1"));
+    assert!(vg.lv("tsnap").unwrap().has_flag("ACTIVATION_SKIP"));
+    assert!(!vg.lv("tsnap2").unwrap().has_flag("ACTIVATION_SKIP"));
+    assert!(vg.lv("pool").unwrap().is_thin_pool());
+    assert!(!vg.is_visible("pool_tmeta"));
+    match &vg.lv("pool").unwrap().segments[0].kind {
+        SegmentKind::ThinPool {
+            transaction_id,
+            chunk_size,
+            messages,
+            ..
+        } => {
+            assert_eq!(*transaction_id, 3);
+            assert_eq!(*chunk_size, Sectors(128));
+            assert!(messages.is_empty());
+        }
+        k => panic!("{k:?}"),
+    }
+}
+
+/// Strips what every write changes (seqno, header times/description) so
+/// texts can be compared.
+fn normalize(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("seqno")
+                || t.starts_with("# Generated")
+                || t.starts_with("description")
+                || (l.starts_with("creation_")))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Replays LVM's own changes between two fixtures: what lvsnap writes must
+/// be what LVM wrote, apart from ids and times.
+fn same_apart_from_ids_and_times(ours: &str, lvm: &str) {
+    let strip = |t: &str| -> String {
+        normalize(t)
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                !(t.starts_with("id =")
+                    || t.starts_with("creation_time")
+                    || t.starts_with("creation_host"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (a, b) = (strip(ours), strip(lvm));
+    if a != b {
+        for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+            assert_eq!(x, y, "first difference at line {i}");
+        }
+        assert_eq!(a.lines().count(), b.lines().count());
+    }
+}
+
+fn raw_lvm(name: &str) -> String {
+    fixture(name).to_text(Style::Raw)
+}
+
+#[test]
+fn thin_lv_as_lvm_writes_it() {
+    let mut md = fixture("thinpool");
+    let id = md
+        .add_thin_lv("thin1", "pool", Extents(8), None, false, &creation())
+        .unwrap();
+    assert_eq!(id, 1);
+    let queued = md.to_text(Style::Raw);
+    assert!(
+        queued.contains("message1 {\ncreate = \"thin1\"\n}"),
+        "{queued}"
+    );
+    md.clear_thin_messages("pool").unwrap();
+    same_apart_from_ids_and_times(&md.to_text(Style::Raw), &raw_lvm("thin"));
+}
+
+#[test]
+fn thin_snapshots_as_lvm_writes_them() {
+    let mut md = fixture("thin");
+    assert_eq!(
+        md.add_thin_snapshot("thin1", "tsnap", true, &creation())
+            .unwrap(),
+        2
+    );
+    md.clear_thin_messages("pool").unwrap();
+    same_apart_from_ids_and_times(&md.to_text(Style::Raw), &raw_lvm("thinsnap"));
+    md.add_thin_snapshot("thin1", "tsnap2", false, &creation())
+        .unwrap();
+    md.clear_thin_messages("pool").unwrap();
+    same_apart_from_ids_and_times(&md.to_text(Style::Raw), &raw_lvm("thinsnap2"));
+}
+
+#[test]
+fn merge_as_lvm_writes_it() {
+    let mut md = fixture("cow");
+    md.start_merge("snap1").unwrap();
+    same_apart_from_ids_and_times(&md.to_text(Style::Raw), &raw_lvm("merging"));
+    // A second merge into the same origin is refused.
+    let e = md.start_merge("snapro").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn cow_snapshot_pair_as_lvm_writes_it() {
+    // tags.vg is the state right before `lvcreate origin; lvcreate -s snap1; -s snapro`.
+    let mut md = fixture("tags");
+    md.add_linear_lv("origin", Extents(2), &creation()).unwrap();
+    let n = md
+        .add_cow_snapshot(
+            "origin",
+            "snap1",
+            Extents(2),
+            Sectors(8),
+            false,
+            &creation(),
+        )
+        .unwrap();
+    assert_eq!(n, "snapshot0");
+    let n = md
+        .add_cow_snapshot(
+            "origin",
+            "snapro",
+            Extents(2),
+            Sectors(8),
+            true,
+            &creation(),
+        )
+        .unwrap();
+    assert_eq!(n, "snapshot1");
+    same_apart_from_ids_and_times(&md.to_text(Style::Raw), &raw_lvm("cow"));
+}
+
+#[test]
+fn linear_lv_in_a_fragmented_vg_as_lvm_places_it() {
+    // multiseg -> twopv: `lvcreate -L 300M -n big` (75 extents).
+    let mut md = fixture("multiseg");
+    let areas = md.add_linear_lv("big", Extents(75), &creation()).unwrap();
+    assert_eq!(areas.len(), 2);
+    same_apart_from_ids_and_times(&md.to_text(Style::Raw), &raw_lvm("twopv"));
+}
+
+#[test]
+fn remove_restores_the_previous_text() {
+    let before = fixture("tags");
+    let mut md = before.clone();
+    md.add_linear_lv("origin", Extents(2), &creation()).unwrap();
+    md.add_cow_snapshot("origin", "s", Extents(1), Sectors(16), false, &creation())
+        .unwrap();
+    assert_eq!(
+        md.remove_lv("origin").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert!(md.remove_lv("snapshot0").is_err());
+    md.remove_lv("s").unwrap();
+    md.remove_lv("origin").unwrap();
+    assert_eq!(md.to_text(Style::File), before.to_text(Style::File));
+    // Removing every LV drops logical_volumes as LVM does, and adding one back restores it.
+    for lv in ["lin", "gap2", "striped"] {
+        md.remove_lv(lv).unwrap();
+    }
+    let empty = md.to_text(Style::Raw);
+    assert!(!empty.contains("logical_volumes"));
+    assert!(empty.contains("}\n\n}\n"), "{empty}");
+    md.add_linear_lv("x", Extents(1), &creation()).unwrap();
+    assert!(md
+        .to_text(Style::Raw)
+        .contains("}\n\nlogical_volumes {\n\nx {\n"));
+}
+
+#[test]
+fn refusals_leave_metadata_unchanged() {
+    let mut md = fixture("cow");
+    let before = md.to_text(Style::File);
+    let c = creation();
+    let cases: Vec<(ModelError, ErrorKind)> = vec![
+        (
+            md.add_linear_lv("lin", Extents(1), &c).unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            md.add_linear_lv("snapshot9", Extents(1), &c).unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            md.add_linear_lv("x", Extents(10_000), &c).unwrap_err(),
+            ErrorKind::NoSpace,
+        ),
+        (
+            md.add_linear_lv("bad/name", Extents(1), &c).unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            md.add_cow_snapshot("nope", "s", Extents(1), Sectors(8), false, &c)
+                .unwrap_err(),
+            ErrorKind::NotFound,
+        ),
+        (
+            md.add_cow_snapshot("snap1", "s", Extents(1), Sectors(8), false, &c)
+                .unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            md.add_cow_snapshot("origin", "s", Extents(1), Sectors(12), false, &c)
+                .unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            md.add_thin_snapshot("origin", "t", false, &c).unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
+        (md.remove_lv("missing").unwrap_err(), ErrorKind::NotFound),
+        (
+            md.add_cow_snapshot("origin", "s", Extents(0), Sectors(8), false, &c)
+                .unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            md.add_cow_snapshot("snapshot0", "s", Extents(1), Sectors(8), false, &c)
+                .unwrap_err(),
+            ErrorKind::InvalidArgument,
+        ),
+    ];
+    for (e, k) in cases {
+        assert_eq!(e.kind(), k, "{e}");
+    }
+    assert_eq!(md.to_text(Style::File), before);
+}
+
+#[test]
+fn seqno_and_header() {
+    let mut md = fixture("linear");
+    let text = md.to_text(Style::File);
+    assert_eq!(md.bump_seqno().unwrap(), md.vg().seqno);
+    md.set_header("lvsnap test", &creation());
+    let out = md.to_text(Style::File);
+    assert_eq!(normalize(&out), normalize(&text));
+    assert!(out.contains("description = \"lvsnap test\"\n"));
+    assert!(out.contains("creation_time = 1700000000\n"));
+    assert_eq!(Metadata::parse(&out).unwrap().vg().seqno, md.vg().seqno);
+}
+
+#[test]
+fn snapshot_names_follow_the_highest() {
+    let mut md = fixture("cow");
+    md.remove_lv("snap1").unwrap(); // frees snapshot0; LVM still picks 2
+    let n = md
+        .add_cow_snapshot("lin", "s2", Extents(1), Sectors(8), false, &creation())
+        .unwrap();
+    assert_eq!(n, "snapshot2");
+}
+
+#[test]
+fn model_errors_on_bad_metadata() {
+    for bad in [
+        "vg { }",
+        "x = 1",
+        "vg { id = \"a\" seqno = 1 extent_size = 0 }",
+        "vg { id = \"a\" seqno = -1 extent_size = 8 }",
+        "vg { id = \"a\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"b\" segment_count = 2 segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripe_count = 1 stripes = [\"pv0\", 0] } } } }",
+        "vg { id = \"a\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"b\" segment_count = 1 segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripe_count = 2 stripes = [\"pv0\", 0] } } } }",
+        "vg { id = \"a\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"b\" segment_count = 1 segment1 { start_extent = 0 extent_count = 1 type = \"snapshot\" chunk_size = 8 origin = \"o\" } } } }",
+    ] {
+        let e = Metadata::parse(bad).expect_err(bad);
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{bad}: {e}");
+    }
+}
+
+/// Text of LV `name`'s section, as written.
+fn lv_text(md: &Metadata, name: &str) -> String {
+    let s = md
+        .document()
+        .vg_section()
+        .and_then(|v| v.body.section("logical_volumes"))
+        .and_then(|l| l.body.section(name))
+        .unwrap_or_else(|| panic!("no LV {name}"));
+    let doc = Document {
+        root: Body {
+            entries: vec![Entry::Section(s.clone())],
+        },
+    };
+    doc.to_text(Style::File)
+}
+
+#[test]
+fn unmodelled_content_survives_changes() {
+    for (fx, keep) in [
+        (
+            "cachepool",
+            &[
+                "cpool",
+                "cpool_cdata",
+                "cpool_cmeta",
+                "lvol0_pmspare",
+                "data",
+            ][..],
+        ),
+        ("lvattrs", &["data"][..]),
+    ] {
+        let mut md = fixture(fx);
+        let before: Vec<String> = keep.iter().map(|n| lv_text(&md, n)).collect();
+        let cp = md.vg().lv(keep[0]).unwrap();
+        if fx == "cachepool" {
+            assert!(
+                matches!(&cp.segments[0].kind, SegmentKind::Other { type_name } if type_name == "cache-pool")
+            );
+        }
+        let areas = md.add_linear_lv("new", Extents(3), &creation()).unwrap();
+        md.add_cow_snapshot("new", "newsnap", Extents(1), Sectors(8), false, &creation())
+            .unwrap();
+        md.bump_seqno().unwrap();
+        let again = Metadata::parse(&md.to_text(Style::File)).unwrap();
+        for (n, b) in keep.iter().zip(&before) {
+            assert_eq!(&lv_text(&again, n), b, "{fx}: {n}");
+        }
+        // The new extents are free ones: no PV extent is used twice.
+        let mut used: Vec<(String, u64)> = Vec::new();
+        for lv in &again.vg().lvs {
+            for seg in &lv.segments {
+                if let SegmentKind::Striped { stripes, .. } = &seg.kind {
+                    let per = seg.extent_count.0 / stripes.len() as u64;
+                    for s in stripes {
+                        used.extend((s.start.0..s.start.0 + per).map(|e| (s.pv.clone(), e)));
+                    }
+                }
+            }
+        }
+        let n = used.len();
+        used.sort();
+        used.dedup();
+        assert_eq!(
+            used.len(),
+            n,
+            "{fx}: overlapping extents after allocating {areas:?}"
+        );
+    }
+}
+
+/// A metadata text of about `lvs` LVs of two segments each, as LVM writes it.
+fn big_text(lvs: usize) -> String {
+    let md = fixture("linear");
+    let base = md.to_text(Style::File);
+    let lv = lv_text(&md, "lin");
+    let mut extra = String::new();
+    for i in 0..lvs {
+        extra.push('\n');
+        extra.push_str(&lv.replacen("lin {", &format!("lv{i} {{"), 1));
+    }
+    // Before the closing brace of logical_volumes, the last "\t}\n".
+    let at = base.rfind("\t}\n").unwrap();
+    format!("{}{extra}{}", &base[..at], &base[at..])
+}
+
+#[test]
+fn a_megabyte_of_metadata_parses_quickly() {
+    let text = big_text(3000);
+    assert!(text.len() > 1 << 20, "{}", text.len());
+    let t = std::time::Instant::now();
+    let md = Metadata::parse(&text).unwrap();
+    let parse = t.elapsed();
+    let t = std::time::Instant::now();
+    let out = md.to_text(Style::Raw);
+    let write = t.elapsed();
+    assert_eq!(md.vg().lvs.len(), 3001);
+    assert!(!out.is_empty());
+    eprintln!(
+        "{} bytes: parse+view {parse:?}, write {write:?}",
+        text.len()
+    );
+    // Generous for unoptimised builds in a TCG VM; release is milliseconds.
+    assert!(parse.as_secs() < 5);
+}

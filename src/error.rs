@@ -59,6 +59,9 @@ pub enum Error {
     /// A device-mapper error.
     #[error(transparent)]
     Dm(#[from] crate::dm::Error),
+    /// From the LVM on-disk layer.
+    #[error(transparent)]
+    Lvm(#[from] crate::lvm::Error),
 }
 
 impl Error {
@@ -74,6 +77,7 @@ impl Error {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Io { source, .. } => io_kind(source),
             Error::Dm(e) => e.kind(),
+            Error::Lvm(e) => e.kind(),
         }
     }
 

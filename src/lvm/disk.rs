@@ -1,0 +1,600 @@
+//! The VG-level raw API: lock a volume group, find its PVs, read its newest
+//! metadata text, and commit new text to every metadata area the way LVM does.
+//!
+//! A commit runs in three phases, each flushed to the devices before the next:
+//! the text goes into every area's circular buffer after the committed copy
+//! (never over it), then into the precommit slot, then into the commit slot.
+//! A crash before the last phase leaves the old metadata committed
+//! everywhere; during it, some areas hold the old and some the new, and LVM
+//! takes the highest seqno (and repairs the rest on its next write), as after
+//! an interrupted `lvm` command.
+//!
+//! I/O uses `O_DIRECT`, as LVM's reads do, so each side sees the other's
+//! writes at once; `fdatasync` orders the phases.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use super::error::{Error, Result};
+use super::label::DiskLocn;
+use super::lock::{LockGuard, LockMode};
+use super::mda::{MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use super::scan::{read_pv_dev, read_text, scan, summarize, ScanOptions, ScannedPv};
+use crate::units::Bytes;
+
+const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+const BLKSSZGET: libc::c_ulong = 0x1268;
+const MEM_ALIGN: usize = 4096;
+
+/// An open device (or image file) with block-aligned, direct I/O.
+#[derive(Debug)]
+pub struct BlockDev {
+    path: PathBuf,
+    file: File,
+    size: Bytes,
+    block: u64,
+}
+
+/// A heap buffer whose data starts on a [`MEM_ALIGN`] boundary, for `O_DIRECT`.
+struct Aligned {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn new(len: usize) -> Aligned {
+        let raw = vec![0u8; len + MEM_ALIGN];
+        let start = raw.as_ptr().align_offset(MEM_ALIGN).min(MEM_ALIGN);
+        Aligned { raw, start, len }
+    }
+    fn buf(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + self.len]
+    }
+}
+
+impl BlockDev {
+    /// Opens `path` for direct I/O (read-only unless `write`). Files that
+    /// refuse `O_DIRECT` (tmpfs images) are opened buffered.
+    pub fn open(path: &Path, write: bool) -> Result<BlockDev> {
+        let open = |flags| {
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .custom_flags(flags)
+                .open(path)
+        };
+        let file = match open(libc::O_DIRECT) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(0),
+            r => r,
+        }
+        .map_err(|e| Error::io_path("open", path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io_path("stat", path, e))?;
+        let (size, block) = if meta.file_type().is_block_device() {
+            let mut size: u64 = 0;
+            let mut ss: libc::c_int = 0;
+            // SAFETY: both ioctls write one integer of the given type.
+            let ok = unsafe {
+                libc::ioctl(file.as_raw_fd(), BLKGETSIZE64 as _, &mut size) == 0
+                    && libc::ioctl(file.as_raw_fd(), BLKSSZGET as _, &mut ss) == 0
+            };
+            if !ok {
+                return Err(Error::io_path(
+                    "get size of",
+                    path,
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            (
+                size,
+                u64::try_from(ss)
+                    .unwrap_or(512)
+                    .clamp(512, MEM_ALIGN as u64),
+            )
+        } else {
+            (meta.len(), 512)
+        };
+        Ok(BlockDev {
+            path: path.to_path_buf(),
+            file,
+            size: Bytes(u128::from(size)),
+            block,
+        })
+    }
+
+    /// The path it was opened by.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its size.
+    pub fn size(&self) -> Bytes {
+        self.size
+    }
+
+    fn span(&self, off: u64, len: usize) -> Result<(u64, usize)> {
+        let end = off
+            .checked_add(len as u64)
+            .filter(|&e| u128::from(e) <= *self.size)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    format!("location on {}", self.path.display()),
+                    format!("{len} bytes at {off} run past the end ({})", self.size),
+                )
+            })?;
+        let a = off - off % self.block;
+        let b = end.next_multiple_of(self.block);
+        Ok((a, usize::try_from(b - a).unwrap_or(usize::MAX)))
+    }
+
+    /// Reads `len` bytes at `off`, bounds-checked against the device size.
+    pub fn read_at(&self, off: u64, len: usize) -> Result<Vec<u8>> {
+        let (a, n) = self.span(off, len)?;
+        let mut buf = Aligned::new(n);
+        self.file.read_exact_at(buf.buf(), a).map_err(|e| {
+            Error::io(
+                format!("read {n} bytes at {a} of {}", self.path.display()),
+                e,
+            )
+        })?;
+        let skip = (off - a) as usize;
+        Ok(buf.buf()[skip..skip + len].to_vec())
+    }
+
+    /// Writes `data` at `off` (read-modify-write when not block-aligned).
+    pub fn write_at(&self, off: u64, data: &[u8]) -> Result<()> {
+        let (a, n) = self.span(off, data.len())?;
+        let mut buf = Aligned::new(n);
+        let skip = (off - a) as usize;
+        if a != off || n != data.len() {
+            self.file.read_exact_at(buf.buf(), a).map_err(|e| {
+                Error::io(
+                    format!("read {n} bytes at {a} of {}", self.path.display()),
+                    e,
+                )
+            })?;
+        }
+        buf.buf()[skip..skip + data.len()].copy_from_slice(data);
+        self.file.write_all_at(buf.buf(), a).map_err(|e| {
+            Error::io(
+                format!("write {n} bytes at {a} of {}", self.path.display()),
+                e,
+            )
+        })
+    }
+
+    /// Flushes written data to stable storage.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io_path("fdatasync", &self.path, e))
+    }
+}
+
+/// One metadata area lvsnap writes: its place and current header.
+#[derive(Debug)]
+pub struct Area {
+    /// Where it is on the PV.
+    pub locn: DiskLocn,
+    /// Its header as last read or written.
+    pub header: MdaHeader,
+}
+
+/// A PV of the volume group, as found on this system.
+#[derive(Debug)]
+pub struct VgPv {
+    /// The PV id, with dashes.
+    pub pv_id: String,
+    /// The device.
+    pub path: PathBuf,
+    /// The device's size.
+    pub dev_size: Bytes,
+    /// The start of its data area (`pe_start`).
+    pub pe_start: Bytes,
+    /// Its metadata areas in use (ignored ones are left alone).
+    pub areas: Vec<Area>,
+    dev: BlockDev,
+}
+
+/// Where the text [`VgDisk`] read came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSource {
+    /// The device.
+    pub path: PathBuf,
+    /// Byte offset of the metadata area holding the copy.
+    pub area_start: Bytes,
+    /// The slot it was read through.
+    pub locn: RawLocn,
+}
+
+#[derive(Debug)]
+struct Pending {
+    text: String,
+    seqno: u64,
+    // New locations, per PV and per area.
+    locns: Vec<Vec<RawLocn>>,
+}
+
+/// A locked volume group's on-disk metadata: newest text, PVs, and commits.
+#[derive(Debug)]
+pub struct VgDisk {
+    name: String,
+    id: String,
+    seqno: u64,
+    text: String,
+    source: TextSource,
+    pvs: Vec<VgPv>,
+    missing: Vec<String>,
+    problems: Vec<String>,
+    pending: Option<Pending>,
+    _lock: LockGuard,
+}
+
+impl VgDisk {
+    /// Locks `vg` exclusively, finds its PVs and reads its newest metadata.
+    ///
+    /// ```no_run
+    /// use lvsnap::lvm::{disk::VgDisk, scan::ScanOptions};
+    /// let mut vg = VgDisk::open("vg0", &ScanOptions::default())?;
+    /// let next = vg.text().replacen(
+    ///     &format!("seqno = {}", vg.seqno()), &format!("seqno = {}", vg.seqno() + 1), 1);
+    /// vg.commit(&next)?;
+    /// # Ok::<(), lvsnap::lvm::Error>(())
+    /// ```
+    pub fn open(vg: &str, opts: &ScanOptions) -> Result<VgDisk> {
+        let lock = LockGuard::vg(&opts.lock_dir, vg, LockMode::Exclusive, opts.wait)?;
+        let scanned = scan(opts)?;
+        VgDisk::from_scan(vg, scanned, lock)
+    }
+
+    fn from_scan(vg: &str, scanned: Vec<ScannedPv>, lock: LockGuard) -> Result<VgDisk> {
+        // The newest committed copy among all areas that name this VG.
+        let mut best: Option<(usize, usize)> = None;
+        for (pi, pv) in scanned.iter().enumerate() {
+            for (ai, a) in pv.areas.iter().enumerate() {
+                let Some(Ok(t)) = &a.committed else { continue };
+                if t.summary.vg_name != vg {
+                    continue;
+                }
+                match best.and_then(|(p, a)| found(&scanned, p, a)) {
+                    Some(b) if b.summary.vg_id != t.summary.vg_id => {
+                        return Err(Error::Unsupported(format!(
+                            "two volume groups named {vg} ({} and {})",
+                            b.summary.vg_id, t.summary.vg_id
+                        )))
+                    }
+                    Some(b) if b.summary.seqno >= t.summary.seqno => {}
+                    _ => best = Some((pi, ai)),
+                }
+            }
+        }
+        let (bp, ba) = best.ok_or_else(|| Error::NotFound(format!("volume group {vg}")))?;
+        let newest = found(&scanned, bp, ba)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("volume group {vg}")))?;
+        let source = TextSource {
+            path: scanned[bp].path.clone(),
+            area_start: scanned[bp].areas[ba].area.offset,
+            locn: newest.locn,
+        };
+        let mut pvs = Vec::new();
+        let mut missing = Vec::new();
+        let mut problems = Vec::new();
+        for id in &newest.summary.pv_ids {
+            let mut matches = scanned.iter().filter(|p| p.label.pv_id() == *id);
+            let Some(pv) = matches.next() else {
+                missing.push(id.clone());
+                continue;
+            };
+            if let Some(dup) = matches.next() {
+                return Err(Error::Unsupported(format!(
+                    "PV {id} found twice ({} and {})",
+                    pv.path.display(),
+                    dup.path.display()
+                )));
+            }
+            let mut areas = Vec::new();
+            for a in &pv.areas {
+                match &a.header {
+                    Ok(h) if h.is_ignored() => {}
+                    Ok(h) => {
+                        if let Some(Ok(t)) = &a.committed {
+                            if t.summary.vg_id != newest.summary.vg_id {
+                                problems.push(format!(
+                                    "{} holds metadata of VG {}",
+                                    pv.path.display(),
+                                    t.summary.vg_name
+                                ));
+                            } else if t.summary.seqno < newest.summary.seqno {
+                                log::warn!(
+                                    "{}: metadata area at {} has seqno {}, newest is {}; the next commit updates it",
+                                    pv.path.display(), a.area.offset, t.summary.seqno, newest.summary.seqno
+                                );
+                            }
+                        }
+                        areas.push(Area {
+                            locn: a.area,
+                            header: h.clone(),
+                        });
+                    }
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+            let dev = BlockDev::open(&pv.path, true)?;
+            pvs.push(VgPv {
+                pv_id: id.clone(),
+                path: pv.path.clone(),
+                dev_size: pv.dev_size,
+                pe_start: pv.label.data_areas.first().map_or(Bytes(0), |d| d.offset),
+                areas,
+                dev,
+            });
+        }
+        Ok(VgDisk {
+            name: vg.to_owned(),
+            id: newest.summary.vg_id,
+            seqno: newest.summary.seqno,
+            text: newest.text,
+            source,
+            pvs,
+            missing,
+            problems,
+            pending: None,
+            _lock: lock,
+        })
+    }
+
+    /// The VG name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The VG id, with dashes.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The committed seqno.
+    pub fn seqno(&self) -> u64 {
+        self.seqno
+    }
+    /// The committed metadata text (without LVM's trailing NUL).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+    /// Where [`VgDisk::text`] was read from.
+    pub fn source(&self) -> &TextSource {
+        &self.source
+    }
+    /// The VG's PVs found on this system.
+    pub fn pvs(&self) -> &[VgPv] {
+        &self.pvs
+    }
+    /// Ids of PVs the metadata lists but no scanned device carries.
+    pub fn missing_pvs(&self) -> &[String] {
+        &self.missing
+    }
+    /// Whether a precommitted text awaits [`VgDisk::commit_precommitted`] or [`VgDisk::revert`].
+    pub fn has_precommit(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Writes `text` (whose seqno must be the current + 1) and commits it
+    /// to every metadata area: text, precommit slot, commit slot.
+    pub fn commit(&mut self, text: &str) -> Result<()> {
+        self.precommit(text)?;
+        self.commit_precommitted()
+    }
+
+    /// Writes `text` into every area's circular buffer and its precommit
+    /// slot; LVM's readers still see the old text until
+    /// [`VgDisk::commit_precommitted`]. [`VgDisk::revert`] drops it.
+    pub fn precommit(&mut self, text: &str) -> Result<()> {
+        if self.pending.is_some() {
+            return Err(Error::InvalidArgument(
+                "a precommitted text is pending".into(),
+            ));
+        }
+        if !self.missing.is_empty() {
+            return Err(Error::Busy(format!(
+                "VG {} has missing PVs: {}",
+                self.name,
+                self.missing.join(", ")
+            )));
+        }
+        if !self.problems.is_empty() {
+            return Err(Error::corrupt(
+                format!("metadata areas of VG {}", self.name),
+                self.problems.join("; "),
+            ));
+        }
+        let s = summarize(text).map_err(|e| Error::InvalidArgument(format!("new text: {e}")))?;
+        if s.vg_name != self.name || s.vg_id != self.id {
+            return Err(Error::InvalidArgument(format!(
+                "new text is for VG {} ({}), not {} ({})",
+                s.vg_name, s.vg_id, self.name, self.id
+            )));
+        }
+        if Some(s.seqno) != self.seqno.checked_add(1) {
+            return Err(Error::InvalidArgument(format!(
+                "new text has seqno {}, expected {}",
+                s.seqno,
+                self.seqno.saturating_add(1)
+            )));
+        }
+        if self.pvs.iter().all(|p| p.areas.is_empty()) {
+            return Err(Error::Unsupported(format!(
+                "VG {} has no metadata area in use",
+                self.name
+            )));
+        }
+        // Plan every area before writing any, so a text too big fails cleanly.
+        let plans = self
+            .pvs
+            .iter()
+            .map(|p| {
+                p.areas
+                    .iter()
+                    .map(|a| a.header.plan_write(text))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let r = (|| {
+            for (pv, pplans) in self.pvs.iter().zip(&plans) {
+                for plan in pplans {
+                    for (off, bytes) in &plan.writes {
+                        pv.dev.write_at(*off, bytes)?;
+                    }
+                }
+                pv.dev.sync()?;
+            }
+            for (pv, pplans) in self.pvs.iter_mut().zip(&plans) {
+                for (a, plan) in pv.areas.iter_mut().zip(pplans) {
+                    let h = a.header.precommit(&plan.locn);
+                    write_header(&pv.dev, &h)?;
+                    a.header = h;
+                }
+                pv.dev.sync()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            let _ = self.clear_precommit();
+            return Err(e);
+        }
+        self.pending = Some(Pending {
+            text: text.to_owned(),
+            seqno: s.seqno,
+            locns: plans
+                .iter()
+                .map(|pp| pp.iter().map(|p| p.locn).collect())
+                .collect(),
+        });
+        Ok(())
+    }
+
+    /// Commits the precommitted text: the commit slot of every area.
+    pub fn commit_precommitted(&mut self) -> Result<()> {
+        let p = self
+            .pending
+            .take()
+            .ok_or_else(|| Error::InvalidArgument("nothing precommitted".into()))?;
+        for (pv, locns) in self.pvs.iter_mut().zip(&p.locns) {
+            for (a, locn) in pv.areas.iter_mut().zip(locns) {
+                let h = a.header.commit(locn);
+                write_header(&pv.dev, &h)?;
+                a.header = h;
+            }
+            pv.dev.sync()?;
+        }
+        if let (Some(pv), Some(locn)) = (self.pvs.first(), p.locns.first().and_then(|l| l.first()))
+        {
+            self.source = TextSource {
+                path: pv.path.clone(),
+                area_start: pv.areas.first().map_or(Bytes(0), |a| a.locn.offset),
+                locn: *locn,
+            };
+        }
+        self.text = p.text;
+        self.seqno = p.seqno;
+        Ok(())
+    }
+
+    /// Drops the precommitted text: clears every precommit slot; the
+    /// committed metadata was never changed.
+    pub fn revert(&mut self) -> Result<()> {
+        if self.pending.take().is_none() {
+            return Err(Error::InvalidArgument("nothing precommitted".into()));
+        }
+        self.clear_precommit()
+    }
+
+    fn clear_precommit(&mut self) -> Result<()> {
+        let mut first_err = None;
+        for pv in &mut self.pvs {
+            for a in &mut pv.areas {
+                let h = a.header.revert();
+                match write_header(&pv.dev, &h) {
+                    Ok(()) => a.header = h,
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            if let Err(e) = pv.dev.sync() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Re-reads every area of the VG's PVs and checks that each holds the
+    /// committed text at the current seqno (a self-check after a commit).
+    pub fn verify(&self) -> Result<()> {
+        for pv in &self.pvs {
+            let Some(scanned) = read_pv_dev(&pv.dev)? else {
+                return Err(Error::corrupt(
+                    format!("PV {}", pv.path.display()),
+                    "label vanished",
+                ));
+            };
+            for a in scanned
+                .areas
+                .iter()
+                .filter(|a| a.header.as_ref().is_ok_and(|h| !h.is_ignored()))
+            {
+                let h = a
+                    .header
+                    .as_ref()
+                    .map_err(|e| Error::corrupt("header", e.to_string()))?;
+                let t = read_text(&pv.dev, h, &h.committed)?;
+                if t.summary.seqno != self.seqno || t.text != self.text {
+                    return Err(Error::corrupt(
+                        format!(
+                            "metadata area at {} on {}",
+                            a.area.offset,
+                            pv.path.display()
+                        ),
+                        format!("holds seqno {}, expected {}", t.summary.seqno, self.seqno),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn found(scanned: &[ScannedPv], p: usize, a: usize) -> Option<&super::scan::FoundText> {
+    scanned
+        .get(p)?
+        .areas
+        .get(a)?
+        .committed
+        .as_ref()?
+        .as_ref()
+        .ok()
+}
+
+fn write_header(dev: &BlockDev, h: &MdaHeader) -> Result<()> {
+    let off = u64::try_from(*h.start)
+        .map_err(|_| Error::InvalidArgument(format!("area start {}", h.start)))?;
+    dev.write_at(off, &h.to_sector()?)?;
+    debug_assert_eq!(MDA_HEADER_SIZE, 512);
+    Ok(())
+}
+
+impl Drop for VgDisk {
+    fn drop(&mut self) {
+        if self.pending.take().is_some() {
+            log::warn!(
+                "VG {}: dropping an uncommitted precommit; reverting",
+                self.name
+            );
+            if let Err(e) = self.clear_precommit() {
+                log::warn!("VG {}: revert failed: {e}", self.name);
+            }
+        }
+    }
+}

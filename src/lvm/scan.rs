@@ -1,0 +1,445 @@
+//! PV discovery: which block devices carry LVM labels, what their metadata
+//! areas hold, and which volume group each belongs to.
+//!
+//! With no device list, candidates come from `/sys/class/block`, skipping what
+//! LVM's default filters skip and what would hang or mislead a reader: devices
+//! under 2 MiB (`pv_min_size`), whole disks that have partitions, LVs
+//! (device-mapper UUID `LVM-`, as `scan_lvs = 0`), suspended device-mapper
+//! devices, and components of md or multipath devices.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::disk::BlockDev;
+use super::error::{Error, Result};
+use super::label::{find_label, DiskLocn, PvLabel, LABEL_SCAN_SECTORS, LABEL_SIZE};
+use super::lock::DEFAULT_LOCK_DIR;
+use super::mda::{decode_text, MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use crate::units::Bytes;
+
+/// LVM's default `devices/pv_min_size`: smaller devices are not scanned.
+pub const PV_MIN_SIZE: u64 = 2 << 20;
+
+/// Where to look for PVs and how to lock.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Devices to read; `None` scans the system's block devices.
+    pub devices: Option<Vec<PathBuf>>,
+    /// LVM's `global/locking_dir`.
+    pub lock_dir: PathBuf,
+    /// Wait for a VG lock held elsewhere (else fail with `Busy`).
+    pub wait: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            devices: None,
+            lock_dir: PathBuf::from(DEFAULT_LOCK_DIR),
+            wait: true,
+        }
+    }
+}
+
+impl ScanOptions {
+    /// Options that read only `devices`.
+    pub fn devices(devices: impl IntoIterator<Item = impl Into<PathBuf>>) -> ScanOptions {
+        ScanOptions {
+            devices: Some(devices.into_iter().map(Into::into).collect()),
+            ..ScanOptions::default()
+        }
+    }
+}
+
+/// What a metadata text says about itself, enough to group and order copies.
+///
+/// A minimal reading of the text (the VG section's name, `id`, `seqno`, and
+/// the `id` of each `physical_volumes` entry); full parsing is the text
+/// layer's job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSummary {
+    /// The VG name (the text's first section).
+    pub vg_name: String,
+    /// The VG id, with dashes.
+    pub vg_id: String,
+    /// The sequence number.
+    pub seqno: u64,
+    /// The ids (with dashes) of the VG's PVs.
+    pub pv_ids: Vec<String>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Tok {
+    Word(String),
+    Str(String),
+    Eq,
+    Open,
+    Close,
+    LBracket,
+    RBracket,
+    Comma,
+}
+
+fn tokens(text: &str) -> Result<Vec<Tok>> {
+    let bad = |d: &str| Error::corrupt("metadata text", d.to_string());
+    let mut out = Vec::new();
+    let mut it = text.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            '#' => {
+                for c in it.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '=' => out.push(Tok::Eq),
+            '{' => out.push(Tok::Open),
+            '}' => out.push(Tok::Close),
+            '[' => out.push(Tok::LBracket),
+            ']' => out.push(Tok::RBracket),
+            ',' => out.push(Tok::Comma),
+            '"' => {
+                let mut s = String::new();
+                loop {
+                    match it.next() {
+                        None => return Err(bad("unterminated string")),
+                        Some('"') => break,
+                        Some('\\') => s.push(it.next().ok_or_else(|| bad("unterminated string"))?),
+                        Some(c) => s.push(c),
+                    }
+                }
+                out.push(Tok::Str(s));
+            }
+            c => {
+                let mut s = String::from(c);
+                while let Some(&n) = it.peek() {
+                    if n.is_whitespace() || "={}[],\"#".contains(n) {
+                        break;
+                    }
+                    s.push(n);
+                    it.next();
+                }
+                out.push(Tok::Word(s));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the [`TextSummary`] of a metadata text.
+///
+/// ```
+/// use lvsnap::lvm::scan::summarize;
+/// let t = "vg0 {\nid = \"abc\"\nseqno = 7\nphysical_volumes {\npv0 {\nid = \"p1\"\n}\n}\n}\n\
+///          contents = \"Text Format Volume Group\"\n";
+/// let s = summarize(t).unwrap();
+/// assert_eq!((s.vg_name.as_str(), s.vg_id.as_str(), s.seqno), ("vg0", "abc", 7));
+/// assert_eq!(s.pv_ids, ["p1"]);
+/// ```
+pub fn summarize(text: &str) -> Result<TextSummary> {
+    let bad = |d: String| Error::corrupt("metadata text", d);
+    let toks = tokens(text)?;
+    let mut path: Vec<String> = Vec::new();
+    let (mut vg_name, mut vg_id, mut seqno) = (None, None, None);
+    let mut pv_ids = Vec::new();
+    let mut i = 0;
+    while let Some(t) = toks.get(i) {
+        match (t, toks.get(i + 1)) {
+            (Tok::Word(w), Some(Tok::Open)) => {
+                if path.is_empty() && vg_name.is_none() {
+                    vg_name = Some(w.clone());
+                }
+                path.push(w.clone());
+                i += 2;
+            }
+            (Tok::Close, _) => {
+                path.pop().ok_or_else(|| bad("unbalanced '}'".into()))?;
+                i += 1;
+            }
+            (Tok::Word(key), Some(Tok::Eq)) => {
+                let value = toks.get(i + 2);
+                i += 3;
+                if value == Some(&Tok::LBracket) {
+                    while toks.get(i).is_some_and(|t| *t != Tok::RBracket) {
+                        i += 1;
+                    }
+                    i += 1;
+                    continue;
+                }
+                let in_vg = path.len() == 1 && vg_name.as_ref() == path.first();
+                let in_pv = path.len() == 3
+                    && vg_name.as_ref() == path.first()
+                    && path.get(1).map(String::as_str) == Some("physical_volumes");
+                match (key.as_str(), value) {
+                    ("id", Some(Tok::Str(s))) if in_vg => vg_id = Some(s.clone()),
+                    ("id", Some(Tok::Str(s))) if in_pv => pv_ids.push(s.clone()),
+                    ("seqno", Some(Tok::Word(n))) if in_vg => {
+                        seqno = Some(n.parse::<u64>().map_err(|_| bad(format!("seqno {n:?}")))?)
+                    }
+                    _ => {}
+                }
+            }
+            (t, _) => return Err(bad(format!("unexpected {t:?}"))),
+        }
+    }
+    if !path.is_empty() {
+        return Err(bad("truncated: unclosed section".into()));
+    }
+    Ok(TextSummary {
+        vg_name: vg_name.ok_or_else(|| bad("no volume group section".into()))?,
+        vg_id: vg_id.ok_or_else(|| bad("no VG id".into()))?,
+        seqno: seqno.ok_or_else(|| bad("no seqno".into()))?,
+        pv_ids,
+    })
+}
+
+/// A copy of metadata text found in a metadata area.
+#[derive(Debug, Clone)]
+pub struct FoundText {
+    /// The text, without LVM's trailing NUL.
+    pub text: String,
+    /// What it says about itself.
+    pub summary: TextSummary,
+    /// The slot it was read through.
+    pub locn: RawLocn,
+}
+
+/// One metadata area of a PV as read.
+#[derive(Debug)]
+pub struct AreaState {
+    /// Where the area is.
+    pub area: DiskLocn,
+    /// Its header, or why it could not be used.
+    pub header: Result<MdaHeader>,
+    /// The committed text, if the slot points at one (and why not, if it fails).
+    pub committed: Option<Result<FoundText>>,
+}
+
+/// A device with an LVM2 label.
+#[derive(Debug)]
+pub struct ScannedPv {
+    /// The device.
+    pub path: PathBuf,
+    /// Its size now (the label records the size at pvcreate time).
+    pub dev_size: Bytes,
+    /// The label and pv_header.
+    pub label: PvLabel,
+    /// Its metadata areas, in pv_header order.
+    pub areas: Vec<AreaState>,
+}
+
+impl ScannedPv {
+    /// The newest committed text this PV holds, if any.
+    pub fn newest(&self) -> Option<&FoundText> {
+        self.areas
+            .iter()
+            .filter_map(|a| a.committed.as_ref()?.as_ref().ok())
+            .max_by_key(|t| t.summary.seqno)
+    }
+}
+
+fn read_area(dev: &BlockDev, area: DiskLocn) -> AreaState {
+    let header = (|| {
+        let end = area.offset.checked_add(area.size);
+        if *area.size < u128::from(MDA_HEADER_SIZE) || end.is_none_or(|e| e > dev.size()) {
+            return Err(Error::corrupt(
+                format!("metadata area at byte {}", area.offset),
+                format!(
+                    "size {} does not fit the device of {}",
+                    area.size,
+                    dev.size()
+                ),
+            ));
+        }
+        let off = u64::try_from(*area.offset).unwrap_or(u64::MAX);
+        let sector = dev.read_at(off, MDA_HEADER_SIZE as usize)?;
+        MdaHeader::parse(&sector, area.offset, area.size)
+    })()
+    .map_err(|e| e.at(dev.path()));
+    let committed = match &header {
+        Ok(h) if !h.is_ignored() && !h.committed.is_empty() => {
+            Some(read_text(dev, h, &h.committed))
+        }
+        _ => None,
+    };
+    AreaState {
+        area,
+        header,
+        committed,
+    }
+}
+
+/// Reads and checks the text `locn` points at in the area of `header`.
+pub(crate) fn read_text(dev: &BlockDev, header: &MdaHeader, locn: &RawLocn) -> Result<FoundText> {
+    let r = (|| {
+        let mut bytes = Vec::new();
+        for (off, len) in header.text_pieces(locn)? {
+            bytes.extend_from_slice(&dev.read_at(off, len as usize)?);
+        }
+        let text = decode_text(&bytes, locn)?;
+        let summary = summarize(&text)?;
+        Ok(FoundText {
+            text,
+            summary,
+            locn: *locn,
+        })
+    })();
+    r.map_err(|e: Error| e.at(dev.path()))
+}
+
+/// Reads one device: `Ok(None)` if it has no LVM label.
+pub fn read_pv(path: &Path) -> Result<Option<ScannedPv>> {
+    let dev = BlockDev::open(path, false)?;
+    read_pv_dev(&dev)
+}
+
+pub(crate) fn read_pv_dev(dev: &BlockDev) -> Result<Option<ScannedPv>> {
+    let n = (LABEL_SCAN_SECTORS * LABEL_SIZE) as u64;
+    let n =
+        u64::try_from(*dev.size()).map_or(n, |s| s.min(n)) / LABEL_SIZE as u64 * LABEL_SIZE as u64;
+    let head = dev.read_at(0, n as usize)?;
+    let Some(label) = find_label(&head).map_err(|e| e.at(dev.path()))? else {
+        return Ok(None);
+    };
+    let areas = label
+        .metadata_areas
+        .iter()
+        .map(|&a| read_area(dev, a))
+        .collect();
+    Ok(Some(ScannedPv {
+        path: dev.path().to_path_buf(),
+        dev_size: dev.size(),
+        label,
+        areas,
+    }))
+}
+
+fn sys_read(p: &Path) -> Option<String> {
+    fs::read_to_string(p).ok().map(|s| s.trim().to_owned())
+}
+
+/// Why LVM (or prudence) skips a `/sys/class/block` entry, or `None` to scan it.
+fn skip_reason(sys: &Path, name: &str) -> Option<&'static str> {
+    let sectors: u64 = sys_read(&sys.join("size"))?.parse().ok()?;
+    if sectors.saturating_mul(512) < PV_MIN_SIZE {
+        return Some("smaller than pv_min_size");
+    }
+    let has_partitions = fs::read_dir(sys).ok()?.flatten().any(|e| {
+        e.file_name().to_string_lossy().starts_with(name) && e.path().join("partition").exists()
+    });
+    if has_partitions {
+        return Some("partitioned");
+    }
+    if let Some(uuid) = sys_read(&sys.join("dm/uuid")) {
+        if uuid.starts_with("LVM-") {
+            return Some("an LV (scan_lvs = 0)");
+        }
+        if sys_read(&sys.join("dm/suspended")).as_deref() == Some("1") {
+            return Some("suspended");
+        }
+    }
+    let holders = fs::read_dir(sys.join("holders"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for h in holders {
+        let hn = h.file_name().to_string_lossy().into_owned();
+        if hn.starts_with("md") {
+            return Some("an md component");
+        }
+        let hu = sys_read(&sys.join("holders").join(&hn).join("dm/uuid")).unwrap_or_default();
+        if hu.starts_with("mpath-") {
+            return Some("a multipath component");
+        }
+    }
+    None
+}
+
+/// The system's block devices that may hold PVs (see the module docs).
+pub fn candidate_devices() -> Result<Vec<PathBuf>> {
+    let dir = Path::new("/sys/class/block");
+    let mut v = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| Error::io_path("read", dir, e))? {
+        let e = e.map_err(|e| Error::io_path("read", dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let dev = Path::new("/dev").join(&name);
+        match skip_reason(&e.path(), &name) {
+            Some(why) => log::debug!("scan: skipping {name}: {why}"),
+            None if dev.exists() => v.push(dev),
+            None => log::debug!("scan: skipping {name}: no {}", dev.display()),
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// Reads every candidate device (or `opts.devices`) and returns those with
+/// an LVM label. A named device that cannot be read is an error; a scanned
+/// one is logged and skipped, as LVM does.
+pub fn scan(opts: &ScanOptions) -> Result<Vec<ScannedPv>> {
+    let (devs, strict) = match &opts.devices {
+        Some(d) => (d.clone(), true),
+        None => (candidate_devices()?, false),
+    };
+    let mut out = Vec::new();
+    for d in devs {
+        match read_pv(&d) {
+            Ok(Some(pv)) => out.push(pv),
+            Ok(None) => {}
+            Err(e) if strict => return Err(e),
+            Err(e) => log::debug!("scan: {}: {e}", d.display()),
+        }
+    }
+    Ok(out)
+}
+
+/// A volume group seen in a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VgSeen {
+    /// The VG name.
+    pub name: String,
+    /// Its id.
+    pub id: String,
+    /// The highest committed seqno found.
+    pub seqno: u64,
+    /// Paths of the scanned PVs its newest metadata lists.
+    pub pv_paths: Vec<PathBuf>,
+}
+
+/// Groups scanned PVs by the VG of their newest metadata. PVs without
+/// metadata areas join the VG whose metadata lists their id.
+pub fn volume_groups(pvs: &[ScannedPv]) -> Vec<VgSeen> {
+    let mut vgs: Vec<TextSummary> = Vec::new();
+    for t in pvs
+        .iter()
+        .flat_map(|p| p.areas.iter())
+        .filter_map(|a| a.committed.as_ref()?.as_ref().ok())
+    {
+        let s = &t.summary;
+        match vgs
+            .iter_mut()
+            .find(|v| v.vg_id == s.vg_id && v.vg_name == s.vg_name)
+        {
+            Some(v) if v.seqno < s.seqno => *v = s.clone(),
+            Some(_) => {}
+            None => vgs.push(s.clone()),
+        }
+    }
+    let mut out: Vec<VgSeen> = vgs
+        .into_iter()
+        .map(|s| VgSeen {
+            pv_paths: pvs
+                .iter()
+                .filter(|p| s.pv_ids.contains(&p.label.pv_id()))
+                .map(|p| p.path.clone())
+                .collect(),
+            name: s.vg_name,
+            id: s.vg_id,
+            seqno: s.seqno,
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}

@@ -262,7 +262,11 @@ pub fn deactivate(dm: &DmControl, vg: &Vg, lv: &str) -> Result<()> {
             });
         }
     }
-    for d in plan.remove_order.iter().filter_map(|&i| plan.devices.get(i)) {
+    for d in plan
+        .remove_order
+        .iter()
+        .filter_map(|&i| plan.devices.get(i))
+    {
         if !live.contains_key(&*d.name) {
             continue;
         }
@@ -288,7 +292,10 @@ pub fn is_active(dm: &DmControl, vg: &Vg, lv: &str) -> Result<bool> {
     let uuid = super::plan::dm_uuid(vg, lv, None)?.to_string();
     let found = dm.info(&name)?.uuid;
     // `_tmeta`/`_tdata` LVs carry their layer in the UUID.
-    Ok(found.is_some_and(|f| f.strip_prefix(&uuid).is_some_and(|r| r.is_empty() || r == "-tmeta" || r == "-tdata")))
+    Ok(found.is_some_and(|f| {
+        f.strip_prefix(&uuid)
+            .is_some_and(|r| r.is_empty() || r == "-tmeta" || r == "-tdata")
+    }))
 }
 
 /// The devices of LV `lv`'s tree that are active, in the plan's order.

@@ -23,7 +23,7 @@ pub use exec::{
 };
 pub use links::{lv_link, vg_dir};
 pub use plan::{
-    DevRef, Param, Plan, PlannedDevice, PlannedLine, PvMap, Role, Step, dm_name, dm_uuid,
-    lv_table, plan,
+    DevRef, Param, Plan, PlannedDevice, PlannedLine, PvMap, Role, Step, dm_name, dm_uuid, lv_table,
+    plan,
 };
 pub use pvs::{pv_map, pv_map_from};

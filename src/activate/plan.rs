@@ -238,7 +238,10 @@ fn segment_lines(vg: &Vg, lv: &Lv) -> Result<Vec<PlannedLine>> {
     if lv.segments.is_empty() {
         return Err(Error::invalid(&lv.name, "no segments"));
     }
-    lv.segments.iter().map(|s| segment_line(vg, lv, s)).collect()
+    lv.segments
+        .iter()
+        .map(|s| segment_line(vg, lv, s))
+        .collect()
 }
 
 fn segment_line(vg: &Vg, lv: &Lv, seg: &Segment) -> Result<PlannedLine> {
@@ -269,7 +272,7 @@ fn segment_line(vg: &Vg, lv: &Lv, seg: &Segment) -> Result<PlannedLine> {
             let size = stripe_size
                 .ok_or_else(|| Error::invalid(&lv.name, "striped segment without stripe_size"))?;
             let n = many.len() as u64;
-            if seg.extent_count.0 % n != 0 {
+            if !seg.extent_count.0.is_multiple_of(n) {
                 return Err(Error::invalid(
                     &lv.name,
                     "extent_count is not a multiple of stripe_count",
@@ -321,8 +324,9 @@ impl<'a> Builder<'a> {
         role: Role,
         link: bool,
     ) -> Result<Added> {
-        // `_tmeta`/`_tdata` LVs carry their layer in the UUID only.
-        let name_layer = layer.filter(|l| !matches!(*l, "tmeta" | "tdata"));
+        // The pool's public device and its `_tmeta`/`_tdata` LVs carry
+        // their layer in the UUID only.
+        let name_layer = layer.filter(|l| !matches!(*l, "tmeta" | "tdata" | "pool"));
         let d = PlannedDevice {
             name: dm_name(self.vg, &lv.name, name_layer)?,
             uuid: dm_uuid(self.vg, &lv.name, layer)?,
@@ -525,7 +529,14 @@ fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
             )
         };
         let link = vg.is_visible(&s.name);
-        let snap = b.add(cow_lv, None, vec![table], !writable(cow_lv), Role::Top, link)?;
+        let snap = b.add(
+            cow_lv,
+            None,
+            vec![table],
+            !writable(cow_lv),
+            Role::Top,
+            link,
+        )?;
         b.steps([Step::Create(snap.i)]);
         late.push(snap.i);
         snap_devs.push((snap.i, cow.i));
@@ -557,7 +568,10 @@ fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
         return Err(Error::invalid(&pool.name, "not a thin pool"));
     };
     if pool.segments.len() != 1 {
-        return Err(Error::invalid(&pool.name, "thin pool with several segments"));
+        return Err(Error::invalid(
+            &pool.name,
+            "thin pool with several segments",
+        ));
     }
     let meta_lv = lv(vg, metadata)?;
     let data_lv = lv(vg, data)?;
@@ -601,7 +615,14 @@ fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
     params.extend(features.into_iter().map(|f| Param::Text(f.into())));
     let size = sectors(vg, &pool.name, pool.extents())?;
     let table = vec![PlannedLine::new(Sectors(0), size, "thin-pool", params)];
-    b.add_now(pool, Some("tpool"), table, !writable(pool), Role::Layer, false)
+    b.add_now(
+        pool,
+        Some("tpool"),
+        table,
+        !writable(pool),
+        Role::Layer,
+        false,
+    )
 }
 
 /// A thin LV over its pool's `-tpool`.
@@ -620,10 +641,7 @@ fn plan_thin(b: &mut Builder<'_>, thin: &Lv) -> Result<()> {
         Sectors(0),
         size,
         "thin",
-        vec![
-            Builder::dev(&tpool),
-            Param::Text(device_id.to_string()),
-        ],
+        vec![Builder::dev(&tpool), Param::Text(device_id.to_string())],
     )];
     let link = vg.is_visible(&thin.name);
     b.add_now(thin, None, table, !writable(thin), Role::Top, link)?;
@@ -631,4 +649,4 @@ fn plan_thin(b: &mut Builder<'_>, thin: &Lv) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests;

@@ -128,10 +128,18 @@ fn activation_matches_lvm_and_interoperates() {
         let r = activate(&dm, &v, &pvs, lv, &opts_k()).unwrap();
         let t_ours = t.elapsed();
         assert!(matches!(r, Activation::Activated(_)), "{lv}: {r:?}");
-        assert_eq!(dm_state(&n), by_lvm, "{lv}: lvsnap's devices differ from lvm's");
+        assert_eq!(
+            dm_state(&n),
+            by_lvm,
+            "{lv}: lvsnap's devices differ from lvm's"
+        );
         eprintln!("{lv}: lvchange -ay {t_lvm:?}, lvsnap {t_ours:?}");
         for a in active {
-            assert_eq!(attr(&vg, a).as_bytes()[4], b'a', "{lv}: lvs shows {a} inactive");
+            assert_eq!(
+                attr(&vg, a).as_bytes()[4],
+                b'a',
+                "{lv}: lvs shows {a} inactive"
+            );
             assert!(is_active(&dm, &v, a).unwrap(), "{lv}: is_active({a})");
             assert!(link_exists(&n, a), "{lv}: no /dev/{n}/{a}");
         }
@@ -154,7 +162,11 @@ fn activation_matches_lvm_and_interoperates() {
         assert!(!is_active(&dm, &v, lv).unwrap());
         for a in active {
             assert!(!link_exists(&n, a), "{lv}: /dev/{n}/{a} left by lvsnap");
-            assert_eq!(attr(&vg, a).as_bytes()[4], b'-', "{lv}: lvs shows {a} active");
+            assert_eq!(
+                attr(&vg, a).as_bytes()[4],
+                b'-',
+                "{lv}: lvs shows {a} active"
+            );
         }
     }
     vg.vgck();
@@ -195,11 +207,14 @@ fn data_written_by_lvm_reads_back_through_lvsnap() {
     let n = vg.name.clone();
     let dm = DmControl::open().unwrap();
     let (v, pvs) = load(&vg);
-    for (i, lv) in ["lin", "multi", "str", "orig", "thin1"].into_iter().enumerate() {
+    for (i, lv) in ["lin", "multi", "str", "orig", "thin1"]
+        .into_iter()
+        .enumerate()
+    {
         sh(&format!("lvchange -ay {n}/{lv}"));
         let node = activate::lv_link(&n, lv);
-        // Across the multi-segment boundary (8 MiB) and several stripes.
-        let off = (8 << 20) - 65536;
+        // Across multi's segment boundary (8 MiB), over several stripes.
+        let off = if lv == "multi" { 8 << 20 } else { 4 << 20 } - 65536;
         write_pattern(&node, off, 131072, 0x40 + i as u8);
         sh(&format!("lvchange -an {n}/{lv}"));
         activate(&dm, &v, &pvs, lv, &ActivateOptions::default()).unwrap();
@@ -252,8 +267,9 @@ fn busy_and_failures_leave_everything_as_it_was() {
     // devices were made: all of them are removed.
     let mut bad = v.clone();
     for l in bad.lvs.iter_mut() {
-        if let Some(SegmentKind::Snapshot { chunk_size, cow, .. }) =
-            l.segments.first_mut().map(|s| &mut s.kind)
+        if let Some(SegmentKind::Snapshot {
+            chunk_size, cow, ..
+        }) = l.segments.first_mut().map(|s| &mut s.kind)
             && cow == "s2"
         {
             *chunk_size = Sectors(3);
@@ -261,7 +277,11 @@ fn busy_and_failures_leave_everything_as_it_was() {
     }
     let e = activate(&dm, &bad, &pvs, "orig", &ActivateOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
-    assert_eq!(dm_names(), before, "stray devices after a failed activation");
+    assert_eq!(
+        dm_names(),
+        before,
+        "stray devices after a failed activation"
+    );
     assert!(!link_exists(&n, "orig"));
 
     // A PV the scan did not find: NotFound, nothing left.

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{LoopDev, read_at, require_dm, sh, write_pattern};
-use lvsnap::ErrorKind;
+use common::{read_at, require_dm, sh, write_pattern, LoopDev};
 use lvsnap::lvm::scan::{candidate_devices, scan, volume_groups};
 use lvsnap::lvm::{ScanOptions, VgDisk};
+use lvsnap::ErrorKind;
 use serial_test::serial;
 
 const MIB: u64 = 1 << 20;
@@ -312,9 +312,7 @@ fn a_rewrite_is_accepted_by_lvm_on_every_area() {
     let open_time = t0.elapsed();
     assert!(d.text().contains("lv2 {"));
     d.verify().expect("verify");
-    eprintln!(
-        "figures: VgDisk::open (lock+scan+read, 2 PVs, 3 areas) {open_time:?}, commit {commit_time:?}"
-    );
+    eprintln!("figures: VgDisk::open (lock+scan+read, 2 PVs, 3 areas) {open_time:?}, commit {commit_time:?}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{LoopDev, read_at, require_dm, sh, write_pattern};
+use common::{read_at, require_dm, sh, write_pattern, LoopDev};
 use lvsnap::lvm::text::Style;
 use lvsnap::lvm::vg::{Creation, Metadata, SegmentKind};
 use lvsnap::units::{Extents, Sectors};

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use super::error::{Error, Result};
 use super::label::DiskLocn;
 use super::lock::{LockGuard, LockMode};
-use super::mda::{MDA_HEADER_SIZE, MdaHeader, RawLocn};
-use super::scan::{ScanOptions, ScannedPv, read_pv_dev, read_text, scan, summarize};
+use super::mda::{MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use super::scan::{read_pv_dev, read_text, scan, summarize, ScanOptions, ScannedPv};
 use crate::units::Bytes;
 
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
@@ -265,7 +265,7 @@ impl VgDisk {
                         return Err(Error::Unsupported(format!(
                             "two volume groups named {vg} ({} and {})",
                             b.summary.vg_id, t.summary.vg_id
-                        )));
+                        )))
                     }
                     Some(b) if b.summary.seqno >= t.summary.seqno => {}
                     _ => best = Some((pi, ai)),
@@ -312,10 +312,7 @@ impl VgDisk {
                             } else if t.summary.seqno < newest.summary.seqno {
                                 log::warn!(
                                     "{}: metadata area at {} has seqno {}, newest is {}; the next commit updates it",
-                                    pv.path.display(),
-                                    a.area.offset,
-                                    t.summary.seqno,
-                                    newest.summary.seqno
+                                    pv.path.display(), a.area.offset, t.summary.seqno, newest.summary.seqno
                                 );
                             }
                         }

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::error::{ErrorKind, io_kind};
+use crate::error::{io_kind, ErrorKind};
 
 /// What went wrong reading, writing or locking LVM2 on-disk metadata.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@
 //! trailing NUL that LVM writes included). LVM2's `format-text.c`
 //! (`_vg_write_raw`, `_vg_commit_raw_rlocn`) is the reference.
 
-use super::crc::{INITIAL_CRC, calc_crc, crc};
+use super::crc::{calc_crc, crc, INITIAL_CRC};
 use super::error::{Error, Result};
 use crate::units::Bytes;
 
@@ -495,12 +495,10 @@ mod tests {
         );
         let mut bad = text.to_vec();
         bad[0] = b'w';
-        assert!(
-            decode_text(&bad, &plan.locn)
-                .unwrap_err()
-                .to_string()
-                .contains("checksum")
-        );
+        assert!(decode_text(&bad, &plan.locn)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         assert!(decode_text(&text[..5], &plan.locn).is_err());
     }
 

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use super::disk::BlockDev;
 use super::error::{Error, Result};
-use super::label::{DiskLocn, LABEL_SCAN_SECTORS, LABEL_SIZE, PvLabel, find_label};
+use super::label::{find_label, DiskLocn, PvLabel, LABEL_SCAN_SECTORS, LABEL_SIZE};
 use super::lock::DEFAULT_LOCK_DIR;
-use super::mda::{MDA_HEADER_SIZE, MdaHeader, RawLocn, decode_text};
+use super::mda::{decode_text, MdaHeader, RawLocn, MDA_HEADER_SIZE};
 use crate::units::Bytes;
 
 /// LVM's default `devices/pv_min_size`: smaller devices are not scanned.

@@ -660,7 +660,7 @@ impl Parser<'_> {
                     return Err(ParseError::Syntax {
                         line,
                         what: "unterminated string".into(),
-                    });
+                    })
                 }
                 Some(b'"') => {
                     out.push_str(self.text.get(run..self.pos).unwrap_or(""));

@@ -524,7 +524,7 @@ fn parse_segment(s: &Section, ctx: &str) -> Result<Segment> {
                 _ => {
                     return Err(invalid(format!(
                         "{ctx}: needs one of \"cow_store\" or \"merging_store\""
-                    )));
+                    )))
                 }
             };
             SegmentKind::Snapshot {

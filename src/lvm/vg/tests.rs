@@ -232,10 +232,9 @@ fn remove_restores_the_previous_text() {
     assert!(!empty.contains("logical_volumes"));
     assert!(empty.contains("}\n\n}\n"), "{empty}");
     md.add_linear_lv("x", Extents(1), &creation()).unwrap();
-    assert!(
-        md.to_text(Style::Raw)
-            .contains("}\n\nlogical_volumes {\n\nx {\n")
-    );
+    assert!(md
+        .to_text(Style::Raw)
+        .contains("}\n\nlogical_volumes {\n\nx {\n"));
 }
 
 #[test]

@@ -89,6 +89,14 @@ fn make_layouts(name: &str) -> ScratchVg {
     vg
 }
 
+/// The layouts on a fresh VG, all inactive, and lvsnap's view of them.
+fn setup(name: &str) -> (ScratchVg, DmControl, Vg, PvMap) {
+    require_dm();
+    let vg = make_layouts(name);
+    let (v, pvs) = load(&vg);
+    (vg, DmControl::open().unwrap(), v, pvs)
+}
+
 fn opts_k() -> ActivateOptions {
     ActivateOptions {
         ignore_activation_skip: true,
@@ -175,11 +183,8 @@ fn activation_matches_lvm_and_interoperates() {
 #[test]
 #[serial]
 fn thin_pool_and_shared_pool_layers() {
-    require_dm();
-    let vg = make_layouts("actpool");
+    let (vg, dm, v, pvs) = setup("actpool");
     let n = vg.name.clone();
-    let dm = DmControl::open().unwrap();
-    let (v, pvs) = load(&vg);
     sh(&format!("lvchange -ay {n}/pool"));
     let by_lvm = dm_state(&n);
     sh(&format!("lvchange -an {n}/pool"));
@@ -202,11 +207,8 @@ fn thin_pool_and_shared_pool_layers() {
 #[test]
 #[serial]
 fn data_written_by_lvm_reads_back_through_lvsnap() {
-    require_dm();
-    let vg = make_layouts("actdata");
+    let (vg, dm, v, pvs) = setup("actdata");
     let n = vg.name.clone();
-    let dm = DmControl::open().unwrap();
-    let (v, pvs) = load(&vg);
     for (i, lv) in ["lin", "multi", "str", "orig", "thin1"]
         .into_iter()
         .enumerate()
@@ -230,11 +232,8 @@ fn data_written_by_lvm_reads_back_through_lvsnap() {
 #[test]
 #[serial]
 fn busy_and_failures_leave_everything_as_it_was() {
-    require_dm();
-    let vg = make_layouts("actbusy");
+    let (vg, dm, v, pvs) = setup("actbusy");
     let n = vg.name.clone();
-    let dm = DmControl::open().unwrap();
-    let (v, pvs) = load(&vg);
     let before = dm_names();
 
     // Open origin or snapshot: deactivation refused, nothing changed.

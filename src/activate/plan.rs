@@ -314,7 +314,6 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         lv: &Lv,
@@ -354,19 +353,10 @@ impl<'a> Builder<'a> {
         self.plan.steps.extend(steps);
     }
 
-    /// A device created, loaded and resumed at once.
-    fn add_now(
-        &mut self,
-        lv: &Lv,
-        layer: Option<&'static str>,
-        table: Vec<PlannedLine>,
-        read_only: bool,
-        role: Role,
-        link: bool,
-    ) -> Result<Added> {
-        let d = self.add(lv, layer, table, read_only, role, link)?;
+    /// Creates, loads and resumes `d` at once (most devices, as LVM does).
+    fn now(&mut self, d: Added) -> Added {
         self.steps([Step::Create(d.i), Step::Resume(d.i)]);
-        Ok(d)
+        d
     }
 }
 
@@ -421,13 +411,15 @@ pub fn plan(vg: &Vg, name: &str) -> Result<Plan> {
             vec![Builder::dev(&tpool), Param::Text("0".into())],
         )];
         // LVM loads the pool's public device read-only and links no /dev entry.
-        b.add_now(root_lv, Some("pool"), table, true, Role::Top, false)?;
+        b.add(root_lv, Some("pool"), table, true, Role::Top, false)
+            .map(|d| b.now(d))?;
     } else if let Some(SegmentKind::Thin { .. }) = first {
         plan_thin(&mut b, root_lv)?;
     } else {
         let table = segment_lines(vg, root_lv)?;
         let link = vg.is_visible(&root);
-        b.add_now(root_lv, None, table, !writable(root_lv), Role::Top, link)?;
+        b.add(root_lv, None, table, !writable(root_lv), Role::Top, link)
+            .map(|d| b.now(d))?;
     }
     if b.plan.remove_order.is_empty() {
         b.plan.remove_order = (0..b.plan.devices.len()).rev().collect();
@@ -491,14 +483,16 @@ fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
     let mut snap_devs = vec![];
     for s in &snaps {
         let cow_lv = lv(vg, &s.name)?;
-        let cow = b.add_now(
-            cow_lv,
-            Some("cow"),
-            segment_lines(vg, cow_lv)?,
-            false,
-            Role::Layer,
-            false,
-        )?;
+        let cow = b
+            .add(
+                cow_lv,
+                Some("cow"),
+                segment_lines(vg, cow_lv)?,
+                false,
+                Role::Layer,
+                false,
+            )
+            .map(|d| b.now(d))?;
         if s.merging {
             top = Some(
                 b.add(
@@ -573,24 +567,13 @@ fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
             "thin pool with several segments",
         ));
     }
-    let meta_lv = lv(vg, metadata)?;
-    let data_lv = lv(vg, data)?;
-    let meta = b.add_now(
-        meta_lv,
-        Some("tmeta"),
-        segment_lines(vg, meta_lv)?,
-        !writable(meta_lv),
-        Role::Layer,
-        false,
-    )?;
-    let data_i = b.add_now(
-        data_lv,
-        Some("tdata"),
-        segment_lines(vg, data_lv)?,
-        !writable(data_lv),
-        Role::Layer,
-        false,
-    )?;
+    let mut layers = vec![];
+    for (name, layer) in [(metadata, "tmeta"), (data, "tdata")] {
+        let l = lv(vg, name)?;
+        let table = segment_lines(vg, l)?;
+        let d = b.add(l, Some(layer), table, !writable(l), Role::Layer, false)?;
+        layers.push(Builder::dev(&b.now(d)));
+    }
     // Feature arguments as libdm emits them (low water mark 0: LVM's
     // default autoextend threshold of 100%).
     let mut features = vec![];
@@ -605,17 +588,16 @@ fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
     if pool.has_flag("ERROR_WHEN_FULL") {
         features.push("error_if_no_space");
     }
-    let mut params = vec![
-        Builder::dev(&meta),
-        Builder::dev(&data_i),
+    let mut params = layers;
+    params.extend([
         Param::Text(chunk_size.0.to_string()),
         Param::Text("0".into()),
         Param::Text(features.len().to_string()),
-    ];
+    ]);
     params.extend(features.into_iter().map(|f| Param::Text(f.into())));
     let size = sectors(vg, &pool.name, pool.extents())?;
     let table = vec![PlannedLine::new(Sectors(0), size, "thin-pool", params)];
-    b.add_now(
+    b.add(
         pool,
         Some("tpool"),
         table,
@@ -623,6 +605,7 @@ fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
         Role::Layer,
         false,
     )
+    .map(|d| b.now(d))
 }
 
 /// A thin LV over its pool's `-tpool`.
@@ -644,7 +627,8 @@ fn plan_thin(b: &mut Builder<'_>, thin: &Lv) -> Result<()> {
         vec![Builder::dev(&tpool), Param::Text(device_id.to_string())],
     )];
     let link = vg.is_visible(&thin.name);
-    b.add_now(thin, None, table, !writable(thin), Role::Top, link)?;
+    b.add(thin, None, table, !writable(thin), Role::Top, link)
+        .map(|d| b.now(d))?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use super::error::{Error, Result};
 use super::links;
 use super::plan::{Plan, PlannedDevice, PvMap, Role, Step, dm_name, plan};
 use crate::dm::{self, DmControl, TableLine};
-use crate::lvm::vg::{SegmentKind, Vg};
+use crate::lvm::vg::{SegmentKind, ThinMessage, Vg};
 
 /// How to activate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -112,28 +112,70 @@ fn verify(dm: &DmControl, vg: &Vg, pvs: &PvMap, d: &PlannedDevice, live: &LiveMa
     Ok(())
 }
 
-/// A thin pool must be at the metadata's transaction id; queued messages
-/// (a thin create interrupted before its commit) are not replayed here.
-fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice) -> Result<()> {
+/// A thin pool must be at the metadata's transaction id. When it is one
+/// behind and the metadata queues messages (a thin LV created or removed
+/// but not yet sent to the kernel), they are sent first, then the
+/// transaction id is moved on, as LVM does when it activates a pool.
+fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice, live: &LiveMap) -> Result<()> {
     if d.layer != Some("tpool") {
         return Ok(());
     }
-    let Some(SegmentKind::ThinPool { transaction_id, .. }) = vg
+    let Some(SegmentKind::ThinPool {
+        transaction_id,
+        messages,
+        ..
+    }) = vg
         .lv(&d.lv)
         .and_then(|l| l.segments.first())
         .map(|s| &s.kind)
     else {
         return Ok(());
     };
-    if let ThinPoolStatus::Working(w) = dm::thin_pool_status(dm, &d.name)?
-        && w.transaction_id != *transaction_id
-    {
-        return Err(Error::Transaction {
-            pool: d.name.to_string(),
-            kernel: w.transaction_id,
-            metadata: *transaction_id,
-        });
+    let ThinPoolStatus::Working(w) = dm::thin_pool_status(dm, &d.name)? else {
+        return Err(Error::invalid(
+            &d.lv,
+            "the kernel reports the thin pool failed",
+        ));
+    };
+    let kernel = w.transaction_id;
+    let wrong = || Error::Transaction {
+        pool: d.name.to_string(),
+        kernel,
+        metadata: *transaction_id,
+    };
+    if kernel == *transaction_id {
+        return Ok(());
     }
+    if messages.is_empty() || kernel.checked_add(1) != Some(*transaction_id) {
+        return Err(wrong());
+    }
+    for m in messages {
+        let text = match m {
+            ThinMessage::Delete(id) => format!("delete {id}"),
+            ThinMessage::Create(name) => {
+                let thin = vg.lv(name).ok_or_else(|| wrong())?;
+                let (_, id) = thin.thin().ok_or_else(|| wrong())?;
+                match thin.thin_origin() {
+                    None => format!("create_thin {id}"),
+                    Some(o) => {
+                        // An active origin would have to be suspended around
+                        // the message: leave that to the snapshot layer.
+                        if live.contains_key(&*dm_name(vg, o, None)?) {
+                            return Err(wrong());
+                        }
+                        let (_, oid) = vg.lv(o).and_then(|l| l.thin()).ok_or_else(|| wrong())?;
+                        format!("create_snap {id} {oid}")
+                    }
+                }
+            }
+        };
+        log::info!("{}: replaying queued message {text}", &*d.name);
+        dm.message(&d.name, &text)?;
+    }
+    dm.message(
+        &d.name,
+        &format!("set_transaction_id {kernel} {transaction_id}"),
+    )?;
     Ok(())
 }
 
@@ -192,7 +234,7 @@ pub fn activate(
         .collect();
     for (d, _) in plan.devices.iter().zip(&existing).filter(|(_, e)| **e) {
         verify(dm, vg, pvs, d, &live)?;
-        check_pool(dm, vg, d)?;
+        check_pool(dm, vg, d, &live)?;
     }
     let mut created = Created {
         dm,
@@ -214,7 +256,7 @@ pub fn activate(
             }
             Step::Resume(_) => {
                 dm.resume(&d.name)?;
-                check_pool(dm, vg, d)?;
+                check_pool(dm, vg, d, &live)?;
             }
         }
     }

@@ -1,6 +1,6 @@
 //! PV keys (`pv0`) to block devices, from what the PV scan found.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use devicemapper::Device;
@@ -29,6 +29,12 @@ pub fn pv_map_from<'a>(
         };
         let m = std::fs::metadata(path)
             .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
+        if !m.file_type().is_block_device() {
+            return Err(Error::io(
+                format!("PV {} at {}", pv.key, path.display()),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a block device"),
+            ));
+        }
         let rdev = m.rdev();
         map.insert(
             pv.key.clone(),

@@ -58,6 +58,12 @@ impl TestVg {
         Metadata::parse(&self.backup_text()).expect("lvsnap parses LVM's metadata")
     }
 
+    /// Bumps seqno and writes `md`, as a metadata commit does.
+    fn commit(&self, md: &mut Metadata) {
+        md.bump_seqno().expect("seqno");
+        self.restore(md);
+    }
+
     /// Writes `md` with LVM's restore path (our commit's stand-in).
     fn restore(&self, md: &Metadata) {
         let f = self.file("restore");
@@ -253,8 +259,7 @@ fn typed_view_agrees_with_lvs_on_every_layout() {
     let before = vg.backup_text();
     sh(&format!("vgchange -q -an {n}"));
     let mut md = vg.metadata();
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     let after = vg.backup_text();
     assert_eq!(normalized(&after), normalized(&before));
     // vgcfgrestore writes the file's VG with its own seqno + 1.
@@ -349,8 +354,7 @@ fn restored_linear_lv_is_where_lvsnap_allocated_it() {
             })
             .collect();
         assert_eq!(ours, lvm_choice, "{want} extents: lvsnap vs lvcreate");
-        md.bump_seqno().expect("seqno");
-        vg.restore(&md);
+        vg.commit(&mut md);
 
         let lvs = &vg.json("lvs -o lv_name,lv_size", "lv");
         let row = lvs
@@ -399,8 +403,7 @@ fn restored_cow_pair_is_a_snapshot_for_lvm() {
         )
         .expect("add snapshot");
     assert_eq!(snap_lv, "snapshot0");
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     let md = vg.metadata();
     check_view_against_lvs(&vg, &md);
     let rows = vg.json("lvs -o lv_name,lv_attr,origin,lv_size", "lv");
@@ -431,8 +434,7 @@ fn restored_cow_pair_is_a_snapshot_for_lvm() {
     // A merge lvsnap records is one LVM starts at the next activation.
     let mut md = vg.metadata();
     md.start_merge("snapcontent-1").expect("record merge");
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
     let md = vg.metadata();
     assert!(md.vg().cow_snapshot("snapcontent-1").expect("snap").merging);
     check_view_against_lvs(&vg, &md);
@@ -476,8 +478,7 @@ fn status_of_100_snapshots_is_much_faster_than_lvs() {
         )
         .expect("add snapshot");
     }
-    md.bump_seqno().expect("seqno");
-    vg.restore(&md);
+    vg.commit(&mut md);
 
     let t = Instant::now();
     let rows = vg.json("lvs -a -o lv_name,lv_attr,origin,lv_size", "lv");
@@ -504,4 +505,85 @@ fn status_of_100_snapshots_is_much_faster_than_lvs() {
         text.len()
     );
     assert!(ours * 10 < lvs_time, "lvsnap {ours:?} vs lvs {lvs_time:?}");
+}
+
+#[test]
+#[serial]
+fn thin_snapshot_in_two_commits_is_accepted_by_lvm_and_the_kernel() {
+    let vg = TestVg::new("lvsnap_thin", 1, 256);
+    let n = &vg.name;
+    sh(&format!("lvcreate -q -Zn -L 16M -T {n}/pool"));
+    sh(&format!("lvcreate -q -V 32M -n thin1 --thinpool {n}/pool"));
+    let thin1 = PathBuf::from(format!("/dev/mapper/{n}-thin1"));
+    write_pattern(&thin1, 0, 4096, 0x77);
+    sh(&format!("vgchange -q -an {n}"));
+
+    let mut md = vg.metadata();
+    let id = md
+        .add_thin_snapshot("thin1", "tsnap", false, &creation())
+        .expect("add thin snapshot");
+    assert_eq!(id, 2);
+    vg.commit(&mut md);
+    let queued = vg.metadata();
+    check_view_against_lvs(&vg, &queued);
+
+    // What the activation layer will do between the two commits: send the
+    // queued message to the kernel pool, then commit the metadata without it.
+    let (old_tid, new_tid) = match &queued.vg().lv("pool").expect("pool").segments[0].kind {
+        SegmentKind::ThinPool { transaction_id, .. } => (*transaction_id - 1, *transaction_id),
+        k => panic!("{k:?}"),
+    };
+    sh(&format!("lvchange -q -ay {n}/pool"));
+    let tpool = format!("{n}-pool-tpool");
+    sh(&format!("dmsetup message {tpool} 0 'create_snap {id} 1'"));
+    sh(&format!(
+        "dmsetup message {tpool} 0 'set_transaction_id {old_tid} {new_tid}'"
+    ));
+    sh(&format!("vgchange -q -an {n}"));
+    let mut md = queued.clone();
+    md.clear_thin_messages("pool").expect("clear messages");
+    vg.commit(&mut md);
+    sh(&format!("lvchange -q -ay {n}/tsnap"));
+    let snap = PathBuf::from(format!("/dev/mapper/{n}-tsnap"));
+    assert!(
+        read_at(&snap, 0, 4096).iter().all(|&b| b == 0x77),
+        "the thin snapshot holds thin1's data"
+    );
+    let table = sh(&format!("dmsetup table {n}-tsnap"));
+    assert!(
+        table.contains(" thin ") && table.trim_end().ends_with(" 2"),
+        "{table}"
+    );
+    let status = sh(&format!("dmsetup status {n}-pool-tpool"));
+    let kernel_tid: u64 = status
+        .split_whitespace()
+        .nth(3)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("pool status: {status}"));
+    let after = vg.metadata();
+    let pool_tid = match &after.vg().lv("pool").expect("pool").segments[0].kind {
+        SegmentKind::ThinPool { transaction_id, .. } => *transaction_id,
+        k => panic!("{k:?}"),
+    };
+    assert_eq!(kernel_tid, pool_tid, "kernel pool and metadata agree");
+    check_view_against_lvs(&vg, &after);
+    sh(&format!("vgchange -q -an {n}"));
+
+    // Removal the same way: a queued delete, the kernel message, cleared.
+    let mut md = vg.metadata();
+    md.remove_lv("tsnap").expect("remove thin snapshot");
+    vg.commit(&mut md);
+    sh(&format!("lvchange -q -ay {n}/pool"));
+    sh(&format!("dmsetup message {tpool} 0 'delete {id}'"));
+    sh(&format!(
+        "dmsetup message {tpool} 0 'set_transaction_id {new_tid} {}'",
+        new_tid + 1
+    ));
+    sh(&format!("vgchange -q -an {n}"));
+    md.clear_thin_messages("pool").expect("clear");
+    vg.commit(&mut md);
+    sh(&format!("lvchange -q -ay {n}/thin1"));
+    assert!(read_at(&thin1, 0, 4096).iter().all(|&b| b == 0x77));
+    check_view_against_lvs(&vg, &vg.metadata());
+    sh(&format!("vgchange -q -an {n}"));
 }

@@ -2,6 +2,30 @@
 //! volume-group locks, PV discovery, reading and committing a VG's metadata
 //! text as LVM does; the metadata text, typed volume-group view, extent
 //! allocation and name rules.
+//!
+//! - [`text`]: the metadata text as a lossless tree ([`text::Document`]),
+//!   written back in LVM's file or raw layout ([`text::Style`]).
+//! - [`vg`]: [`vg::Metadata`], the tree plus a typed [`vg::Vg`] view, and the
+//!   changes lvsnap makes (linear LV, COW snapshot pair, merge, thin LV and
+//!   thin snapshot, removal, seqno) written as LVM writes them.
+//! - [`alloc`]: where LVM's `normal` policy puts a new LV's extents.
+//! - [`names`]: LVM's VG/LV name rules and new LVM ids.
+//!
+//! ```
+//! use lvsnap::lvm::text::Style;
+//! use lvsnap::lvm::vg::{Creation, Metadata};
+//! use lvsnap::units::{Extents, Sectors};
+//!
+//! let text = std::fs::read_to_string("tests/fixtures/linear.vg").unwrap();
+//! let mut md = Metadata::parse(&text)?;
+//! md.add_linear_lv("origin", Extents(2), &Creation::now())?;
+//! md.add_cow_snapshot("origin", "snapcontent-1", Extents(1), Sectors(8), true, &Creation::now())?;
+//! md.bump_seqno()?;
+//! let snap = md.vg().cow_snapshot("snapcontent-1").unwrap();
+//! assert_eq!((snap.origin.as_str(), snap.snapshot_lv.as_str()), ("origin", "snapshot0"));
+//! let _for_the_metadata_area = md.to_text(Style::Raw);
+//! # Ok::<(), lvsnap::lvm::vg::ModelError>(())
+//! ```
 
 pub mod alloc;
 pub mod crc;

@@ -434,16 +434,14 @@ impl Parser<'_> {
         self.s.get(self.pos).copied()
     }
 
-    /// Skips spaces and tabs (not newlines); returns what was skipped.
-    fn skip_inline_space(&mut self) -> &str {
-        let start = self.pos;
+    /// Skips spaces and tabs (not newlines).
+    fn skip_inline_space(&mut self) {
         while let Some(c) = self.peek() {
             if c == b'\n' || !c.is_ascii_whitespace() {
                 break;
             }
             self.pos += 1;
         }
-        self.text.get(start..self.pos).unwrap_or("")
     }
 
     /// Skips all whitespace and comments (inside a statement or an array).
@@ -482,7 +480,9 @@ impl Parser<'_> {
         // A nested body starts on the line of its `{`, the top level on a fresh line.
         let mut at_line_start = depth == 0;
         loop {
-            let gap = self.skip_inline_space().to_owned();
+            let gap_start = self.pos;
+            self.skip_inline_space();
+            let gap_end = self.pos;
             match self.peek() {
                 None | Some(0) => {
                     if depth > 0 {
@@ -502,6 +502,7 @@ impl Parser<'_> {
                     let text = self.rest_of_line();
                     match body.entries.last_mut() {
                         Some(Entry::Assign(a)) if !at_line_start && a.comment.is_none() => {
+                            let gap = self.text.get(gap_start..gap_end).unwrap_or("").to_owned();
                             a.comment = Some(Trailing { gap, text });
                         }
                         _ if at_line_start => body.entries.push(Entry::Comment(text)),

@@ -394,7 +394,7 @@ impl Vg {
 
     /// Free extents of every allocatable PV (PV order), after subtracting
     /// every area any segment uses.
-    pub fn free_space(&self, doc_vg: &Body) -> FreeSpace {
+    pub(crate) fn free_space(&self, doc_vg: &Body) -> FreeSpace {
         let mut used: Vec<(usize, u64, u64)> = Vec::new();
         let pv_index = |key: &str| self.pvs.iter().position(|p| p.key == key);
         for (lv, lvsec) in self.lvs.iter().zip(lv_sections(doc_vg)) {
@@ -418,7 +418,8 @@ impl Vg {
                                 continue;
                             };
                             for pair in arr.items.windows(2) {
-                                if let (Some(pv), Some(pe)) = (pair[0].as_str(), pair[1].as_int()) {
+                                let [pv, pe] = pair else { continue };
+                                if let (Some(pv), Some(pe)) = (pv.as_str(), pe.as_int()) {
                                     if let (Some(i), Ok(pe)) = (pv_index(pv), u64::try_from(pe)) {
                                         used.push((i, pe, seg.extent_count.0));
                                     }
@@ -780,7 +781,7 @@ impl Metadata {
             .iter()
             .map(|l| self.vg.is_visible(&l.name))
             .collect();
-        if visible.windows(2).all(|w| w[0] || !w[1]) {
+        if visible.windows(2).all(|w| !matches!(w, [false, true])) {
             return Ok(());
         }
         let body = self.vg_body()?;
@@ -1049,6 +1050,26 @@ impl Metadata {
     /// LV; an origin with snapshots, a thin pool with thin LVs, or an LV
     /// another LV's segments use is refused.
     pub fn remove_lv(&mut self, name: &str) -> Result<()> {
+        if self.vg.cow_snapshot(name).is_some_and(|s| s.merging) {
+            return Err(ModelError::Refused(format!(
+                "Can't remove merging snapshot logical volume \"{name}\""
+            )));
+        }
+        self.remove_lv_unchecked(name)
+    }
+
+    /// Drops COW snapshot `name` once its merge into the origin is complete,
+    /// as LVM does when it finishes a merge: the origin stays as a plain LV.
+    pub fn finish_merge(&mut self, name: &str) -> Result<()> {
+        match self.vg.cow_snapshot(name) {
+            Some(s) if s.merging => self.remove_lv_unchecked(name),
+            _ => Err(ModelError::Refused(format!(
+                "\"{name}\" is not a merging snapshot"
+            ))),
+        }
+    }
+
+    fn remove_lv_unchecked(&mut self, name: &str) -> Result<()> {
         let lv = self
             .vg
             .lv(name)
@@ -1065,12 +1086,20 @@ impl Metadata {
                 "Can't remove logical volume {name} with snapshots"
             )));
         }
-        if let Some(user) = self
+        // Thin snapshots outlive their origin (LVM drops their `origin`).
+        let thin_children: Vec<String> = self
             .vg
             .lvs
             .iter()
-            .find(|l| !remove.contains(&l.name) && lv_refers_to(&self.doc, &l.name, name))
-        {
+            .filter(|l| l.thin_origin() == Some(name))
+            .map(|l| l.name.clone())
+            .collect();
+        let thin = lv.thin().map(|(pool, id)| (pool.to_owned(), id));
+        if let Some(user) = self.vg.lvs.iter().find(|l| {
+            !remove.contains(&l.name)
+                && !thin_children.contains(&l.name)
+                && lv_refers_to(&self.doc, &l.name, name)
+        }) {
             return Err(ModelError::Refused(format!(
                 "Can't remove logical volume {name} used by {}",
                 user.name
@@ -1089,6 +1118,15 @@ impl Metadata {
             }
             if lvs.body.sections().next().is_none() {
                 remove_section_and_following_blank(vg, "logical_volumes");
+            }
+            for child in &thin_children {
+                if let Some(seg) = lv_section_mut(doc, child)?.body.section_mut("segment1") {
+                    seg.body.remove("origin");
+                }
+            }
+            // The pool's kernel device goes with a queued `delete` message.
+            if let Some((pool, id)) = &thin {
+                queue_thin_message(doc, pool, "delete", uint(*id))?;
             }
             Ok(())
         })
@@ -1176,13 +1214,7 @@ impl Metadata {
         lv.body.entries.push(Entry::Section(seg));
         self.change(|doc| {
             insert_lv(doc, lv)?;
-            let seg = pool_segment_mut(doc, pool)?;
-            seg.set("transaction_id", uint(tid + 1));
-            seg.entries.push(Entry::Blank);
-            let mut msg = Section::new("message1");
-            msg.body.push("create", Value::str(name));
-            seg.entries.push(Entry::Section(msg));
-            Ok(())
+            queue_thin_message(doc, pool, "create", Value::str(name))
         })?;
         Ok(device_id)
     }
@@ -1331,6 +1363,28 @@ fn lv_section_mut<'a>(doc: &'a mut Document, name: &str) -> Result<&'a mut Secti
         .and_then(|s| s.body.section_mut("logical_volumes"))
         .and_then(|s| s.body.section_mut(name))
         .ok_or_else(|| ModelError::NotFound(name.into()))
+}
+
+/// Queues `messageN { key = value }` in thin pool `pool`; the first queued
+/// message raises the pool's `transaction_id` (thin_manip.c).
+fn queue_thin_message(doc: &mut Document, pool: &str, key: &str, value: Value) -> Result<()> {
+    let seg = pool_segment_mut(doc, pool)?;
+    let queued = seg
+        .sections()
+        .filter(|s| s.name.starts_with("message"))
+        .count();
+    if queued == 0 {
+        let tid = seg
+            .int("transaction_id")
+            .and_then(|t| t.checked_add(1))
+            .ok_or_else(|| invalid(format!("thin pool {pool}: bad transaction_id")))?;
+        seg.set("transaction_id", Value::int(tid));
+        seg.entries.push(Entry::Blank);
+    }
+    let mut msg = Section::new(format!("message{}", queued + 1));
+    msg.body.push(key, value);
+    seg.entries.push(Entry::Section(msg));
+    Ok(())
 }
 
 fn pool_segment_mut<'a>(doc: &'a mut Document, pool: &str) -> Result<&'a mut Body> {

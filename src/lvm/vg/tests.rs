@@ -425,7 +425,9 @@ fn a_megabyte_of_metadata_parses_quickly() {
     let text = big_text(3000);
     assert!(text.len() > 1 << 20, "{}", text.len());
     let t = std::time::Instant::now();
-    let md = Metadata::parse(&text).unwrap();
+    let doc = Document::parse(&text).unwrap();
+    let tree = t.elapsed();
+    let md = Metadata::from_document(doc).unwrap();
     let parse = t.elapsed();
     let t = std::time::Instant::now();
     let out = md.to_text(Style::Raw);
@@ -433,9 +435,55 @@ fn a_megabyte_of_metadata_parses_quickly() {
     assert_eq!(md.vg().lvs.len(), 3001);
     assert!(!out.is_empty());
     eprintln!(
-        "{} bytes: parse+view {parse:?}, write {write:?}",
+        "{} bytes: tree {tree:?}, tree+view {parse:?}, write {write:?}",
         text.len()
     );
     // Generous for unoptimised builds in a TCG VM; release is milliseconds.
     assert!(parse.as_secs() < 5);
+}
+
+#[test]
+fn merging_snapshot_is_removed_only_by_finishing_the_merge() {
+    let mut md = fixture("merging");
+    let e = md.remove_lv("snap1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(md.finish_merge("snapro").is_err());
+    md.finish_merge("snap1").unwrap();
+    let vg = md.vg();
+    assert!(vg.lv("snap1").is_none() && vg.lv("snapshot0").is_none());
+    assert_eq!(vg.snapshots_of("origin").len(), 1);
+    assert!(vg.lv("origin").unwrap().has_status("VISIBLE"));
+}
+
+#[test]
+fn removing_thin_lvs_queues_deletes() {
+    let mut md = fixture("thinsnap2");
+    md.remove_lv("tsnap").unwrap();
+    md.remove_lv("thin1").unwrap();
+    let vg = md.vg();
+    assert_eq!(
+        vg.lv("tsnap2").unwrap().thin_origin(),
+        None,
+        "origin dropped"
+    );
+    match &vg.lv("pool").unwrap().segments[0].kind {
+        SegmentKind::ThinPool {
+            transaction_id,
+            messages,
+            ..
+        } => {
+            assert_eq!(*transaction_id, 4, "raised once for the queue");
+            assert_eq!(messages, &[ThinMessage::Delete(2), ThinMessage::Delete(1)]);
+        }
+        k => panic!("{k:?}"),
+    }
+    let text = md.to_text(Style::Raw);
+    assert!(
+        text.contains("message1 {\ndelete = 2\n}\nmessage2 {\ndelete = 1\n}"),
+        "{text}"
+    );
+    md.clear_thin_messages("pool").unwrap();
+    assert!(!md.to_text(Style::Raw).contains("message"));
+    // The pool itself is still used by tsnap2.
+    assert!(md.remove_lv("pool").is_err());
 }

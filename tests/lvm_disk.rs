@@ -155,19 +155,11 @@ fn vgck(vg: &str) {
     assert!(noisy.is_empty(), "vgck {vg} complained:\n{all}");
 }
 
-/// Checks a VgDisk's reading against LVM's own view.
+/// Checks a VgDisk's reading against LVM's own view. LVM is asked first:
+/// its commands wait while a VgDisk holds the VG lock.
 fn check_read(vg: &TestVg) {
-    let d = vg.open();
-    assert_eq!(d.name(), vg.name);
-    assert_eq!(d.seqno(), vg.seqno(), "seqno as vgs reports it");
-    assert_eq!(d.id(), vg.vgs("vg_uuid"));
-    assert!(
-        d.text().starts_with(&format!("{} {{\n", vg.name)),
-        "{}",
-        d.text()
-    );
-    assert!(d.text().contains(&format!("id = \"{}\"", d.id())));
-    // Every PV LVM lists for the VG, found, with its pe_start.
+    let seqno = vg.seqno();
+    let uuid = vg.vgs("vg_uuid");
     let pvs = sh(&format!(
         "pvs --noheadings --units b -o pv_name,pv_uuid,pe_start -S vg_name={}",
         vg.name
@@ -184,6 +176,17 @@ fn check_read(vg: &TestVg) {
         })
         .collect();
     lvm_pvs.sort();
+    let d = vg.open();
+    assert_eq!(d.name(), vg.name);
+    assert_eq!(d.seqno(), seqno, "seqno as vgs reports it");
+    assert_eq!(d.id(), uuid);
+    assert!(
+        d.text().starts_with(&format!("{} {{\n", vg.name)),
+        "{}",
+        d.text()
+    );
+    assert!(d.text().contains(&format!("id = \"{}\"", d.id())));
+    // Every PV LVM lists for the VG, found, with its pe_start.
     let mut ours: Vec<(String, String, String)> = d
         .pvs()
         .iter()
@@ -209,7 +212,11 @@ fn check_read(vg: &TestVg) {
         for (a, p) in pv.areas.iter().zip(&areas) {
             assert_eq!(p.seqno, d.seqno());
             assert_eq!(a.header.committed.size.0, u128::from(p.size));
-            let raw = read_at(&pv.path, p.text_at, p.size as usize);
+            // O_DIRECT reads want 512-aligned offsets and lengths.
+            let a = p.text_at / 512 * 512;
+            let n = (p.text_at + p.size).next_multiple_of(512) - a;
+            let block = read_at(&pv.path, a, n as usize);
+            let raw = &block[(p.text_at - a) as usize..(p.text_at - a + p.size) as usize];
             assert_eq!(raw.last(), Some(&0), "LVM's text ends with NUL");
             assert_eq!(&raw[..raw.len() - 1], d.text().as_bytes());
         }
@@ -270,9 +277,11 @@ fn scanning_the_system_finds_vgs_and_skips_lvs() {
     let mut p = seen.pv_paths.clone();
     p.sort();
     assert_eq!(p, vg.devices(), "both PVs, the one without metadata too");
+    let lvm_seqno = vg.seqno();
     let d = VgDisk::open("scan_vg", &ScanOptions::default()).expect("open by scanning");
-    assert_eq!(d.seqno(), vg.seqno());
+    assert_eq!(d.seqno(), lvm_seqno);
     assert_eq!(d.pvs().len(), 2);
+    drop(d);
     sh("lvchange -q -an scan_vg/active");
 }
 
@@ -312,7 +321,17 @@ fn a_rewrite_is_accepted_by_lvm_on_every_area() {
     let open_time = t0.elapsed();
     assert!(d.text().contains("lv2 {"));
     d.verify().expect("verify");
-    eprintln!("figures: VgDisk::open (lock+scan+read, 2 PVs, 3 areas) {open_time:?}, commit {commit_time:?}");
+    drop(d);
+    let t0 = Instant::now();
+    sh("lvchange -q --addtag timing rw_vg/lv1");
+    let lvm_commit = t0.elapsed();
+    let t0 = Instant::now();
+    vg.seqno();
+    let lvm_vgs = t0.elapsed();
+    eprintln!(
+        "figures: VgDisk::open (lock+scan+read, 2 PVs, 3 areas) {open_time:?}, commit \
+         {commit_time:?}; lvm for comparison: vgs {lvm_vgs:?}, lvchange --addtag {lvm_commit:?}"
+    );
 }
 
 #[test]
@@ -410,9 +429,10 @@ fn two_hundred_commits_wrap_a_small_area() {
     assert!(wraps >= 2, "the buffer wrapped ({wraps})");
     assert!(splits >= 1, "some copy was split across the end ({splits})");
     assert!(split_checked, "LVM read a split copy");
-    let d = vg.open();
-    assert_eq!(vg.seqno(), d.seqno());
+    let lvm_seqno = vg.seqno();
     vgck("wrap_vg");
+    let d = vg.open();
+    assert_eq!(lvm_seqno, d.seqno());
     d.verify().expect("verify");
     drop(d);
     // LVM continues from where we left off.
@@ -440,19 +460,33 @@ fn lvm_waits_for_our_lock() {
     drop(d);
     assert!(child.wait().expect("wait").success());
     assert!(sh("lvs --noheadings -o tags lk_vg/lv1").contains("waited"));
-    // And we wait for LVM's: a non-blocking open while lvm holds it is Busy.
-    let mut opts = vg.opts();
-    opts.wait = false;
-    let holder = Command::new("sh")
+    // And a VG lock held elsewhere the way LVM holds it (flock on V_<vg>)
+    // makes a non-blocking open Busy.
+    let marker = std::env::temp_dir().join("lk_vg.locked");
+    let _ = std::fs::remove_file(&marker);
+    let mut holder = Command::new("flock")
+        .arg("/run/lock/lvm/V_lk_vg")
+        .arg("sh")
         .arg("-c")
-        .arg("exec flock /run/lock/lvm/V_lk_vg sleep 3")
+        .arg(format!("touch {} && sleep 4", marker.display()))
         .spawn()
         .expect("spawn flock");
-    std::thread::sleep(Duration::from_millis(800));
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "flock never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut opts = vg.opts();
+    opts.wait = false;
     let e = VgDisk::open("lk_vg", &opts).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
-    let mut holder = holder;
-    holder.wait().expect("wait");
+    // Waiting, it gets the lock once the holder is gone.
+    opts.wait = true;
+    VgDisk::open("lk_vg", &opts).expect("open after waiting");
+    assert!(holder.wait().expect("wait").success());
 }
 
 #[test]
@@ -538,4 +572,26 @@ fn damaged_metadata_gives_clear_errors() {
     assert!(e.to_string().contains("checksum"), "{e}");
     let e = VgDisk::open("bad_vg", &vg.opts()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+}
+
+#[test]
+#[serial]
+fn ignored_metadata_areas_are_left_alone() {
+    require_dm();
+    let vg = TestVg::new("ign_vg", &["", ""], "");
+    sh(&format!(
+        "pvchange -q --metadataignore y {}",
+        vg.loops[1].path.display()
+    ));
+    let n = vg.seqno();
+    let ignored_before = read_at(&vg.loops[1].path, 4096, 512);
+    let mut d = vg.open();
+    let counts: Vec<usize> = d.pvs().iter().map(|p| p.areas.len()).collect();
+    assert_eq!(counts, [1, 0], "the ignored area is not written");
+    d.commit(&bumped(d.text(), n)).expect("commit");
+    drop(d);
+    assert_eq!(read_at(&vg.loops[1].path, 4096, 512), ignored_before);
+    assert_eq!(vg.seqno(), n + 1);
+    vgck("ign_vg");
+    assert_eq!(pvck_areas(&vg.loops[0].path)[0].seqno, n + 1);
 }

@@ -153,8 +153,8 @@ fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice, live: &LiveMap) -> Res
         let text = match m {
             ThinMessage::Delete(id) => format!("delete {id}"),
             ThinMessage::Create(name) => {
-                let thin = vg.lv(name).ok_or_else(|| wrong())?;
-                let (_, id) = thin.thin().ok_or_else(|| wrong())?;
+                let thin = vg.lv(name).ok_or_else(&wrong)?;
+                let (_, id) = thin.thin().ok_or_else(&wrong)?;
                 match thin.thin_origin() {
                     None => format!("create_thin {id}"),
                     Some(o) => {
@@ -163,7 +163,7 @@ fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice, live: &LiveMap) -> Res
                         if live.contains_key(&*dm_name(vg, o, None)?) {
                             return Err(wrong());
                         }
-                        let (_, oid) = vg.lv(o).and_then(|l| l.thin()).ok_or_else(|| wrong())?;
+                        let (_, oid) = vg.lv(o).and_then(|l| l.thin()).ok_or_else(&wrong)?;
                         format!("create_snap {id} {oid}")
                     }
                 }

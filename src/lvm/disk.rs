@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use super::error::{Error, Result};
 use super::label::DiskLocn;
 use super::lock::{LockGuard, LockMode};
-use super::mda::{MdaHeader, RawLocn, MDA_HEADER_SIZE};
+use super::mda::{MdaHeader, RawLocn};
 use super::scan::{read_pv_dev, read_text, scan, summarize, ScanOptions, ScannedPv};
 use crate::units::Bytes;
 
@@ -56,21 +56,20 @@ impl Aligned {
 }
 
 impl BlockDev {
-    /// Opens `path` for direct I/O (read-only unless `write`). Files that
-    /// refuse `O_DIRECT` (tmpfs images) are opened buffered.
+    /// Opens `path` (read-only unless `write`): a block device for direct
+    /// I/O, as LVM does; an image file buffered (its data reaches the disk
+    /// with [`BlockDev::sync`]).
     pub fn open(path: &Path, write: bool) -> Result<BlockDev> {
-        let open = |flags| {
-            OpenOptions::new()
-                .read(true)
-                .write(write)
-                .custom_flags(flags)
-                .open(path)
-        };
-        let file = match open(libc::O_DIRECT) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(0),
-            r => r,
-        }
-        .map_err(|e| Error::io_path("open", path, e))?;
+        let is_blk = std::fs::metadata(path)
+            .map_err(|e| Error::io_path("stat", path, e))?
+            .file_type()
+            .is_block_device();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(if is_blk { libc::O_DIRECT } else { 0 })
+            .open(path)
+            .map_err(|e| Error::io_path("open", path, e))?;
         let meta = file
             .metadata()
             .map_err(|e| Error::io_path("stat", path, e))?;
@@ -272,7 +271,24 @@ impl VgDisk {
                 }
             }
         }
-        let (bp, ba) = best.ok_or_else(|| Error::NotFound(format!("volume group {vg}")))?;
+        let (bp, ba) = best.ok_or_else(|| {
+            let unreadable: Vec<String> = scanned
+                .iter()
+                .flat_map(|p| &p.areas)
+                .filter_map(|a| match (&a.header, &a.committed) {
+                    (Err(e), _) | (_, Some(Err(e))) => Some(e.to_string()),
+                    _ => None,
+                })
+                .collect();
+            if unreadable.is_empty() {
+                Error::NotFound(format!("volume group {vg}"))
+            } else {
+                Error::NotFound(format!(
+                    "volume group {vg} (unreadable metadata areas: {})",
+                    unreadable.join("; ")
+                ))
+            }
+        })?;
         let newest = found(&scanned, bp, ba)
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("volume group {vg}")))?;
@@ -476,6 +492,10 @@ impl VgDisk {
     }
 
     /// Commits the precommitted text: the commit slot of every area.
+    ///
+    /// If a write fails part way, the areas already written hold the new
+    /// text and the rest the old; LVM reads the highest seqno and rewrites
+    /// the others on its next commit, as after an interrupted `lvm` command.
     pub fn commit_precommitted(&mut self) -> Result<()> {
         let p = self
             .pending
@@ -489,11 +509,15 @@ impl VgDisk {
             }
             pv.dev.sync()?;
         }
-        if let (Some(pv), Some(locn)) = (self.pvs.first(), p.locns.first().and_then(|l| l.first()))
-        {
+        let first = self
+            .pvs
+            .iter()
+            .zip(&p.locns)
+            .find_map(|(pv, l)| Some((pv, pv.areas.first()?, l.first()?)));
+        if let Some((pv, area, locn)) = first {
             self.source = TextSource {
                 path: pv.path.clone(),
-                area_start: pv.areas.first().map_or(Bytes(0), |a| a.locn.offset),
+                area_start: area.locn.offset,
                 locn: *locn,
             };
         }
@@ -580,9 +604,7 @@ fn found(scanned: &[ScannedPv], p: usize, a: usize) -> Option<&super::scan::Foun
 fn write_header(dev: &BlockDev, h: &MdaHeader) -> Result<()> {
     let off = u64::try_from(*h.start)
         .map_err(|_| Error::InvalidArgument(format!("area start {}", h.start)))?;
-    dev.write_at(off, &h.to_sector()?)?;
-    debug_assert_eq!(MDA_HEADER_SIZE, 512);
-    Ok(())
+    dev.write_at(off, &h.to_sector()?)
 }
 
 impl Drop for VgDisk {
@@ -596,5 +618,108 @@ impl Drop for VgDisk {
                 log::warn!("VG {}: revert failed: {e}", self.name);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::label::{DiskLocn, PvHeaderExtension, PvLabel, PV_EXT_USED};
+    use crate::ErrorKind;
+
+    const PV_UUID: &str = "1EP5Yk7MNl5TKmEFLxPtJsndAJeenL1m";
+    const AREA: u64 = 65536 - 4096;
+
+    fn text(seqno: u64, pad: usize) -> String {
+        format!(
+            "img_vg {{\nid = \"vgid-1\"\nseqno = {seqno}\nphysical_volumes {{\npv0 {{\n\
+             id = \"1EP5Yk-7MNl-5TKm-EFLx-PtJs-ndAJ-eenL1m\"\n}}\n}}\n}}\n\
+             description = \"{}\"\n",
+            "p".repeat(pad)
+        )
+    }
+
+    /// A one-PV image made with this module's own writers, seqno 1 committed.
+    fn image(dir: &Path) -> PathBuf {
+        let path = dir.join("pv.img");
+        let f = File::create(&path).unwrap();
+        f.set_len(4 << 20).unwrap();
+        let label = PvLabel {
+            sector: 1,
+            pv_uuid: PV_UUID.into(),
+            device_size: Bytes(4 << 20),
+            data_areas: vec![DiskLocn {
+                offset: Bytes(65536),
+                size: Bytes(0),
+            }],
+            metadata_areas: vec![DiskLocn {
+                offset: Bytes(4096),
+                size: Bytes(AREA.into()),
+            }],
+            extension: Some(PvHeaderExtension {
+                version: 2,
+                flags: PV_EXT_USED,
+                bootloader_areas: vec![],
+            }),
+        };
+        f.write_all_at(&label.to_sector().unwrap(), 512).unwrap();
+        let h = MdaHeader::new(Bytes(4096), Bytes(AREA.into()));
+        let plan = h.plan_write(&text(1, 0)).unwrap();
+        for (off, b) in &plan.writes {
+            f.write_all_at(b, *off).unwrap();
+        }
+        f.write_all_at(&h.commit(&plan.locn).to_sector().unwrap(), 4096)
+            .unwrap();
+        path
+    }
+
+    fn opts(dir: &Path, img: &Path) -> ScanOptions {
+        ScanOptions {
+            devices: Some(vec![img.to_path_buf()]),
+            lock_dir: dir.join("lock"),
+            wait: false,
+        }
+    }
+
+    #[test]
+    fn commits_on_an_image_file_wrap_and_reread() {
+        let dir = std::env::temp_dir().join(format!("lvsnap-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = image(&dir);
+        let o = opts(&dir, &img);
+        for n in 1..120u64 {
+            let mut d = VgDisk::open("img_vg", &o).unwrap();
+            assert_eq!(d.seqno(), n);
+            assert_eq!(d.pvs()[0].pv_id, "1EP5Yk-7MNl-5TKm-EFLx-PtJs-ndAJ-eenL1m");
+            assert_eq!(d.pvs()[0].pe_start, Bytes(65536));
+            // Held lock: a second opener is Busy.
+            let e = VgDisk::open("img_vg", &o).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Busy);
+            let next = text(n + 1, (n as usize * 577) % 9000);
+            if n % 3 == 0 {
+                d.precommit(&next).unwrap();
+                d.revert().unwrap();
+                assert_eq!(d.seqno(), n);
+            }
+            // Wrong VG, wrong seqno: refused, nothing written.
+            let wrong = text(n + 2, 0);
+            assert_eq!(
+                d.commit(&wrong).unwrap_err().kind(),
+                ErrorKind::InvalidArgument
+            );
+            d.commit(&next).unwrap();
+            d.verify().unwrap();
+            assert_eq!(d.text(), next);
+            assert_eq!(d.source().locn, d.pvs()[0].areas[0].header.committed);
+        }
+        let e = VgDisk::open("other_vg", &o).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        // Too big for the area: NoSpace before anything is written.
+        let mut d = VgDisk::open("img_vg", &o).unwrap();
+        let e = d.commit(&text(121, 40000)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NoSpace);
+        d.verify().unwrap();
+        drop(d);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -67,14 +67,14 @@ pub struct PvLabel {
     pub extension: Option<PvHeaderExtension>,
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at.checked_add(4)?)?
         .try_into()
         .ok()
         .map(u32::from_le_bytes)
 }
 
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+pub(crate) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at.checked_add(8)?)?
         .try_into()
         .ok()
@@ -272,7 +272,7 @@ impl PvLabel {
     }
 }
 
-fn to_u64(b: Bytes) -> Result<u64> {
+pub(crate) fn to_u64(b: Bytes) -> Result<u64> {
     u64::try_from(*b).map_err(|_| Error::InvalidArgument(format!("{b} does not fit in 64 bits")))
 }
 

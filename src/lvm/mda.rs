@@ -14,6 +14,7 @@
 
 use super::crc::{calc_crc, crc, INITIAL_CRC};
 use super::error::{Error, Result};
+use super::label::{to_u64, u32_at, u64_at};
 use crate::units::Bytes;
 
 /// Bytes in a metadata area header; text starts after it.
@@ -59,21 +60,12 @@ impl RawLocn {
     }
 
     fn read(b: &[u8; 512], at: usize) -> RawLocn {
-        let u64_at = |i: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[i..i + 8]);
-            u64::from_le_bytes(a)
-        };
-        let u32_at = |i: usize| {
-            let mut a = [0u8; 4];
-            a.copy_from_slice(&b[i..i + 4]);
-            u32::from_le_bytes(a)
-        };
+        let q = |i| u64_at(b, i).unwrap_or(0);
         RawLocn {
-            offset: Bytes(u128::from(u64_at(at))),
-            size: Bytes(u128::from(u64_at(at + 8))),
-            checksum: u32_at(at + 16),
-            flags: u32_at(at + 20),
+            offset: Bytes(u128::from(q(at))),
+            size: Bytes(u128::from(q(at + 8))),
+            checksum: u32_at(b, at + 16).unwrap_or(0),
+            flags: u32_at(b, at + 20).unwrap_or(0),
         }
     }
 
@@ -84,10 +76,6 @@ impl RawLocn {
         b[at + 20..at + 24].copy_from_slice(&self.flags.to_le_bytes());
         Ok(())
     }
-}
-
-fn to_u64(b: Bytes) -> Result<u64> {
-    u64::try_from(*b).map_err(|_| Error::InvalidArgument(format!("{b} does not fit in 64 bits")))
 }
 
 /// A parsed metadata area header. Bytes past the slot list's terminator are
@@ -139,7 +127,7 @@ impl MdaHeader {
         let raw: [u8; 512] = sector
             .try_into()
             .map_err(|_| bad(format!("{} bytes, not 512", sector.len())))?;
-        let stored = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+        let stored = u32_at(&raw, 0).unwrap_or(0);
         let computed = crc(&raw[4..]);
         if stored != computed {
             return Err(bad(format!(
@@ -149,15 +137,12 @@ impl MdaHeader {
         if &raw[4..20] != FMTT_MAGIC {
             return Err(bad("wrong magic".into()));
         }
-        let version = u32::from_le_bytes([raw[20], raw[21], raw[22], raw[23]]);
+        let version = u32_at(&raw, 20).unwrap_or(0);
         if version != FMTT_VERSION {
             return Err(bad(format!("version {version}, not {FMTT_VERSION}")));
         }
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&raw[24..32]);
-        let start = Bytes(u128::from(u64::from_le_bytes(a)));
-        a.copy_from_slice(&raw[32..40]);
-        let size = Bytes(u128::from(u64::from_le_bytes(a)));
+        let start = Bytes(u128::from(u64_at(&raw, 24).unwrap_or(0)));
+        let size = Bytes(u128::from(u64_at(&raw, 32).unwrap_or(0)));
         if start != area_start {
             return Err(bad(format!("records start {start}")));
         }
@@ -558,6 +543,55 @@ mod tests {
         // Too big for half the buffer: NoSpace, as LVM refuses it.
         let e = h.plan_write(&"y".repeat(8000)).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::NoSpace);
+    }
+
+    /// Reads the committed text of the area in `img` as a reader would.
+    fn committed_text(img: &[u8], start: u64, size: u64) -> Result<String> {
+        let s = start as usize;
+        let h = MdaHeader::parse(&img[s..s + 512], Bytes(start.into()), Bytes(size.into()))?;
+        let mut bytes = Vec::new();
+        for (off, len) in h.text_pieces(&h.committed)? {
+            bytes.extend_from_slice(&img[off as usize..(off + len) as usize]);
+        }
+        decode_text(&bytes, &h.committed)
+    }
+
+    /// A crash after any 512-byte sector of a commit's writes leaves the old
+    /// text committed, until the commit slot's sector, which gives the new.
+    #[test]
+    fn a_crash_at_any_sector_leaves_old_or_new() {
+        let (start, size) = (4096u64, 12288u64);
+        let mut img = vec![0u8; (start + size) as usize];
+        let mut h = MdaHeader::new(Bytes(start.into()), Bytes(size.into()));
+        let mut old: Option<String> = None;
+        for i in 0..60usize {
+            let text = format!("vg{i} {{\n{}\n}}\n", "#".repeat((i * 911) % 4800));
+            let plan = h.plan_write(&text).unwrap();
+            let pre = h.precommit(&plan.locn);
+            let com = pre.commit(&plan.locn);
+            let mut sectors: Vec<(u64, Vec<u8>)> = Vec::new();
+            for (off, bytes) in &plan.writes {
+                for (k, c) in bytes.chunks(512).enumerate() {
+                    sectors.push((off + 512 * k as u64, c.to_vec()));
+                }
+            }
+            sectors.push((start, pre.to_sector().unwrap().to_vec()));
+            sectors.push((start, com.to_sector().unwrap().to_vec()));
+            for (n, (off, bytes)) in sectors.iter().enumerate() {
+                img[*off as usize..*off as usize + bytes.len()].copy_from_slice(bytes);
+                let now = committed_text(&img, start, size);
+                if n + 1 < sectors.len() {
+                    match &old {
+                        Some(o) => assert_eq!(now.as_ref().ok(), Some(o), "step {i}, sector {n}"),
+                        None => assert!(now.is_err(), "nothing committed yet"),
+                    }
+                } else {
+                    assert_eq!(now.unwrap(), text);
+                }
+            }
+            h = com;
+            old = Some(text);
+        }
     }
 
     #[test]

@@ -16,7 +16,8 @@ use lvsnap::activate::{
 use lvsnap::dm::DmControl;
 use lvsnap::lvm::ScanOptions;
 use lvsnap::lvm::VgDisk;
-use lvsnap::lvm::vg::{Metadata, SegmentKind, Vg};
+use lvsnap::lvm::text::Style;
+use lvsnap::lvm::vg::{Creation, Metadata, SegmentKind, Vg};
 use lvsnap::units::Sectors;
 use serial_test::serial;
 
@@ -318,4 +319,60 @@ fn merging_origin_is_activated_as_lvm_does() {
     assert!(!link_exists(&n, "s1"));
     deactivate(&dm, &v, "orig").unwrap();
     assert!(dm_state(&n).is_empty());
+}
+
+#[test]
+#[serial]
+fn queued_thin_messages_are_sent_on_activation() {
+    require_dm();
+    let vg = ScratchVg::new("actmsg", 1, 96, "");
+    let n = vg.name.clone();
+    sh(&format!(
+        "lvcreate -q -L 16M -T {n}/pool && lvcreate -q -V 16M -T {n}/pool -n thin1"
+    ));
+    write_pattern(&activate::lv_link(&n, "thin1"), 0, 4096, 0x5a);
+    sh(&format!("vgchange -q -an {n}"));
+    // A thin snapshot committed with its create message still queued, as
+    // lvcreate leaves it before it activates the new LV.
+    {
+        let paths: Vec<_> = vg.pvs.iter().map(|p| p.path.clone()).collect();
+        let mut disk = VgDisk::open(&n, &ScanOptions::devices(paths)).unwrap();
+        let mut md = Metadata::parse(disk.text()).unwrap();
+        md.add_thin_snapshot("thin1", "tsnap2", false, &Creation::now())
+            .unwrap();
+        md.bump_seqno().unwrap();
+        disk.commit(&md.to_text(Style::Raw)).unwrap();
+    }
+    let (v, pvs) = load(&vg);
+    let tid = match &v.lv("pool").unwrap().segments[0].kind {
+        SegmentKind::ThinPool {
+            transaction_id,
+            messages,
+            ..
+        } => {
+            assert_eq!(messages.len(), 1);
+            *transaction_id
+        }
+        k => panic!("{k:?}"),
+    };
+    let dm = DmControl::open().unwrap();
+    for _ in 0..2 {
+        // The second time the kernel is at the metadata's id: nothing is resent.
+        activate(&dm, &v, &pvs, "tsnap2", &ActivateOptions::default()).unwrap();
+        let status = sh(&format!("dmsetup status {n}-pool-tpool"));
+        assert_eq!(
+            status.split_whitespace().nth(3),
+            Some(tid.to_string().as_str())
+        );
+        let data = read_at(&activate::lv_link(&n, "tsnap2"), 0, 4096);
+        assert!(
+            data.iter().all(|&b| b == 0x5a),
+            "snapshot lacks thin1's data"
+        );
+        deactivate(&dm, &v, "tsnap2").unwrap();
+        assert!(dm_state(&n).is_empty());
+    }
+    // LVM agrees: the kernel pool is where its metadata says.
+    sh(&format!("lvchange -ay {n}/tsnap2 && vgchange -an {n}"));
+    vg.vgck();
 }

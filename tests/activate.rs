@@ -193,6 +193,7 @@ fn thin_pool_and_shared_pool_layers() {
     activate(&dm, &v, &pvs, "pool", &ActivateOptions::default()).unwrap();
     assert_eq!(dm_state(&n), by_lvm);
     assert_eq!(attr(&vg, "pool").as_bytes()[4], b'a');
+    assert!(is_active(&dm, &v, "pool").unwrap());
     // A thin LV on the active pool reuses its layers; taking it down keeps them.
     activate(&dm, &v, &pvs, "thin1", &ActivateOptions::default()).unwrap();
     deactivate(&dm, &v, "thin1").unwrap();

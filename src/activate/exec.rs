@@ -333,10 +333,10 @@ pub fn is_active(dm: &DmControl, vg: &Vg, lv: &str) -> Result<bool> {
     }
     let uuid = super::plan::dm_uuid(vg, lv, None)?.to_string();
     let found = dm.info(&name)?.uuid;
-    // `_tmeta`/`_tdata` LVs carry their layer in the UUID.
+    // A pool's public device and `_tmeta`/`_tdata` LVs carry a layer in the UUID.
     Ok(found.is_some_and(|f| {
         f.strip_prefix(&uuid)
-            .is_some_and(|r| r.is_empty() || r == "-tmeta" || r == "-tdata")
+            .is_some_and(|r| matches!(r, "" | "-pool" | "-tmeta" | "-tdata"))
     }))
 }
 

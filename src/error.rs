@@ -56,6 +56,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// An activation error.
+    #[error(transparent)]
+    Activate(#[from] crate::activate::Error),
     /// A device-mapper error.
     #[error(transparent)]
     Dm(#[from] crate::dm::Error),
@@ -82,6 +85,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Io { source, .. } => io_kind(source),
+            Error::Activate(e) => e.kind(),
             Error::Dm(e) => e.kind(),
             Error::Lvm(e) => e.kind(),
             Error::Metadata(e) => e.kind(),

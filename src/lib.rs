@@ -11,6 +11,7 @@
 
 #![deny(missing_docs)]
 
+pub mod activate;
 pub mod dm;
 pub mod error;
 pub mod lvm;

@@ -1,0 +1,362 @@
+//! The executor: carries out a [`Plan`] on the kernel in LVM's order, and
+//! takes it down again.
+
+use std::collections::HashMap;
+
+use devicemapper::{Device, DmName, DmNameBuf, ThinPoolStatus};
+
+use super::error::{Error, Result};
+use super::links;
+use super::plan::{Plan, PlannedDevice, PvMap, Role, Step, dm_name, plan};
+use crate::dm::{self, DmControl, TableLine};
+use crate::lvm::vg::{SegmentKind, ThinMessage, Vg};
+
+/// How to activate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivateOptions {
+    /// Activate an LV flagged `ACTIVATION_SKIP` (thin snapshots) anyway,
+    /// as `lvchange -ay -K` does; without it such an LV is skipped, as
+    /// `lvchange -ay` does.
+    pub ignore_activation_skip: bool,
+}
+
+/// What [`activate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    /// Devices were created (those listed; others of the tree were active).
+    Activated(Vec<DmNameBuf>),
+    /// Every device was active already, with the tables the metadata gives.
+    AlreadyActive,
+    /// The LV has `ACTIVATION_SKIP` and the options did not override it.
+    Skipped,
+}
+
+/// A device of an LV's tree, as the kernel has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveDevice {
+    /// Its name.
+    pub name: DmNameBuf,
+    /// The LV it is made from.
+    pub lv: String,
+    /// Its layer (`real`, `cow`, `tpool`, ...), if any.
+    pub layer: Option<&'static str>,
+    /// Its UUID.
+    pub uuid: Option<String>,
+    /// Its `major:minor`.
+    pub device: Device,
+    /// How many openers it has.
+    pub open_count: i32,
+    /// Whether its table is read-only.
+    pub read_only: bool,
+    /// Its live table.
+    pub table: Vec<TableLine>,
+}
+
+type LiveMap = HashMap<DmNameBuf, Device>;
+
+fn live_map(dm: &DmControl) -> Result<LiveMap> {
+    Ok(dm.list()?.into_iter().collect())
+}
+
+fn resolve(vg: &Vg, pvs: &PvMap, d: &PlannedDevice, live: &LiveMap) -> Result<Vec<TableLine>> {
+    let lookup = |n: &DmName| live.get(n).copied();
+    d.table
+        .iter()
+        .map(|l| l.resolve(vg, pvs, &lookup))
+        .collect()
+}
+
+/// Tables compared as the kernel prints them (it adds trailing spaces).
+fn same_table(a: &[TableLine], b: &[TableLine]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.start == y.start
+                && x.length == y.length
+                && x.target_type == y.target_type
+                && x.params.split_whitespace().eq(y.params.split_whitespace())
+        })
+}
+
+fn show(t: &[TableLine]) -> String {
+    t.iter()
+        .map(|l| l.to_string().trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Checks an active device is what the plan says: UUID, table, read-only.
+fn verify(dm: &DmControl, vg: &Vg, pvs: &PvMap, d: &PlannedDevice, live: &LiveMap) -> Result<()> {
+    let info = dm.info(&d.name)?;
+    let uuid = d.uuid.to_string();
+    let mismatch = |expected: String, found: String| Error::Mismatch {
+        device: d.name.to_string(),
+        expected,
+        found,
+    };
+    if info.uuid.as_deref() != Some(uuid.as_str()) {
+        let found = info.uuid.unwrap_or_else(|| "no uuid".into());
+        return Err(mismatch(format!("uuid {uuid}"), format!("uuid {found}")));
+    }
+    let want = resolve(vg, pvs, d, live)?;
+    let have = dm.table(&d.name)?;
+    if !same_table(&want, &have) {
+        return Err(mismatch(
+            format!("table \"{}\"", show(&want)),
+            format!("table \"{}\"", show(&have)),
+        ));
+    }
+    if info.read_only != d.read_only {
+        let ro = |r: bool| if r { "read-only" } else { "read-write" }.to_owned();
+        return Err(mismatch(ro(d.read_only), ro(info.read_only)));
+    }
+    Ok(())
+}
+
+/// A thin pool must be at the metadata's transaction id. When it is one
+/// behind and the metadata queues messages (a thin LV created or removed
+/// but not yet sent to the kernel), they are sent first, then the
+/// transaction id is moved on, as LVM does when it activates a pool.
+fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice, live: &LiveMap) -> Result<()> {
+    if d.layer != Some("tpool") {
+        return Ok(());
+    }
+    let Some(SegmentKind::ThinPool {
+        transaction_id,
+        messages,
+        ..
+    }) = vg
+        .lv(&d.lv)
+        .and_then(|l| l.segments.first())
+        .map(|s| &s.kind)
+    else {
+        return Ok(());
+    };
+    let ThinPoolStatus::Working(w) = dm::thin_pool_status(dm, &d.name)? else {
+        return Err(Error::invalid(
+            &d.lv,
+            "the kernel reports the thin pool failed",
+        ));
+    };
+    let kernel = w.transaction_id;
+    let wrong = || Error::Transaction {
+        pool: d.name.to_string(),
+        kernel,
+        metadata: *transaction_id,
+    };
+    if kernel == *transaction_id {
+        return Ok(());
+    }
+    if messages.is_empty() || kernel.checked_add(1) != Some(*transaction_id) {
+        return Err(wrong());
+    }
+    for m in messages {
+        let text = match m {
+            ThinMessage::Delete(id) => format!("delete {id}"),
+            ThinMessage::Create(name) => {
+                let thin = vg.lv(name).ok_or_else(&wrong)?;
+                let (_, id) = thin.thin().ok_or_else(&wrong)?;
+                match thin.thin_origin() {
+                    None => format!("create_thin {id}"),
+                    Some(o) => {
+                        // An active origin would have to be suspended around
+                        // the message: leave that to the snapshot layer.
+                        if live.contains_key(&*dm_name(vg, o, None)?) {
+                            return Err(wrong());
+                        }
+                        let (_, oid) = vg.lv(o).and_then(|l| l.thin()).ok_or_else(&wrong)?;
+                        format!("create_snap {id} {oid}")
+                    }
+                }
+            }
+        };
+        log::info!("{}: replaying queued message {text}", &*d.name);
+        dm.message(&d.name, &text)?;
+    }
+    dm.message(
+        &d.name,
+        &format!("set_transaction_id {kernel} {transaction_id}"),
+    )?;
+    Ok(())
+}
+
+/// Devices this call created, removed newest first unless the call succeeds.
+struct Created<'a> {
+    dm: &'a DmControl,
+    names: Vec<DmNameBuf>,
+}
+
+impl Drop for Created<'_> {
+    fn drop(&mut self) {
+        while let Some(n) = self.names.pop() {
+            if let Err(e) = self.dm.remove(&n) {
+                log::error!("undo: cannot remove {}: {e}", &*n);
+            }
+        }
+    }
+}
+
+/// Activates LV `lv` of `vg` as LVM would: its whole tree (a COW origin with
+/// all its snapshots, a snapshot with its origin, a thin LV with its pool's
+/// layers), creating what is missing in LVM's create/load/resume order,
+/// with /dev/mapper nodes and `/dev/<vg>/<lv>` links when udev is absent.
+///
+/// Devices already active are checked against the metadata (UUID, table,
+/// read-only flag) and kept; a difference is [`Error::Mismatch`]. On any
+/// failure the devices this call created are removed.
+///
+/// ```no_run
+/// use lvsnap::activate::{activate, pv_map, ActivateOptions};
+/// use lvsnap::lvm::{vg::Metadata, ScanOptions, VgDisk};
+/// let disk = VgDisk::open("vg0", &ScanOptions::default())?;
+/// let md = Metadata::parse(disk.text()).map_err(|e| lvsnap::Error::InvalidArgument(e.to_string()))?;
+/// let pvs = pv_map(md.vg(), &disk)?;
+/// let dm = lvsnap::dm::DmControl::open()?;
+/// activate(&dm, md.vg(), &pvs, "lv0", &ActivateOptions::default())?;
+/// # Ok::<(), lvsnap::Error>(())
+/// ```
+pub fn activate(
+    dm: &DmControl,
+    vg: &Vg,
+    pvs: &PvMap,
+    lv: &str,
+    opts: &ActivateOptions,
+) -> Result<Activation> {
+    let plan = plan(vg, lv)?;
+    let skip = vg.lv(lv).is_some_and(|l| l.has_flag("ACTIVATION_SKIP"));
+    if skip && !opts.ignore_activation_skip {
+        return Ok(Activation::Skipped);
+    }
+    let mut live = live_map(dm)?;
+    let existing: Vec<bool> = plan
+        .devices
+        .iter()
+        .map(|d| live.contains_key(&*d.name))
+        .collect();
+    for (d, _) in plan.devices.iter().zip(&existing).filter(|(_, e)| **e) {
+        verify(dm, vg, pvs, d, &live)?;
+        check_pool(dm, vg, d, &live)?;
+    }
+    let mut created = Created {
+        dm,
+        names: Vec::new(),
+    };
+    for step in &plan.steps {
+        let (Step::Create(i) | Step::Resume(i)) = *step;
+        let (Some(d), Some(false)) = (plan.devices.get(i), existing.get(i).copied()) else {
+            continue;
+        };
+        match step {
+            Step::Create(_) => {
+                let table = resolve(vg, pvs, d, &live)?;
+                let uuid = d.uuid.as_dm_uuid();
+                let dev = dm.create_inactive(&d.name, Some(uuid), &table, d.read_only)?;
+                created.names.push(d.name.clone().into_dm_name());
+                live.insert(d.name.clone().into_dm_name(), dev);
+                dm::ensure_node(&d.name, dev)?;
+            }
+            Step::Resume(_) => {
+                dm.resume(&d.name)?;
+                check_pool(dm, vg, d, &live)?;
+            }
+        }
+    }
+    for d in &plan.devices {
+        if let Some(l) = &d.link {
+            links::ensure_link(&vg.name, l, &d.name)?;
+        }
+    }
+    let names = std::mem::take(&mut created.names);
+    Ok(if names.is_empty() {
+        Activation::AlreadyActive
+    } else {
+        log::info!("activated {}/{}: created {}", vg.name, lv, names.len());
+        Activation::Activated(names)
+    })
+}
+
+/// Deactivates LV `lv` of `vg` and its tree, users before what they use, as
+/// LVM does; layers another LV still uses (a pool's `-tpool` under another
+/// thin LV) stay. Refused with [`Error::Busy`], before anything changes, if
+/// one of the LV's devices is open.
+pub fn deactivate(dm: &DmControl, vg: &Vg, lv: &str) -> Result<()> {
+    let plan = plan(vg, lv)?;
+    let live = live_map(dm)?;
+    let present: Vec<&PlannedDevice> = plan
+        .devices
+        .iter()
+        .filter(|d| live.contains_key(&*d.name))
+        .collect();
+    for d in &present {
+        let info = dm.info(&d.name)?;
+        let uuid = d.uuid.to_string();
+        if info.uuid.as_deref() != Some(uuid.as_str()) {
+            return Err(Error::Mismatch {
+                device: d.name.to_string(),
+                expected: format!("uuid {uuid}"),
+                found: format!("uuid {}", info.uuid.unwrap_or_default()),
+            });
+        }
+        if d.role == Role::Top && info.open_count > 0 {
+            return Err(Error::Busy {
+                lv: lv.to_owned(),
+                device: d.name.to_string(),
+                open_count: info.open_count,
+            });
+        }
+    }
+    for d in plan
+        .remove_order
+        .iter()
+        .filter_map(|&i| plan.devices.get(i))
+    {
+        if !live.contains_key(&*d.name) {
+            continue;
+        }
+        if d.role == Role::Layer && dm.info(&d.name)?.open_count > 0 {
+            log::info!("keeping {}: still in use", d.name);
+            continue;
+        }
+        dm.remove(&d.name)?;
+        if let Some(l) = &d.link {
+            links::remove_link(&vg.name, l)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether LV `lv` of `vg` is active: its own device (`vg-lv`) exists with
+/// the LV's UUID, which is what `lvs` reports as the 5th `lv_attr` character.
+pub fn is_active(dm: &DmControl, vg: &Vg, lv: &str) -> Result<bool> {
+    let name = dm_name(vg, lv, None)?;
+    if !live_map(dm)?.contains_key(&*name) {
+        return Ok(false);
+    }
+    let uuid = super::plan::dm_uuid(vg, lv, None)?.to_string();
+    let found = dm.info(&name)?.uuid;
+    // A pool's public device and `_tmeta`/`_tdata` LVs carry a layer in the UUID.
+    Ok(found.is_some_and(|f| {
+        f.strip_prefix(&uuid)
+            .is_some_and(|r| matches!(r, "" | "-pool" | "-tmeta" | "-tdata"))
+    }))
+}
+
+/// The devices of LV `lv`'s tree that are active, in the plan's order.
+pub fn live_devices(dm: &DmControl, vg: &Vg, lv: &str) -> Result<Vec<LiveDevice>> {
+    let plan: Plan = plan(vg, lv)?;
+    let live = live_map(dm)?;
+    let mut out = Vec::new();
+    for d in plan.devices.iter().filter(|d| live.contains_key(&*d.name)) {
+        let info = dm.info(&d.name)?;
+        out.push(LiveDevice {
+            name: d.name.clone().into_dm_name(),
+            lv: d.lv.clone(),
+            layer: d.layer,
+            uuid: info.uuid,
+            device: info.device,
+            open_count: info.open_count,
+            read_only: info.read_only,
+            table: dm.table(&d.name)?,
+        });
+    }
+    Ok(out)
+}

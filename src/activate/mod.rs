@@ -1,0 +1,29 @@
+//! Activation: maps LVs to device-mapper trees exactly as LVM does (names,
+//! UUIDs, layers, create/load/resume order), so an LV activated by `lvm` and
+//! one activated here are the same devices, and either tool can deactivate
+//! what the other activated.
+//!
+//! - [`plan`]: the pure planner, from a typed [`Vg`](crate::lvm::vg::Vg) to
+//!   a [`Plan`] of devices and steps;
+//! - [`activate`], [`deactivate`], [`is_active`], [`live_devices`]: the
+//!   executor on [`DmControl`](crate::dm::DmControl);
+//! - [`lv_table`], [`dm_name`], [`dm_uuid`]: what the snapshot layer needs to
+//!   build `-real` and `-cow` layers itself;
+//! - [`pv_map`]: PV keys to block devices from the PV scan.
+
+mod error;
+mod exec;
+mod links;
+mod plan;
+mod pvs;
+
+pub use error::{Error, Result};
+pub use exec::{
+    ActivateOptions, Activation, LiveDevice, activate, deactivate, is_active, live_devices,
+};
+pub use links::{lv_link, vg_dir};
+pub use plan::{
+    DevRef, Param, Plan, PlannedDevice, PlannedLine, PvMap, Role, Step, dm_name, dm_uuid, lv_table,
+    plan,
+};
+pub use pvs::{pv_map, pv_map_from};

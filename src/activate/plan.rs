@@ -1,0 +1,636 @@
+//! The pure planner: which device-mapper devices LVM has for an LV, with
+//! their names, UUIDs, tables, read-only flags, and the order LVM creates,
+//! resumes and removes them in (seen with `lvchange -ay -vvvv`, LVM 2.03).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use devicemapper::{Device, DmName, DmNameBuf};
+
+use super::error::{Error, Result};
+use crate::dm::{LvmDmName, LvmDmUuid, LvmId, TableLine};
+use crate::lvm::vg::{Lv, Segment, SegmentKind, Vg};
+use crate::units::{Extents, Sectors};
+
+/// Block devices of a VG's PVs by their metadata key (`pv0`), from a PV scan.
+pub type PvMap = HashMap<String, Device>;
+
+/// A device a table refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevRef {
+    /// A PV, by its metadata key; resolved through a [`PvMap`].
+    Pv(String),
+    /// Another device of the plan (or an active one), by name.
+    Dm(DmNameBuf),
+}
+
+/// One parameter of a planned table line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    /// Literal text.
+    Text(String),
+    /// A device, written as `major:minor` once known.
+    Dev(DevRef),
+    /// An offset on a PV: its `pe_start` plus this many sectors.
+    PvOffset(String, Sectors),
+}
+
+/// A table line whose devices are not resolved yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedLine {
+    /// First sector.
+    pub start: Sectors,
+    /// Length.
+    pub length: Sectors,
+    /// Target type.
+    pub target_type: String,
+    /// Parameters, space-separated once resolved.
+    pub params: Vec<Param>,
+}
+
+/// What a device is to the LV it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A device users open (`vg-lv`, a snapshot, a thin LV, the pool's `vg-pool`):
+    /// deactivation is refused while it is open.
+    Top,
+    /// A layer (`-real`, `-cow`, `-tpool`, `_tmeta`, `_tdata`): kept on
+    /// deactivation while another LV still uses it.
+    Layer,
+}
+
+/// One device of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedDevice {
+    /// Its name (`vg-lv[-layer]`).
+    pub name: LvmDmName,
+    /// Its UUID (`LVM-<vgid><lvid>[-layer]`).
+    pub uuid: LvmDmUuid,
+    /// The LV it is made from.
+    pub lv: String,
+    /// The layer, if any (`real`, `cow`, `tpool`, `pool`, `tmeta`, `tdata`).
+    pub layer: Option<&'static str>,
+    /// Its table.
+    pub table: Vec<PlannedLine>,
+    /// Whether the table is loaded read-only.
+    pub read_only: bool,
+    /// Its role.
+    pub role: Role,
+    /// The `/dev/<vg>/<lv>` link LVM makes for it, if any (the LV name).
+    pub link: Option<String>,
+}
+
+/// One step of activation, in LVM's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Create device `n` of [`Plan::devices`] and load its table (not resumed).
+    Create(usize),
+    /// Resume device `n`, making its table live.
+    Resume(usize),
+}
+
+/// The device-mapper tree of an LV, as LVM activates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The VG's name.
+    pub vg: String,
+    /// The LV asked for.
+    pub lv: String,
+    /// The devices, in creation order.
+    pub devices: Vec<PlannedDevice>,
+    /// Activation steps.
+    pub steps: Vec<Step>,
+    /// Deactivation order (indexes into `devices`), users before what they use.
+    pub remove_order: Vec<usize>,
+}
+
+impl Plan {
+    /// The device called `name`.
+    pub fn device(&self, name: &DmName) -> Option<&PlannedDevice> {
+        self.devices.iter().find(|d| *d.name == *name)
+    }
+}
+
+impl PlannedLine {
+    /// The line with devices as `major:minor`: PVs through `pvs`, other
+    /// devices through `dm` (name to device).
+    pub fn resolve(
+        &self,
+        vg: &Vg,
+        pvs: &PvMap,
+        dm: &dyn Fn(&DmName) -> Option<Device>,
+    ) -> Result<TableLine> {
+        let mut out = Vec::with_capacity(self.params.len());
+        for p in &self.params {
+            out.push(match p {
+                Param::Text(t) => t.clone(),
+                Param::Dev(DevRef::Pv(key)) => pv_device(pvs, key)?.to_string(),
+                Param::Dev(DevRef::Dm(name)) => dm(name)
+                    .ok_or_else(|| Error::NotFound(format!("device-mapper device {}", &**name)))?
+                    .to_string(),
+                Param::PvOffset(key, off) => {
+                    let pv = vg
+                        .pv(key)
+                        .ok_or_else(|| Error::NotFound(format!("PV {key} in metadata")))?;
+                    pv.pe_start
+                        .0
+                        .checked_add(off.0)
+                        .ok_or_else(|| Error::invalid(key, "PV offset overflows"))?
+                        .to_string()
+                }
+            });
+        }
+        Ok(TableLine::new(
+            self.start,
+            self.length,
+            self.target_type.clone(),
+            out.join(" "),
+        ))
+    }
+
+    fn new(start: Sectors, length: Sectors, ty: &str, params: Vec<Param>) -> PlannedLine {
+        PlannedLine {
+            start,
+            length,
+            target_type: ty.to_owned(),
+            params,
+        }
+    }
+
+    /// The plan's devices this line uses.
+    pub fn dm_deps(&self) -> impl Iterator<Item = &DmName> {
+        self.params.iter().filter_map(|p| match p {
+            Param::Dev(DevRef::Dm(n)) => Some(&**n),
+            _ => None,
+        })
+    }
+}
+
+impl fmt::Display for PlannedLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", *self.start, *self.length, self.target_type)?;
+        for p in &self.params {
+            match p {
+                Param::Text(t) => write!(f, " {t}")?,
+                Param::Dev(DevRef::Pv(k)) => write!(f, " <{k}>")?,
+                Param::Dev(DevRef::Dm(n)) => write!(f, " <{}>", &**n)?,
+                Param::PvOffset(k, o) => write!(f, " <{k}.pe_start+{}>", **o)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn pv_device(pvs: &PvMap, key: &str) -> Result<Device> {
+    pvs.get(key)
+        .copied()
+        .ok_or_else(|| Error::NotFound(format!("device of PV {key}")))
+}
+
+fn lv<'a>(vg: &'a Vg, name: &str) -> Result<&'a Lv> {
+    vg.lv(name)
+        .ok_or_else(|| Error::NotFound(format!("logical volume {}/{name}", vg.name)))
+}
+
+fn sectors(vg: &Vg, lv: &str, e: Extents) -> Result<Sectors> {
+    e.sectors(vg.extent_size)
+        .ok_or_else(|| Error::invalid(lv, "size overflows"))
+}
+
+/// The DM name LVM gives LV `lv` of `vg` (with a layer such as `real`, `cow`,
+/// `tpool`, `pool`; `_tmeta`-style names are LV names, not layers).
+pub fn dm_name(vg: &Vg, lv: &str, layer: Option<&str>) -> Result<LvmDmName> {
+    Ok(LvmDmName::new(&vg.name, lv, layer)?)
+}
+
+/// The DM UUID LVM gives LV `lv` of `vg`, with an optional layer suffix.
+pub fn dm_uuid(vg: &Vg, lv: &str, layer: Option<&str>) -> Result<LvmDmUuid> {
+    let l = self::lv(vg, lv)?;
+    let vgid = LvmId::parse(&vg.id)?;
+    let lvid = LvmId::parse(&l.id)?;
+    Ok(LvmDmUuid::new(&vgid, &lvid, layer)?)
+}
+
+/// The table of an LV's own segments (linear or striped over PVs), as LVM
+/// loads it into `vg-lv`, `vg-lv-real` or `vg-snap-cow`.
+///
+/// ```
+/// use lvsnap::activate::{lv_table, PvMap};
+/// use lvsnap::lvm::vg::Metadata;
+/// use devicemapper::Device;
+/// let md = Metadata::parse(&std::fs::read_to_string("tests/fixtures/linear.vg").unwrap()).unwrap();
+/// let vg = md.vg();
+/// let pvs: PvMap = vg.pvs.iter().map(|p| (p.key.clone(), Device { major: 7, minor: 0 })).collect();
+/// let lv = &vg.visible_lvs()[0];
+/// let table = lv_table(vg, lv, &pvs)?;
+/// assert_eq!(table[0].target_type, "linear");
+/// # Ok::<(), lvsnap::activate::Error>(())
+/// ```
+pub fn lv_table(vg: &Vg, lv: &str, pvs: &PvMap) -> Result<Vec<TableLine>> {
+    segment_lines(vg, self::lv(vg, lv)?)?
+        .iter()
+        .map(|l| l.resolve(vg, pvs, &|_| None))
+        .collect()
+}
+
+/// The planned lines of an LV's striped segments.
+fn segment_lines(vg: &Vg, lv: &Lv) -> Result<Vec<PlannedLine>> {
+    if lv.segments.is_empty() {
+        return Err(Error::invalid(&lv.name, "no segments"));
+    }
+    lv.segments
+        .iter()
+        .map(|s| segment_line(vg, lv, s))
+        .collect()
+}
+
+fn segment_line(vg: &Vg, lv: &Lv, seg: &Segment) -> Result<PlannedLine> {
+    let start = sectors(vg, &lv.name, seg.start_extent)?;
+    let length = sectors(vg, &lv.name, seg.extent_count)?;
+    let SegmentKind::Striped {
+        stripe_size,
+        stripes,
+    } = &seg.kind
+    else {
+        return Err(unsupported(lv, &seg.kind));
+    };
+    let offset = |pv: &str, pe: Extents| -> Result<Vec<Param>> {
+        Ok(vec![
+            Param::Dev(DevRef::Pv(pv.to_owned())),
+            Param::PvOffset(pv.to_owned(), sectors(vg, &lv.name, pe)?),
+        ])
+    };
+    match stripes.as_slice() {
+        [] => Err(Error::invalid(&lv.name, "segment without stripes")),
+        [one] => Ok(PlannedLine::new(
+            start,
+            length,
+            "linear",
+            offset(&one.pv, one.start)?,
+        )),
+        many => {
+            let size = stripe_size
+                .ok_or_else(|| Error::invalid(&lv.name, "striped segment without stripe_size"))?;
+            let n = many.len() as u64;
+            if !seg.extent_count.0.is_multiple_of(n) {
+                return Err(Error::invalid(
+                    &lv.name,
+                    "extent_count is not a multiple of stripe_count",
+                ));
+            }
+            let mut params = vec![Param::Text(n.to_string()), Param::Text(size.0.to_string())];
+            for s in many {
+                params.extend(offset(&s.pv, s.start)?);
+            }
+            Ok(PlannedLine::new(start, length, "striped", params))
+        }
+    }
+}
+
+fn unsupported(lv: &Lv, kind: &SegmentKind) -> Error {
+    let t = match kind {
+        SegmentKind::Striped { .. } => "striped",
+        SegmentKind::Snapshot { .. } => "snapshot",
+        SegmentKind::ThinPool { .. } => "thin-pool",
+        SegmentKind::Thin { .. } => "thin",
+        SegmentKind::Other { type_name } => type_name,
+    };
+    Error::Unsupported {
+        lv: lv.name.clone(),
+        segment_type: t.to_owned(),
+    }
+}
+
+/// A device just added to a plan.
+struct Added {
+    i: usize,
+    name: DmNameBuf,
+}
+
+/// Builds a plan step by step.
+struct Builder<'a> {
+    vg: &'a Vg,
+    plan: Plan,
+}
+
+impl<'a> Builder<'a> {
+    fn add(
+        &mut self,
+        lv: &Lv,
+        layer: Option<&'static str>,
+        table: Vec<PlannedLine>,
+        read_only: bool,
+        role: Role,
+        link: bool,
+    ) -> Result<Added> {
+        // The pool's public device and its `_tmeta`/`_tdata` LVs carry
+        // their layer in the UUID only.
+        let name_layer = layer.filter(|l| !matches!(*l, "tmeta" | "tdata" | "pool"));
+        let d = PlannedDevice {
+            name: dm_name(self.vg, &lv.name, name_layer)?,
+            uuid: dm_uuid(self.vg, &lv.name, layer)?,
+            lv: lv.name.clone(),
+            layer,
+            table,
+            read_only,
+            role,
+            link: link.then(|| lv.name.clone()),
+        };
+        let name = d.name.clone().into_dm_name();
+        self.plan.devices.push(d);
+        Ok(Added {
+            i: self.plan.devices.len() - 1,
+            name,
+        })
+    }
+
+    /// A reference to device `d` for another device's table.
+    fn dev(d: &Added) -> Param {
+        Param::Dev(DevRef::Dm(d.name.clone()))
+    }
+
+    fn steps(&mut self, steps: impl IntoIterator<Item = Step>) {
+        self.plan.steps.extend(steps);
+    }
+
+    /// Creates, loads and resumes `d` at once (most devices, as LVM does).
+    fn now(&mut self, d: Added) -> Added {
+        self.steps([Step::Create(d.i), Step::Resume(d.i)]);
+        d
+    }
+}
+
+fn writable(lv: &Lv) -> bool {
+    lv.has_status("WRITE")
+}
+
+/// The device-mapper tree LVM activates for LV `name` of `vg`: its own
+/// devices and everything under them; for a COW snapshot or origin, the
+/// origin with all its snapshots; for a thin LV, its pool's layers.
+///
+/// ```
+/// use lvsnap::activate::plan;
+/// use lvsnap::lvm::vg::Metadata;
+/// let md = Metadata::parse(&std::fs::read_to_string("tests/fixtures/cow.vg").unwrap()).unwrap();
+/// let p = plan(md.vg(), "snap1")?;
+/// let names: Vec<String> = p.devices.iter().map(|d| d.name.to_string()).collect();
+/// assert!(names.contains(&"vg-origin-real".to_string()));
+/// # Ok::<(), lvsnap::activate::Error>(())
+/// ```
+pub fn plan(vg: &Vg, name: &str) -> Result<Plan> {
+    let asked = lv(vg, name)?;
+    // A snapshot (its COW LV or its snapshotN LV) is activated with its origin.
+    let root = match vg.cow_snapshot(name) {
+        Some(s) => s.origin,
+        None => match asked.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Snapshot { origin, .. }) => origin.clone(),
+            _ => name.to_owned(),
+        },
+    };
+    let root_lv = lv(vg, &root)?;
+    let mut b = Builder {
+        vg,
+        plan: Plan {
+            vg: vg.name.clone(),
+            lv: name.to_owned(),
+            devices: Vec::new(),
+            steps: Vec::new(),
+            remove_order: Vec::new(),
+        },
+    };
+    let first = root_lv.segments.first().map(|s| &s.kind);
+    if vg.is_origin(&root) {
+        plan_origin(&mut b, root_lv)?;
+    } else if root_lv.is_thin_pool() {
+        let tpool = plan_pool(&mut b, root_lv)?;
+        let size = sectors(vg, &root, root_lv.extents())?;
+        let table = vec![PlannedLine::new(
+            Sectors(0),
+            size,
+            "linear",
+            vec![Builder::dev(&tpool), Param::Text("0".into())],
+        )];
+        // LVM loads the pool's public device read-only and links no /dev entry.
+        b.add(root_lv, Some("pool"), table, true, Role::Top, false)
+            .map(|d| b.now(d))?;
+    } else if let Some(SegmentKind::Thin { .. }) = first {
+        plan_thin(&mut b, root_lv)?;
+    } else {
+        let table = segment_lines(vg, root_lv)?;
+        let link = vg.is_visible(&root);
+        b.add(root_lv, None, table, !writable(root_lv), Role::Top, link)
+            .map(|d| b.now(d))?;
+    }
+    if b.plan.remove_order.is_empty() {
+        b.plan.remove_order = (0..b.plan.devices.len()).rev().collect();
+    }
+    Ok(b.plan)
+}
+
+/// An origin with its COW snapshots; a merging one is activated as LVM does:
+/// `snapshot-merge` on the origin and an `error` table on the snapshot.
+fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
+    let vg = b.vg;
+    let size = sectors(vg, &origin.name, origin.extents())?;
+    let ro = !writable(origin);
+    let mut snaps = vg.snapshots_of(&origin.name);
+    // The merging snapshot is the origin's dependency: LVM makes it first.
+    snaps.sort_by_key(|s| !s.merging);
+    let merging = snaps.iter().find(|s| s.merging).cloned();
+    let real = b.add(
+        origin,
+        Some("real"),
+        segment_lines(vg, origin)?,
+        ro,
+        Role::Layer,
+        false,
+    )?;
+    let real_ref = Builder::dev(&real);
+    let mut late = vec![];
+    let origin_table = |cow: Option<DmNameBuf>, chunk: Sectors| match cow {
+        Some(cow) => PlannedLine::new(
+            Sectors(0),
+            size,
+            "snapshot-merge",
+            vec![
+                real_ref.clone(),
+                Param::Dev(DevRef::Dm(cow)),
+                Param::Text("P".into()),
+                Param::Text(chunk.0.to_string()),
+            ],
+        ),
+        None => PlannedLine::new(Sectors(0), size, "snapshot-origin", vec![real_ref.clone()]),
+    };
+    let mut top = None;
+    if merging.is_none() {
+        b.steps([Step::Create(real.i)]);
+        late.push(real.i);
+        top = Some(
+            b.add(
+                origin,
+                None,
+                vec![origin_table(None, Sectors(0))],
+                ro,
+                Role::Top,
+                vg.is_visible(&origin.name),
+            )?
+            .i,
+        );
+        b.steps(top.map(Step::Create));
+    } else {
+        b.steps([Step::Create(real.i), Step::Resume(real.i)]);
+    }
+    let mut snap_devs = vec![];
+    for s in &snaps {
+        let cow_lv = lv(vg, &s.name)?;
+        let cow = b
+            .add(
+                cow_lv,
+                Some("cow"),
+                segment_lines(vg, cow_lv)?,
+                false,
+                Role::Layer,
+                false,
+            )
+            .map(|d| b.now(d))?;
+        if s.merging {
+            top = Some(
+                b.add(
+                    origin,
+                    None,
+                    vec![origin_table(Some(cow.name.clone()), s.chunk_size)],
+                    ro,
+                    Role::Top,
+                    vg.is_visible(&origin.name),
+                )?
+                .i,
+            );
+            b.steps(top.map(Step::Create));
+        }
+        let table = if s.merging {
+            PlannedLine::new(Sectors(0), size, "error", vec![])
+        } else {
+            PlannedLine::new(
+                Sectors(0),
+                size,
+                "snapshot",
+                vec![
+                    real_ref.clone(),
+                    Builder::dev(&cow),
+                    Param::Text("P".into()),
+                    Param::Text(s.chunk_size.0.to_string()),
+                ],
+            )
+        };
+        let link = vg.is_visible(&s.name);
+        let snap = b.add(
+            cow_lv,
+            None,
+            vec![table],
+            !writable(cow_lv),
+            Role::Top,
+            link,
+        )?;
+        b.steps([Step::Create(snap.i)]);
+        late.push(snap.i);
+        snap_devs.push((snap.i, cow.i));
+    }
+    let top = top.ok_or_else(|| Error::invalid(&origin.name, "origin without a device"))?;
+    late.push(top);
+    b.steps(late.into_iter().map(Step::Resume));
+    let mut order = vec![top];
+    for (snap, cow) in snap_devs {
+        order.extend([snap, cow]);
+    }
+    order.push(real.i);
+    b.plan.remove_order = order;
+    Ok(())
+}
+
+/// The pool's `_tmeta`, `_tdata` and `-tpool` devices; returns the `-tpool`.
+fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
+    let vg = b.vg;
+    let Some(SegmentKind::ThinPool {
+        metadata,
+        pool: data,
+        chunk_size,
+        discards,
+        zero_new_blocks,
+        ..
+    }) = pool.segments.first().map(|s| &s.kind)
+    else {
+        return Err(Error::invalid(&pool.name, "not a thin pool"));
+    };
+    if pool.segments.len() != 1 {
+        return Err(Error::invalid(
+            &pool.name,
+            "thin pool with several segments",
+        ));
+    }
+    let mut layers = vec![];
+    for (name, layer) in [(metadata, "tmeta"), (data, "tdata")] {
+        let l = lv(vg, name)?;
+        let table = segment_lines(vg, l)?;
+        let d = b.add(l, Some(layer), table, !writable(l), Role::Layer, false)?;
+        layers.push(Builder::dev(&b.now(d)));
+    }
+    // Feature arguments as libdm emits them (low water mark 0: LVM's
+    // default autoextend threshold of 100%).
+    let mut features = vec![];
+    if !zero_new_blocks {
+        features.push("skip_block_zeroing");
+    }
+    match discards.as_deref() {
+        Some("ignore") => features.push("ignore_discard"),
+        Some("nopassdown") => features.push("no_discard_passdown"),
+        _ => {}
+    }
+    if pool.has_flag("ERROR_WHEN_FULL") {
+        features.push("error_if_no_space");
+    }
+    let mut params = layers;
+    params.extend([
+        Param::Text(chunk_size.0.to_string()),
+        Param::Text("0".into()),
+        Param::Text(features.len().to_string()),
+    ]);
+    params.extend(features.into_iter().map(|f| Param::Text(f.into())));
+    let size = sectors(vg, &pool.name, pool.extents())?;
+    let table = vec![PlannedLine::new(Sectors(0), size, "thin-pool", params)];
+    b.add(
+        pool,
+        Some("tpool"),
+        table,
+        !writable(pool),
+        Role::Layer,
+        false,
+    )
+    .map(|d| b.now(d))
+}
+
+/// A thin LV over its pool's `-tpool`.
+fn plan_thin(b: &mut Builder<'_>, thin: &Lv) -> Result<()> {
+    let vg = b.vg;
+    let (pool_name, device_id) = thin
+        .thin()
+        .ok_or_else(|| Error::invalid(&thin.name, "not a thin LV"))?;
+    if thin.segments.len() != 1 {
+        return Err(Error::invalid(&thin.name, "thin LV with several segments"));
+    }
+    let pool = lv(vg, pool_name)?;
+    let tpool = plan_pool(b, pool)?;
+    let size = sectors(vg, &thin.name, thin.extents())?;
+    let table = vec![PlannedLine::new(
+        Sectors(0),
+        size,
+        "thin",
+        vec![Builder::dev(&tpool), Param::Text(device_id.to_string())],
+    )];
+    let link = vg.is_visible(&thin.name);
+    b.add(thin, None, table, !writable(thin), Role::Top, link)
+        .map(|d| b.now(d))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

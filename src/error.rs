@@ -58,7 +58,7 @@ pub enum Error {
     },
     /// An activation error.
     #[error(transparent)]
-    Activate(#[from] crate::activate::Error),
+    Activate(Box<crate::activate::Error>),
     /// A device-mapper error.
     #[error(transparent)]
     Dm(#[from] crate::dm::Error),
@@ -112,6 +112,14 @@ pub(crate) fn io_kind(e: &io::Error) -> ErrorKind {
         io::ErrorKind::Unsupported => ErrorKind::Unsupported,
         io::ErrorKind::InvalidData => ErrorKind::Corrupt,
         _ => ErrorKind::Io,
+    }
+}
+
+impl From<crate::activate::Error> for Error {
+    // Boxed: activation errors carry whole device descriptions, and every
+    // Result of the crate pays for the largest variant.
+    fn from(e: crate::activate::Error) -> Self {
+        Error::Activate(Box::new(e))
     }
 }
 

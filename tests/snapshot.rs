@@ -460,6 +460,26 @@ fn thin_snapshot() {
     // LVM agrees with the pool on transaction ids: it can cycle the pool.
     sh("vgchange -an thinvg && vgchange -ay thinvg");
     sh("lvremove -q -y thinvg/lvmthin");
+
+    // With the pool inactive, lvsnap activates it for the pool message and
+    // deactivates it again, as lvcreate does.
+    sh("vgchange -an thinvg");
+    let devs = dm_names();
+    v.create_snapshot("vol", "cold", &SnapshotOptions::default())
+        .expect("thin snapshot, pool inactive");
+    assert_eq!(dm_names(), devs, "pool left as it was");
+    vg.vgck();
+    sh("vgchange -ay thinvg && lvchange -ay -K thinvg/cold");
+    assert!(
+        read_at("/dev/thinvg/cold".as_ref(), 0, MIB as usize)
+            .iter()
+            .all(|&b| b == 0x32)
+    );
+    sh("vgchange -an thinvg");
+    v.delete_snapshot("cold").expect("delete, pool inactive");
+    assert_eq!(dm_names(), devs);
+    vg.vgck();
+    sh("vgchange -ay thinvg");
     drop(vg);
     assert_eq!(dm_names(), before);
 }

@@ -4,6 +4,7 @@ use devicemapper::ThinDevId;
 
 use super::Error as SnapError;
 use super::vg::{Session, VolumeGroup};
+use crate::activate;
 use crate::dm::{self, DmControl, ThinSnapshotSpec};
 use crate::error::Result;
 use crate::lvm::vg::{Creation, SegmentKind};
@@ -21,8 +22,18 @@ impl VolumeGroup {
             .map(|(p, id)| (p.to_owned(), id))
             .ok_or_else(|| SnapError::NotFound(format!("thin LV {origin}")))?;
         let old_tid = pool_transaction(s, &pool)?;
-        let (dm, tpool) = self.live_pool(&pool)?;
+        let dm = DmControl::open()?;
+        let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
         let before = s.md.clone();
+        if !dm.exists(&tpool)? {
+            s.md.add_thin_snapshot(origin, name, true, &Creation::now())?;
+            return self.through_inactive_pool(
+                s,
+                &dm,
+                &pool,
+                &format!("create thin snapshot {name}"),
+            );
+        }
         let snap_id =
             s.md.add_thin_snapshot(origin, name, true, &Creation::now())?;
         s.precommit(&format!(
@@ -77,7 +88,17 @@ impl VolumeGroup {
                 .map(|(p, id)| (p.to_owned(), id))
                 .ok_or_else(|| SnapError::NotFound(format!("thin snapshot {full}")))?;
         let old_tid = pool_transaction(s, &pool)?;
-        let (dm, tpool) = self.live_pool(&pool)?;
+        let dm = DmControl::open()?;
+        let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
+        if !dm.exists(&tpool)? {
+            s.md.remove_lv(name)?;
+            return self.through_inactive_pool(
+                s,
+                &dm,
+                &pool,
+                &format!("delete thin snapshot {full}"),
+            );
+        }
         let dev = self.dm_name(name, None)?;
         let live = dm.exists(&dev)?;
         if live {
@@ -112,19 +133,38 @@ impl VolumeGroup {
         Ok(())
     }
 
-    /// The active pool device (`<vg>-<pool>-tpool`); refused when the pool
-    /// is not active, before anything changes.
-    fn live_pool(&self, pool: &str) -> Result<(DmControl, devicemapper::DmNameBuf)> {
-        let dm = DmControl::open()?;
-        let tpool = self.dm_name(pool, Some("tpool"))?;
-        if !dm.exists(&tpool)? {
-            return Err(SnapError::Unsupported(format!(
-                "thin pool {}/{pool} is not active; activate it (or a thin LV in it) first",
-                self.name()
-            ))
-            .into());
+    /// With the pool inactive, as `lvcreate`/`lvremove` do: commit with the
+    /// pool message queued, activate the pool (which carries out queued
+    /// messages and moves its transaction id on), commit without the message,
+    /// and deactivate the pool again.
+    fn through_inactive_pool(
+        &self,
+        s: &mut Session,
+        dm: &DmControl,
+        pool: &str,
+        what: &str,
+    ) -> Result<()> {
+        s.precommit(what)?;
+        if let Err(e) = s.commit() {
+            s.revert();
+            return Err(e);
         }
-        Ok((dm, tpool.into_dm_name()))
+        let pvs = activate::pv_map(s.md.vg(), &s.disk)?;
+        let opts = activate::ActivateOptions::default();
+        activate::activate(dm, s.md.vg(), &pvs, pool, &opts)?;
+        let done = (|| -> Result<()> {
+            s.md.clear_thin_messages(pool)?;
+            s.precommit(&format!("{what}: done in the pool"))?;
+            if let Err(e) = s.commit() {
+                s.revert();
+                return Err(e);
+            }
+            Ok(())
+        })();
+        if let Err(e) = activate::deactivate(dm, s.md.vg(), pool) {
+            log::warn!("deactivating thin pool {pool} again: {e}");
+        }
+        done
     }
 }
 

@@ -2,10 +2,7 @@
 //! metadata, and where its PVs are.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-
-use devicemapper::Device;
 
 use super::Error as SnapError;
 use super::SnapshotStatus;
@@ -40,9 +37,8 @@ pub(crate) struct Session {
     pub md: Metadata,
 }
 
-/// Where a PV is: its device and path, by metadata key (`pv0`).
+/// Where a PV is: its path and first extent, by metadata key (`pv0`).
 pub(crate) struct PvDev {
-    pub device: Device,
     pub path: PathBuf,
     pub pe_start: Sectors,
 }
@@ -109,62 +105,26 @@ impl Session {
         }
     }
 
-    /// The block device of each PV of the VG, by metadata key.
-    pub fn pv_devices(&self) -> Result<HashMap<String, PvDev>> {
+    /// The path of each PV of the VG, by metadata key.
+    pub fn pv_devices(&self) -> HashMap<String, PvDev> {
         let mut map = HashMap::new();
         for pv in &self.md.vg().pvs {
-            let Some(found) = self.disk.pvs().iter().find(|p| p.pv_id == pv.id) else {
-                continue;
-            };
-            let meta = std::fs::metadata(&found.path)
-                .map_err(|e| Error::io(format!("stat {}", found.path.display()), e))?;
-            map.insert(
-                pv.key.clone(),
-                PvDev {
-                    device: Device::from(meta.rdev()),
+            if let Some(found) = self.disk.pvs().iter().find(|p| same_id(&p.pv_id, &pv.id)) {
+                let dev = PvDev {
                     path: found.path.clone(),
                     pe_start: pv.pe_start,
-                },
-            );
-        }
-        Ok(map)
-    }
-
-    /// The device-mapper table of a linear or striped LV's own segments.
-    pub fn lv_table(&self, lv: &Lv) -> Result<Vec<TableLine>> {
-        let pvs = self.pv_devices()?;
-        let ext = self.md.vg().extent_size;
-        let mut table = Vec::new();
-        for seg in &lv.segments {
-            let (start, len) = (seg.start_extent.sectors(ext), seg.extent_count.sectors(ext));
-            let (Some(start), Some(len)) = (start, len) else {
-                return Err(SnapError::Unsupported(format!("LV {} is too large", lv.name)).into());
-            };
-            match &seg.kind {
-                SegmentKind::Striped { stripes, .. } if stripes.len() == 1 => {
-                    let s = &stripes[0];
-                    let pv = pvs.get(&s.pv).ok_or_else(|| {
-                        SnapError::NotFound(format!("PV {} of LV {}", s.pv, lv.name))
-                    })?;
-                    let off = s
-                        .start
-                        .sectors(ext)
-                        .map(|o| Sectors(*o + *pv.pe_start))
-                        .ok_or_else(|| {
-                            SnapError::Unsupported(format!("LV {} is too large", lv.name))
-                        })?;
-                    table.push(TableLine::linear(start, len, pv.device, off));
-                }
-                _ => {
-                    return Err(SnapError::Unsupported(format!(
-                        "LV {}: only linear segments are supported here",
-                        lv.name
-                    ))
-                    .into());
-                }
+                };
+                map.insert(pv.key.clone(), dev);
             }
         }
-        Ok(table)
+        map
+    }
+
+    /// The device-mapper table of an LV's own segments (what its `-cow` or
+    /// `-real` layer maps), as the activation layer plans it.
+    pub fn lv_table(&self, lv: &Lv) -> Result<Vec<TableLine>> {
+        let pvs = crate::activate::pv_map(self.md.vg(), &self.disk)?;
+        Ok(crate::activate::lv_table(self.md.vg(), &lv.name, &pvs)?)
     }
 
     /// Writes zeros over the first `len` bytes of LV `lv`'s first extent,
@@ -202,7 +162,7 @@ impl Session {
 
     /// The PV path and byte offset where LV `lv` starts.
     fn lv_start(&self, lv: &Lv) -> Result<(PathBuf, u64)> {
-        let pvs = self.pv_devices()?;
+        let pvs = self.pv_devices();
         let ext = self.md.vg().extent_size;
         let first = lv.segments.first().and_then(|s| match &s.kind {
             SegmentKind::Striped { stripes, .. } => stripes.first(),
@@ -244,4 +204,11 @@ pub fn all_snapshots() -> Result<Vec<SnapshotStatus>> {
         out.extend(VolumeGroup::open(&name)?.snapshots()?);
     }
     Ok(out)
+}
+
+/// LVM ids compare without their dashes.
+fn same_id(a: &str, b: &str) -> bool {
+    a.chars()
+        .filter(|&c| c != '-')
+        .eq(b.chars().filter(|&c| c != '-'))
 }

@@ -199,7 +199,7 @@ fn table(snaps: &[SnapshotStatus], now: SystemTime) -> String {
             .unwrap_or(Duration::ZERO);
         rows.push([
             s.name.clone(),
-            s.capacity.to_string(),
+            (*s.capacity).to_string(),
             s.source_volume.clone(),
             s.state.to_string(),
             flag(s.merging),

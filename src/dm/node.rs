@@ -53,6 +53,15 @@ pub fn ensure_node(name: &DmName, dev: Device) -> Result<PathBuf> {
             io::Error::last_os_error(),
         ));
     }
+    // As libdevmapper makes them: root:disk, mode 0660, whatever the umask.
+    // SAFETY: valid NUL-terminated strings; nothing is kept.
+    unsafe {
+        let grp = libc::getgrnam(c"disk".as_ptr());
+        if !grp.is_null() {
+            libc::chown(cpath.as_ptr(), 0, (*grp).gr_gid);
+        }
+        libc::chmod(cpath.as_ptr(), 0o660);
+    }
     Ok(path)
 }
 

@@ -159,7 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(u128::from(COW_SIZE))));
     let made = vg.create_snapshot("data", "snapcontent-1", &opts)?;
     println!(
-        "snapshot {VG}/{} taken in {:?} ({} bytes of COW)",
+        "snapshot {VG}/{} taken in {:?} ({} of COW)",
         made.status.name,
         t.elapsed(),
         made.status.capacity

@@ -197,7 +197,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             bar.done();
             writeln!(
                 out,
-                "Snapshot {snap} restored into {}/{} ({} bytes{}).",
+                "Snapshot {snap} restored into {}/{} ({}{}).",
                 vg.name(),
                 made.name,
                 made.size,

@@ -379,3 +379,50 @@ fn copy(
     report(off, on_progress);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn buffer_rounds_to_alignment() {
+        assert_eq!(RestoreOptions::default().buffer, 4 << 20);
+        assert_eq!(RestoreOptions::default().buffer_size(1).buffer, 4096);
+        assert_eq!(RestoreOptions::default().buffer_size(5000).buffer, 8192);
+    }
+
+    /// The copy moves exactly `total` bytes, through a buffer smaller than
+    /// the data and a short last piece, and reports up to 100%.
+    #[test]
+    fn copies_all_with_progress() {
+        let dir = std::env::temp_dir();
+        let (a, b) = (
+            dir.join(format!("lvsnap-copy-src-{}", std::process::id())),
+            dir.join(format!("lvsnap-copy-dst-{}", std::process::id())),
+        );
+        let data: Vec<u8> = (0..(3 * 4096 + 512)).map(|i| (i * 7 % 251) as u8).collect();
+        File::create(&a).unwrap().write_all(&data).unwrap();
+        File::create(&b).unwrap();
+        let src = File::open(&a).unwrap();
+        let dst = OpenOptions::new().write(true).open(&b).unwrap();
+        let mut seen = Vec::new();
+        copy(
+            &src,
+            &dst,
+            Bytes(data.len() as u128),
+            4096,
+            &mut |p: &RestoreProgress| seen.push(p.percent),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&b).unwrap(), data);
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen.last(), Some(&100.0));
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+        // A source shorter than promised is an error, not a short copy.
+        let e = copy(&src, &dst, Bytes(1 << 20), 4096, &mut |_| {}).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Io);
+        let _ = std::fs::remove_file(a);
+        let _ = std::fs::remove_file(b);
+    }
+}

@@ -241,7 +241,7 @@ impl VolumeGroup {
                 rb.state = inactive();
                 return Ok(rb);
             };
-            let (ty, _) = dm.single_status(&origin_dev)?;
+            let ty = origin_type(dm, &origin_dev)?;
             if ty == dm::SNAPSHOT_ORIGIN {
                 if let Some(reason) = open_reason(dm, &origin_full, &origin_dev, &full, &snap_dev)?
                 {
@@ -263,6 +263,16 @@ impl VolumeGroup {
         rb.poll()?;
         Ok(rb)
     }
+}
+
+/// The target type of a one-target table; `""` for any other table (a
+/// plain LV of several segments).
+fn origin_type(dm: &DmControl, origin_dev: &LvmDmName) -> Result<String> {
+    let t = dm.table(origin_dev)?;
+    Ok(match t.as_slice() {
+        [l] => l.target_type.clone(),
+        _ => String::new(),
+    })
 }
 
 /// Why the merge must wait: the origin or the snapshot is open.
@@ -321,7 +331,7 @@ impl Rollback {
         let dm = DmControl::open()?;
         let origin_dev = self.vg.dm_name(&self.origin, None)?;
         let merging =
-            dm.exists(&origin_dev)? && dm.single_status(&origin_dev)?.0 == dm::SNAPSHOT_MERGE;
+            dm.exists(&origin_dev)? && origin_type(&dm, &origin_dev)? == dm::SNAPSHOT_MERGE;
         if !merging {
             // Finished by someone else (LVM on refresh), or stopped.
             self.state = self.settle_elsewhere()?;
@@ -435,5 +445,52 @@ impl Rollback {
         s.commit()?;
         self.vg.remove_link(&self.snapshot);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_and_figures() {
+        let all = [
+            (RollbackState::Submitted, "Submitted", 0.0, false),
+            (
+                RollbackState::InProgress { percent: 42.5 },
+                "InProgress",
+                42.5,
+                false,
+            ),
+            (
+                RollbackState::Deferred {
+                    reason: "open".into(),
+                },
+                "Deferred",
+                0.0,
+                true,
+            ),
+            (RollbackState::Completed, "Completed", 100.0, true),
+            (
+                RollbackState::Failed { reason: "x".into() },
+                "Failed",
+                0.0,
+                true,
+            ),
+        ];
+        for (st, name, pct, settled) in all {
+            assert_eq!(st.name(), name);
+            assert_eq!(st.percent(), pct);
+            assert_eq!(st.is_settled(), settled, "{st}");
+            assert!(st.to_string().starts_with(name));
+        }
+        assert_eq!(
+            RollbackState::Deferred {
+                reason: "origin is open".into()
+            }
+            .reason(),
+            Some("origin is open")
+        );
+        assert_eq!(RollbackState::Completed.reason(), None);
     }
 }

@@ -8,6 +8,7 @@
 //! [`Rollback::wait`], or LVM itself) removes the COW pair from the metadata
 //! and gives the origin its plain table again.
 
+use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
@@ -217,22 +218,28 @@ impl VolumeGroup {
                     return Err(e);
                 }
             }
-            // LVM's order: merging state written, kernel merge started
-            // (origin -> snapshot-merge, snapshot -> error), then committed.
+            // LVM's order: merging state precommitted, tables loaded, origin
+            // and snapshot suspended, metadata committed, then resumed: the
+            // kernel starts merging.
+            let committed = Cell::new(false);
             let started = CowSnapshot::open(dm, &origin_dev, &snap_dev)
-                .and_then(|c| c.start_merge(dm))
-                .map_err(crate::Error::from);
+                .map_err(crate::Error::from)
+                .and_then(|c| {
+                    c.start_merge_then(dm, || {
+                        s.commit()?;
+                        committed.set(true);
+                        Ok::<(), crate::Error>(())
+                    })
+                });
             let merge = match started {
                 Ok(m) => m,
                 Err(e) => {
-                    s.revert();
+                    if !committed.get() {
+                        s.revert();
+                    }
                     return Err(e);
                 }
             };
-            // If this commit fails the kernel merges anyway and LVM, seeing
-            // the old metadata, treats the origin as merging on next look:
-            // nothing to undo that would not lose data.
-            s.commit()?;
             rb.start = merge.progress(dm).ok().map(|p| p.remaining);
             rb.state = RollbackState::InProgress { percent: 0.0 };
         } else {
@@ -438,11 +445,18 @@ impl Rollback {
             self.snapshot,
             self.origin
         ))?;
-        if let Err(e) = merge.finish(dm) {
+        // As LVM: origin's new table loaded and suspended, commit, resume,
+        // then the snapshot's layers removed.
+        let committed = Cell::new(false);
+        let r = merge.finish_then(dm, || {
+            s.commit()?;
+            committed.set(true);
+            Ok::<(), crate::Error>(())
+        });
+        if !committed.get() {
             s.revert();
-            return Err(e.into());
         }
-        s.commit()?;
+        r?;
         self.vg.remove_link(&self.snapshot);
         Ok(())
     }

@@ -343,7 +343,12 @@ fn refusals_change_nothing() {
     vg.lvm("lvcreate -q -y -L 16M -n lv0");
     vg.lvm("lvcreate -q -y -L 16M -n ro");
     vg.lvm("lvcreate -q -y -L 16M -n lv2");
+    vg.lvm("lvcreate -q -y -L 16M -n lv3");
     let v = VolumeGroup::open("rfvg").unwrap();
+    // A snapshot of an inactive origin.
+    v.create_snapshot("lv3", "asleep", &SnapshotOptions::default())
+        .unwrap();
+    sh("lvchange -an rfvg/lv3");
     // Invalid: a 4 MiB store overflowed.
     v.create_snapshot(
         "lv0",
@@ -362,6 +367,9 @@ fn refusals_change_nothing() {
     sh("lvcreate -q -s -L 8M -n m1 rfvg/lv2 && lvcreate -q -s -L 8M -n m2 rfvg/lv2");
     let hold = std::fs::File::open(dev("rfvg", "lv2")).unwrap();
     sh("lvconvert --merge rfvg/m1 2>&1");
+    sh("lvcreate -q -y -L 16M -T rfvg/pool && lvcreate -q -y -V 16M -T rfvg/pool -n thin0");
+    v.create_snapshot("thin0", "tsnap", &SnapshotOptions::default())
+        .unwrap();
     vg.vgck();
 
     let check = |what: &str, kind: ErrorKind, f: &dyn Fn() -> lvsnap::Result<()>, cli: &[&str]| {
@@ -454,6 +462,21 @@ fn refusals_change_nothing() {
             .map(|_| ())
         },
         &["restore", "rfvg/good", "new", "--size", "1G"],
+    );
+    check(
+        "restore from an inactive COW snapshot",
+        ErrorKind::Unsupported,
+        &|| {
+            v.restore("asleep", "new", &RestoreOptions::default(), |_| {})
+                .map(|_| ())
+        },
+        &["restore", "rfvg/asleep", "new"],
+    );
+    check(
+        "rollback of a thin snapshot",
+        ErrorKind::Unsupported,
+        &|| v.rollback("tsnap").map(|_| ()),
+        &["rollback", "rfvg/tsnap"],
     );
     drop(hold);
 }

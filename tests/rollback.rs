@@ -247,6 +247,28 @@ fn deferred_merges() {
     });
     vg.vgck();
     assert!(read(&origin, 16 * MIB) == want);
+
+    // An open snapshot defers too; status shows it merging meanwhile.
+    v.create_snapshot("lv0", "s4", &SnapshotOptions::default())
+        .unwrap();
+    write_pattern(origin.as_ref(), 0, 4 * MIB as usize, 0x66);
+    let hold = std::fs::File::open(dev("dfvg", "s4")).unwrap();
+    let st = v.rollback("s4").unwrap().state();
+    let RollbackState::Deferred { reason } = st else {
+        panic!("{st:?}")
+    };
+    assert!(reason.contains("dfvg-s4"), "{reason}");
+    let status = v.snapshot_status("s4").unwrap();
+    assert!(status.merging, "{status:?}");
+    vg.vgck();
+    drop(hold);
+    assert_eq!(
+        v.rollback("s4").unwrap().wait().unwrap(),
+        RollbackState::Completed
+    );
+    vg.vgck();
+    assert!(read(&origin, 16 * MIB) == want);
+    assert!(table_of("dfvg-lv0").contains(" linear "));
 }
 
 /// Restores from COW and thin snapshots hold the snapshot's bytes; the

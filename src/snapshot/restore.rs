@@ -199,6 +199,8 @@ impl VolumeGroup {
         let full = format!("{}/{snapshot}", self.name());
         let dm = DmControl::open()?;
         let snap_dev = self.dm_name(snapshot, None)?;
+        // TODO(activate): activate the origin (and so the snapshot) for the
+        // copy and deactivate it afterwards, instead of refusing.
         if !dm.exists(&snap_dev)? {
             return Err(SnapError::Unsupported(format!(
                 "snapshot {full} is not active: activate its origin (lvchange -ay) first"

@@ -201,6 +201,9 @@ impl VolumeGroup {
             }
             s.md.start_merge(name)?;
             s.precommit(&format!("merge snapshot {full} into {origin}"))?;
+            // TODO(activate): with the activation layer, activate the origin
+            // here (it builds the snapshot-merge tree, as LVM's activation
+            // does) and return InProgress instead of Deferred.
             let (Some(dm), true) = (&dm, origin_live) else {
                 s.commit()?;
                 rb.state = inactive();
@@ -244,6 +247,7 @@ impl VolumeGroup {
             rb.state = RollbackState::InProgress { percent: 0.0 };
         } else {
             // Recorded already (by lvsnap or `lvconvert --merge`): resume.
+            // TODO(activate): activate the origin here too.
             let (Some(dm), true) = (&dm, origin_live) else {
                 rb.state = inactive();
                 return Ok(rb);

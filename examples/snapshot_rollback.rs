@@ -1,28 +1,31 @@
-//! Snapshot, overwrite, roll back by merging: lvsnap's device-mapper layer on
-//! two loop devices, no LVM involved.
+//! Snapshot, overwrite, roll back by merging, on a real LVM volume group:
+//! lvsnap takes the snapshot and rolls the volume back to it, with no `lvm`
+//! command involved in either.
 //!
-//! Run it where the kernel has device-mapper (as root), or on any machine
-//! through the VM runner: `./vm/setup && cargo run --example snapshot_rollback`.
+//! Run it where the kernel has device-mapper and LVM2's tools are installed
+//! (as root), or on any machine through the VM runner:
+//! `./vm/setup && cargo run --example snapshot_rollback`.
 //!
-//! Loop devices are made with the loop ioctls, so nothing from util-linux
-//! is needed at run time.
+//! Setup and cleanup use LVM's own `pvcreate`, `vgcreate`, `lvcreate` and
+//! `vgremove` (lvsnap does not create volume groups or plain volumes); the
+//! PV is a loop device made with the loop ioctls over a sparse file in the
+//! temp dir.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
-use devicemapper::Device;
-use lvsnap::dm::{
-    ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, TableLine, check_dm_name, node_path,
-};
-use lvsnap::units::Sectors;
+use lvsnap::snapshot::{RollbackState, SnapSize, SnapshotOptions, VolumeGroup};
+use lvsnap::units::Bytes;
 
 const MIB: u64 = 1 << 20;
-const DATA_SIZE: u64 = 64 * MIB;
+const PV_SIZE: u64 = 128 * MIB;
 const COW_SIZE: u64 = 16 * MIB;
+const VG: &str = "lvsnapdemo";
 const TOUCHED: u64 = 8 * MIB;
 
 // From <linux/loop.h>.
@@ -65,14 +68,6 @@ impl Loop {
         me.dev = dev;
         Ok(me)
     }
-
-    fn device(&self) -> io::Result<Device> {
-        let rdev = std::fs::metadata(&self.dev)?.rdev();
-        Ok(Device {
-            major: libc::major(rdev),
-            minor: libc::minor(rdev),
-        })
-    }
 }
 
 impl Drop for Loop {
@@ -85,20 +80,27 @@ impl Drop for Loop {
     }
 }
 
-/// Removes the demo's devices, whatever state a failure left them in.
-struct Devices(Vec<String>);
+/// Runs an LVM command for the demo's setup or cleanup.
+fn lvm(args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
+    let out = Command::new(args[0]).args(&args[1..]).output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(())
+}
 
-impl Drop for Devices {
+/// Removes the demo VG (and everything in it) whatever state a failure
+/// left it in.
+struct DemoVg;
+
+impl Drop for DemoVg {
     fn drop(&mut self) {
-        let Ok(dm) = DmControl::open() else { return };
-        for n in &self.0 {
-            if let Ok(n) = check_dm_name(n) {
-                if dm.exists(&n).unwrap_or(false) {
-                    let _ = dm.resume(&n);
-                    let _ = dm.remove(&n);
-                }
-            }
-        }
+        let _ = Command::new("vgremove").args(["-f", "-q", VG]).output();
     }
 }
 
@@ -138,96 +140,55 @@ fn checksum(dev: &Path) -> io::Result<u64> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dm = DmControl::open()?;
-    let data = Loop::new("data", DATA_SIZE)?;
-    let cow = Loop::new("cow", COW_SIZE)?;
-    let origin = check_dm_name("lvsnap-demo")?;
-    let snap = check_dm_name("lvsnap-demo-snap")?;
-    let _devices = Devices(
-        [
-            "lvsnap-demo-snap",
-            "lvsnap-demo-snap-cow",
-            "lvsnap-demo",
-            "lvsnap-demo-real",
-        ]
-        .map(String::from)
-        .to_vec(),
-    );
+    let pv = Loop::new("pv", PV_SIZE)?;
+    let pv_path = pv.dev.to_string_lossy().into_owned();
+    println!("PV on {pv_path}");
+    // Setup with LVM's tools: lvsnap does not create VGs or plain LVs.
+    lvm(&["pvcreate", "-q", &pv_path])?;
+    lvm(&["vgcreate", "-q", VG, &pv_path])?;
+    let _vg_guard = DemoVg;
+    lvm(&["lvcreate", "-q", "-y", "-L", "64M", "-n", "data", VG])?;
+    let origin = PathBuf::from(format!("/dev/{VG}/data"));
+
+    write(&origin, 1)?;
+    let before = checksum(&origin)?;
+    println!("{VG}/data written: checksum {before:016x}");
+
+    let vg = VolumeGroup::open(VG)?;
+    let t = Instant::now();
+    let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(u128::from(COW_SIZE))));
+    let made = vg.create_snapshot("data", "snapcontent-1", &opts)?;
     println!(
-        "data on {}, COW store on {}",
-        data.dev.display(),
-        cow.dev.display()
+        "snapshot {VG}/{} taken in {:?} ({} of COW)",
+        made.status.name,
+        t.elapsed(),
+        made.status.capacity
     );
 
-    let whole = |d: Device, size: u64| {
-        [TableLine::linear(
-            Sectors(0),
-            Sectors(size / 512),
-            d,
-            Sectors(0),
-        )]
-    };
-    dm.create(&origin, None, &whole(data.device()?, DATA_SIZE), false)?;
-    let origin_node = node_path(&origin);
-    write(&origin_node, 1)?;
-    let before = checksum(&origin_node)?;
+    write(&origin, 2)?;
+    let overwritten = checksum(&origin)?;
+    let in_snapshot = checksum(&PathBuf::from(format!("/dev/{VG}/snapcontent-1")))?;
+    let st = vg.snapshot_status("snapcontent-1")?;
     println!(
-        "origin {} written: checksum {before:016x}",
-        origin_node.display()
+        "origin overwritten: checksum {overwritten:016x}; snapshot still {in_snapshot:016x}, COW {:.2}% full",
+        st.data_percent.unwrap_or_default()
     );
 
     let t = Instant::now();
-    let cow_table = whole(cow.device()?, COW_SIZE);
-    let s = CowSnapshot::create(
-        &dm,
-        &CowSnapshotSpec {
-            origin: &origin,
-            snapshot: &snap,
-            snapshot_uuid: None,
-            cow: &cow_table,
-            chunk: ChunkSize::default(),
-            read_only: true,
-        },
-    )?;
-    println!(
-        "snapshot {} taken in {:?}",
-        node_path(&snap).display(),
-        t.elapsed()
-    );
-
-    write(&origin_node, 2)?;
-    let overwritten = checksum(&origin_node)?;
-    let in_snapshot = checksum(&node_path(&snap))?;
-    println!(
-        "origin overwritten: checksum {overwritten:016x}; snapshot still {in_snapshot:016x}, COW {}% full",
-        s.status(&dm)?
-            .data_percent()
-            .map(|p| p.to_string())
-            .unwrap_or_default()
-    );
-
-    let t = Instant::now();
-    let merge = s.start_merge(&dm)?;
-    merge
-        .wait(
-            &dm,
-            Duration::from_secs(600),
-            Duration::from_millis(50),
-            |p| {
-                println!(
-                    "  merging: {}% done, {} sectors to go",
-                    p.percent, *p.remaining
-                )
-            },
-        )?
-        .ok_or("merge did not finish in 10 minutes")?;
-    merge.finish(&dm)?;
+    let mut rb = vg.rollback("snapcontent-1")?;
+    println!("rollback: {}", rb.state());
+    let end = rb.wait_with(|st| println!("  {st}"))?;
+    if end != RollbackState::Completed {
+        return Err(format!("rollback ended {end}").into());
+    }
     println!("rolled back by merging in {:?}", t.elapsed());
 
-    let after = checksum(&origin_node)?;
+    let after = checksum(&origin)?;
     println!("snapshot-time checksum {before:016x}");
     println!("origin after rollback  {after:016x}");
-    dm.remove(&origin)?;
+    if vg.snapshot_status("snapcontent-1").is_ok() {
+        return Err("the merged snapshot is still there".into());
+    }
     if after != before || in_snapshot != before || overwritten == before {
         return Err("the rollback did not restore the snapshot-time data".into());
     }

@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime};
 use clap::{Parser, Subcommand};
 use lvsnap::Error;
 use lvsnap::snapshot::Error as SnapError;
-use lvsnap::snapshot::{SnapSize, SnapshotOptions, SnapshotStatus, VolumeGroup, parse_size};
+use lvsnap::snapshot::{
+    RestoreOptions, RollbackState, SnapSize, SnapshotOptions, SnapshotStatus, VolumeGroup,
+    parse_size,
+};
 use serde_json::json;
 
 /// LVM volume snapshots without the lvm command.
@@ -50,7 +53,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Roll the origin back to the snapshot by merging it.
+    /// Roll the origin back to the snapshot by merging it. Prints the state;
+    /// exits 0 unless Failed (or, with --wait, Deferred).
     Rollback {
         snap: String,
         #[arg(long)]
@@ -58,7 +62,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Restore the snapshot into a new volume NEWLV.
+    /// Restore the snapshot into a new volume NEWLV (always waits for the
+    /// copy to end; --wait is accepted for the contract).
     Restore {
         snap: String,
         newlv: String,
@@ -74,7 +79,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.cmd) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("lvsnap: {e}");
             ExitCode::FAILURE
@@ -92,7 +97,7 @@ fn vg_and_name(s: &str) -> Result<(&str, &str), Error> {
     }
 }
 
-fn run(cmd: Cmd) -> Result<(), Error> {
+fn run(cmd: Cmd) -> Result<ExitCode, Error> {
     let mut out = std::io::stdout().lock();
     match cmd {
         Cmd::Create {
@@ -148,11 +153,57 @@ fn run(cmd: Cmd) -> Result<(), Error> {
                 .ok();
             }
         }
-        Cmd::Rollback { .. } => {
-            return Err(SnapError::Unsupported("rollback is not available yet".into()).into());
+        Cmd::Rollback { snap, wait, json } => {
+            let (vg, name) = vg_and_name(&snap)?;
+            let vg = VolumeGroup::open(vg)?;
+            let mut rb = vg.rollback(name)?;
+            let mut state = rb.state();
+            if wait && !state.is_settled() {
+                let mut bar = Progress::new();
+                state = rb.wait_with(|st| bar.show("merging", st.percent()))?;
+                bar.done();
+            }
+            if json {
+                writeln!(out, "{}", rollback_json(&state)).ok();
+            } else {
+                writeln!(out, "Rollback of {snap} into {}: {state}", rb.origin()).ok();
+            }
+            // Deferred without --wait: recorded and will run, so success.
+            let failed = match state {
+                RollbackState::Failed { .. } => true,
+                RollbackState::Deferred { .. } => wait,
+                _ => false,
+            };
+            return Ok(if failed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            });
         }
-        Cmd::Restore { .. } => {
-            return Err(SnapError::Unsupported("restore is not available yet".into()).into());
+        Cmd::Restore {
+            snap,
+            newlv,
+            size,
+            wait: _,
+        } => {
+            let (vg, name) = vg_and_name(&snap)?;
+            let mut opts = RestoreOptions::default();
+            if let Some(s) = size {
+                opts = opts.size(parse_size(&s)?);
+            }
+            let vg = VolumeGroup::open(vg)?;
+            let mut bar = Progress::new();
+            let made = vg.restore(name, &newlv, &opts, |p| bar.show("copying", p.percent))?;
+            bar.done();
+            writeln!(
+                out,
+                "Snapshot {snap} restored into {}/{} ({}{}).",
+                vg.name(),
+                made.name,
+                made.size,
+                if made.thin { ", thin" } else { "" }
+            )
+            .ok();
         }
         Cmd::Delete { snap } => {
             let (vg, name) = vg_and_name(&snap)?;
@@ -160,7 +211,56 @@ fn run(cmd: Cmd) -> Result<(), Error> {
             writeln!(out, "Snapshot {vg}/{name} deleted.").ok();
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `{"state": .., "percent": .., "reason": ..}`; reason is "" when none.
+fn rollback_json(st: &RollbackState) -> serde_json::Value {
+    json!({
+        "state": st.name(),
+        "percent": st.percent(),
+        "reason": st.reason().unwrap_or_default(),
+    })
+}
+
+/// A one-line progress display on stderr, only when it is a terminal.
+struct Progress {
+    tty: bool,
+    shown: bool,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            shown: false,
+            last: None,
+        }
+    }
+
+    fn show(&mut self, what: &str, percent: f64) {
+        if !self.tty {
+            return;
+        }
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|l| now.duration_since(l) < Duration::from_millis(200) && percent < 100.0)
+        {
+            return;
+        }
+        self.last = Some(now);
+        eprint!("\r{what}: {percent:6.2}%");
+        self.shown = true;
+    }
+
+    fn done(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
 }
 
 fn to_json(s: &SnapshotStatus) -> serde_json::Value {

@@ -459,6 +459,18 @@ impl CowSnapshot {
     /// origin gets `snapshot-merge`, the snapshot device an `error` table.
     /// Refused for an invalid snapshot or one whose merge failed.
     pub fn start_merge(self, dm: &DmControl) -> Result<CowMerge> {
+        self.start_merge_then(dm, || Ok::<(), Error>(()))
+    }
+
+    /// As [`CowSnapshot::start_merge`], running `while_suspended` once both
+    /// devices are suspended with their new tables loaded, before the
+    /// resume: where LVM commits its metadata. If it fails, the devices go
+    /// back to their old tables and the merge does not start.
+    pub fn start_merge_then<E: From<Error>>(
+        self,
+        dm: &DmControl,
+        while_suspended: impl FnOnce() -> std::result::Result<(), E>,
+    ) -> std::result::Result<CowMerge, E> {
         let st = self.status(dm)?;
         let start = match st {
             SnapshotStatus::Active(u) => {
@@ -469,14 +481,16 @@ impl CowSnapshot {
                     &*self.snapshot,
                     ErrorKind::InvalidArgument,
                     "is invalid (its COW overflowed); it cannot be merged",
-                ));
+                )
+                .into());
             }
             other => {
                 return Err(Error::state(
                     &*self.snapshot,
                     ErrorKind::Busy,
                     format!("cannot be merged in state {other:?}"),
-                ));
+                )
+                .into());
             }
         };
         dm.status_of(&self.origin, SNAPSHOT_ORIGIN, ErrorKind::Busy)?;
@@ -500,12 +514,13 @@ impl CowSnapshot {
         load_undoable(dm, &mut undo, s, &snap_table, false)?;
         suspend_undoable(dm, &mut undo, o, Suspend::FREEZE)?;
         suspend_undoable(dm, &mut undo, s, Suspend::FREEZE)?;
+        while_suspended()?;
         dm.resume(o)?;
         undo.done();
         if let Err(e) = dm.resume(s) {
             // The merge runs; only the old snapshot device is left suspended.
             log::error!("merge of {s} into {o} started, but: {e}");
-            return Err(e);
+            return Err(e.into());
         }
         Ok(CowMerge { snap: self, start })
     }
@@ -531,13 +546,18 @@ impl CowSnapshot {
 
     /// Origin back to the `-real` table, then the layers removed.
     fn collapse(&self, dm: &DmControl) -> Result<()> {
-        self.detach(dm, false)
+        self.detach(dm, false, || Ok::<(), Error>(()))
     }
 
     /// Gives the origin a plain table again (the one `-real` has), or, with
     /// `keep_real` (other snapshots stay), `snapshot-origin` over `-real`;
     /// then removes this snapshot's devices.
-    fn detach(&self, dm: &DmControl, keep_real: bool) -> Result<()> {
+    fn detach<E: From<Error>>(
+        &self,
+        dm: &DmControl,
+        keep_real: bool,
+        while_suspended: impl FnOnce() -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let table = if keep_real {
             let p = SnapshotOriginTargetParams {
                 real: self.params.real,
@@ -559,6 +579,7 @@ impl CowSnapshot {
         let mut undo = Undo::new(dm);
         load_undoable(dm, &mut undo, o, &table, ro)?;
         suspend_undoable(dm, &mut undo, o, Suspend::FLUSH)?;
+        while_suspended()?;
         dm.resume(o)?;
         undo.done();
         let mut first = None;
@@ -569,7 +590,7 @@ impl CowSnapshot {
                 first.get_or_insert(e);
             }
         }
-        first.map_or(Ok(()), Err)
+        first.map_or(Ok(()), |e| Err(e.into()))
     }
 }
 
@@ -692,15 +713,25 @@ impl CowMerge {
     /// had) and the snapshot, `-cow` and `-real` are removed; if the origin
     /// has other snapshots, it goes back to `snapshot-origin` and keeps `-real`.
     pub fn finish(self, dm: &DmControl) -> Result<()> {
+        self.finish_then(dm, || Ok::<(), Error>(()))
+    }
+
+    /// As [`CowMerge::finish`], running `while_suspended` while the origin
+    /// is suspended with its new table loaded (where LVM commits the
+    /// metadata without the snapshot). If it fails, the origin keeps merging
+    /// and nothing is removed.
+    pub fn finish_then<E: From<Error>>(
+        self,
+        dm: &DmControl,
+        while_suspended: impl FnOnce() -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         if !self.progress(dm)?.done {
-            return Err(Error::state(
-                &*self.snap.origin,
-                ErrorKind::Busy,
-                "merge is not finished",
-            ));
+            return Err(
+                Error::state(&*self.snap.origin, ErrorKind::Busy, "merge is not finished").into(),
+            );
         }
         let others = !self.snap.siblings(dm)?.is_empty();
-        self.snap.detach(dm, others)
+        self.snap.detach(dm, others, while_suspended)
     }
 }
 

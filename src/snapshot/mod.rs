@@ -1,11 +1,13 @@
-//! Volume-snapshot semantics (HwameiStor's): create, status, watch, rollback,
-//! restore, delete.
+//! Volume-snapshot semantics (HwameiStor's): create, status, watch, rollback
+//! (merge), restore into a new volume, delete.
 
 mod create;
 mod delete;
 mod error;
 mod options;
 mod report;
+mod restore;
+mod rollback;
 mod size;
 mod status;
 mod thin;
@@ -15,6 +17,8 @@ mod watch;
 pub use create::Created;
 pub use error::Error;
 pub use options::SnapshotOptions;
+pub use restore::{RestoreOptions, RestoreProgress, Restored};
+pub use rollback::{Rollback, RollbackState};
 pub use size::{SnapSize, check_chunk_size, cow_max_extents, parse_size, plan_cow_extents};
 pub use status::{SnapshotStatus, State};
 pub use vg::{VolumeGroup, all_snapshots, volume_groups};

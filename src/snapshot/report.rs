@@ -53,7 +53,7 @@ impl VolumeGroup {
         Ok(out)
     }
 
-    fn cow_status(
+    pub(super) fn cow_status(
         &self,
         s: &Session,
         snap: &CowSnapshot,

@@ -8,6 +8,7 @@ use crate::activate;
 use crate::dm::{self, DmControl, ThinSnapshotSpec};
 use crate::error::Result;
 use crate::lvm::vg::{Creation, SegmentKind};
+use crate::units::Extents;
 
 impl VolumeGroup {
     /// Creates thin snapshot `name` of thin LV `origin`, as `lvcreate -s`
@@ -15,7 +16,29 @@ impl VolumeGroup {
     /// transaction id + 1; the pool creates the device; the second commit
     /// drops the message. The snapshot gets ACTIVATION_SKIP, as LVM's do.
     pub(crate) fn create_thin(&self, s: &mut Session, origin: &str, name: &str) -> Result<()> {
+        self.create_thin_lv(s, origin, name, None, true).map(|_| ())
+    }
+
+    /// As [`VolumeGroup::create_thin`], with the new LV `extents` large
+    /// (default: the origin's size, as `lvcreate -s`; larger is what
+    /// `lvextend` of the snapshot would give) and ACTIVATION_SKIP as asked.
+    /// Returns the new thin device id.
+    pub(crate) fn create_thin_lv(
+        &self,
+        s: &mut Session,
+        origin: &str,
+        name: &str,
+        extents: Option<Extents>,
+        activation_skip: bool,
+    ) -> Result<u64> {
         let vg = s.md.vg();
+        let extents = match extents {
+            Some(e) => e,
+            None => vg
+                .lv(origin)
+                .map(|o| o.extents())
+                .ok_or_else(|| SnapError::NotFound(format!("thin LV {origin}")))?,
+        };
         let (pool, origin_id) = vg
             .lv(origin)
             .and_then(|o| o.thin())
@@ -25,17 +48,19 @@ impl VolumeGroup {
         let dm = DmControl::open()?;
         let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
         let before = s.md.clone();
+        let snap_id = s.md.add_thin_lv(
+            name,
+            &pool,
+            extents,
+            Some(origin),
+            activation_skip,
+            &Creation::now(),
+        )?;
         if !dm.exists(&tpool)? {
-            s.md.add_thin_snapshot(origin, name, true, &Creation::now())?;
-            return self.through_inactive_pool(
-                s,
-                &dm,
-                &pool,
-                &format!("create thin snapshot {name}"),
-            );
+            let what = format!("create thin snapshot {name}");
+            self.through_inactive_pool(s, &dm, &pool, &what)?;
+            return Ok(snap_id);
         }
-        let snap_id =
-            s.md.add_thin_snapshot(origin, name, true, &Creation::now())?;
         s.precommit(&format!(
             "create thin snapshot {}/{name} of {origin}",
             self.name()
@@ -74,7 +99,7 @@ impl VolumeGroup {
             s.revert();
             return Err(e);
         }
-        Ok(())
+        Ok(snap_id)
     }
 
     /// Deletes thin snapshot `name`: its device if active (refused while

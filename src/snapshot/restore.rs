@@ -7,7 +7,8 @@ use std::path::Path;
 
 use super::Error as SnapError;
 use super::vg::{Session, VolumeGroup};
-use crate::dm::{self, DmControl, LvmDmUuid, LvmId};
+use crate::activate;
+use crate::dm::{self, DmControl};
 use crate::error::{Error, Result};
 use crate::lvm::names::validate_lv_name;
 use crate::lvm::vg::Creation;
@@ -224,17 +225,7 @@ impl VolumeGroup {
         s.md.add_linear_lv(new_lv, extents, &Creation::now())?;
         s.precommit(&format!("restore {full} into {new_lv}"))?;
         let new_dev = self.dm_name(new_lv, None)?;
-        // TODO(activate): replace with the activation layer's activate_lv.
-        let made = (|| -> Result<()> {
-            let vg = s.md.vg();
-            let lv = vg
-                .lv(new_lv)
-                .ok_or_else(|| SnapError::NotFound(format!("new LV {new_lv}")))?;
-            let table = s.lv_table(lv)?;
-            let uuid = LvmDmUuid::new(&LvmId::parse(&vg.id)?, &LvmId::parse(&lv.id)?, None)?;
-            dm.create(&new_dev, Some(uuid.as_dm_uuid()), &table, false)?;
-            Ok(())
-        })();
+        let made = self.activate_lv(&s, new_lv);
         if let Err(e) = made {
             s.revert();
             return Err(e);
@@ -244,7 +235,6 @@ impl VolumeGroup {
             s.revert();
             return Err(e);
         }
-        self.make_link(new_lv);
         drop(s);
 
         let copied = open_direct(&dm::node_path(&new_dev), true)
@@ -285,43 +275,26 @@ impl VolumeGroup {
         new_lv: &str,
         extents: Extents,
     ) -> Result<()> {
-        let id = self.create_thin_lv(s, snapshot, new_lv, Some(extents), false)?;
-        // TODO(activate): replace with the activation layer's activate_lv.
-        let activated = (|| -> Result<()> {
-            let dm = DmControl::open()?;
-            let vg = s.md.vg();
-            let (pool, _) = vg
-                .lv(new_lv)
-                .and_then(|l| l.thin())
-                .ok_or_else(|| SnapError::NotFound(format!("new thin LV {new_lv}")))?;
-            let tpool = self.dm_name(pool, Some("tpool"))?;
-            let pool_dev = dm.info(&tpool)?.device;
-            let lv = vg
-                .lv(new_lv)
-                .ok_or_else(|| SnapError::NotFound(format!("new thin LV {new_lv}")))?;
-            let size = extents
-                .sectors(vg.extent_size)
-                .ok_or_else(|| SnapError::InvalidArgument("size too large".into()))?;
-            let dev_id = devicemapper::ThinDevId::new_u64(id).map_err(|_| {
-                SnapError::InvalidArgument(format!("thin device id {id} out of range"))
-            })?;
-            let table = [dm::thin_table(pool_dev, dev_id, size)];
-            let uuid = LvmDmUuid::new(&LvmId::parse(&vg.id)?, &LvmId::parse(&lv.id)?, None)?;
-            dm.create(
-                &self.dm_name(new_lv, None)?,
-                Some(uuid.as_dm_uuid()),
-                &table,
-                false,
-            )?;
-            Ok(())
-        })();
+        self.create_thin_lv(s, snapshot, new_lv, Some(extents), false)?;
+        let activated = self.activate_lv(s, new_lv);
         if let Err(e) = activated {
             if let Err(u) = self.delete_thin(s, new_lv) {
                 log::error!("removing the half-restored thin {new_lv}: {u}");
             }
             return Err(e);
         }
-        self.make_link(new_lv);
+        Ok(())
+    }
+
+    /// Activates LV `new_lv` of the session's metadata as LVM would (its
+    /// device, layers below it such as a thin pool's, and its /dev link).
+    fn activate_lv(&self, s: &Session, new_lv: &str) -> Result<()> {
+        let dm = DmControl::open()?;
+        let pvs = activate::pv_map(s.md.vg(), &s.disk)?;
+        let opts = activate::ActivateOptions {
+            ignore_activation_skip: true,
+        };
+        activate::activate(&dm, s.md.vg(), &pvs, new_lv, &opts)?;
         Ok(())
     }
 }

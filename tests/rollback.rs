@@ -4,29 +4,16 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{dm_names, read_at, require_dm, sh, write_pattern};
+use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{RestoreOptions, RollbackState, SnapSize, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
 use serial_test::serial;
 
 const MIB: u64 = 1 << 20;
-
-fn lvsnap(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lvsnap"))
-        .args(args)
-        .output()
-        .expect("run lvsnap");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))

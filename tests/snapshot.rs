@@ -3,29 +3,16 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{dm_names, read_at, require_dm, sh, write_pattern};
+use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{SnapSize, SnapshotOptions, State, Until, VolumeGroup, WatchEvent};
 use lvsnap::units::Bytes;
 use serial_test::serial;
 
 const MIB: u64 = 1 << 20;
-
-fn lvsnap(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lvsnap"))
-        .args(args)
-        .output()
-        .expect("run lvsnap");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The fields of `lvs` that must agree between lvsnap's and LVM's snapshots.
 const FIELDS: &str = "lv_attr,origin,lv_size,data_percent,snap_percent,lv_snapshot_invalid";

@@ -33,6 +33,19 @@ pub fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs the `lvsnap` CLI built with the tests: (exit code, stdout, stderr).
+pub fn lvsnap(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lvsnap"))
+        .args(args)
+        .output()
+        .expect("run lvsnap");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A loop device over a sparse file in the (guest tmpfs) temp dir; detached on drop.
 pub struct LoopDev {
     pub path: PathBuf,

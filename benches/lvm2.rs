@@ -1,0 +1,454 @@
+//! lvsnap against LVM2's tools, each pair measured in the same run so the
+//! ratio holds on a noisy machine. Run with `./vm/setup && cargo bench`
+//! (through the VM runner where the host kernel has no device-mapper).
+//!
+//! Each timed call is measured alone: set-up (writing data, making the LVs
+//! a benchmark needs) and tear-down (removing what it made) run outside the
+//! clock. LVM commands are spawned directly, not through a shell.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::lvm::ScratchVg;
+use common::{require_dm, write_pattern};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use devicemapper::{DmName, DmUuid};
+use lvsnap::dm::{ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl};
+use lvsnap::lvm::text::Style;
+use lvsnap::lvm::vg::{Creation, Metadata};
+use lvsnap::lvm::{ScanOptions, VgDisk};
+use lvsnap::snapshot::{RestoreOptions, RollbackState, SnapSize, SnapshotOptions, VolumeGroup};
+use lvsnap::units::{Bytes, Extents, Sectors};
+
+const MIB: u64 = 1 << 20;
+
+/// Runs an LVM (or other) command directly; panics with its output on failure.
+fn run(argv: &[&str]) {
+    let (cmd, args) = argv.split_first().expect("a command");
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sums the time of `timed` over `iters` rounds, with `setup` before and
+/// `teardown` after each round off the clock.
+fn clocked<S, T>(
+    iters: u64,
+    mut setup: impl FnMut() -> S,
+    mut timed: impl FnMut(S) -> T,
+    mut teardown: impl FnMut(T),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let s = setup();
+        let start = Instant::now();
+        let t = black_box(timed(s));
+        total += start.elapsed();
+        teardown(t);
+    }
+    total
+}
+
+fn cow_opts(mib: u64) -> SnapshotOptions {
+    // `lvcreate -s -L` makes writable snapshots; match it.
+    SnapshotOptions::default()
+        .snapsize(SnapSize::Bytes(Bytes(u128::from(mib * MIB))))
+        .writable(true)
+}
+
+fn dm_path(vg: &str, lv: &str) -> String {
+    format!("/dev/mapper/{vg}-{lv}")
+}
+
+/// COW create of an active 64 MiB origin with an 8 MiB store: lvsnap, the
+/// bare device-mapper sequence it performs, and `lvcreate -s -L 8M`.
+fn cow_create(c: &mut Criterion) {
+    let vg = ScratchVg::new("lvsnapbenchc", 1, 512, "");
+    vg.lvm("lvcreate -q -L 64M -n origin");
+    // An 8 MiB area for the floor's exception store: an LV made and then
+    // deactivated, so its extents are taken but unmapped.
+    vg.lvm("lvcreate -q -L 8M -n cowarea");
+    let dm = DmControl::open().expect("device-mapper");
+    let cow_table = dm
+        .table(DmName::new("lvsnapbenchc-cowarea").unwrap())
+        .expect("table of cowarea");
+    run(&["lvchange", "-q", "-an", "lvsnapbenchc/cowarea"]);
+    let lvsnap_vg = VolumeGroup::open(&vg.name).expect("open VG");
+    let opts = cow_opts(8);
+
+    let mut g = c.benchmark_group("cow_create");
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("lvsnap", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| lvsnap_vg.create_snapshot("origin", "snap", &opts).unwrap(),
+                |_| lvsnap_vg.delete_snapshot("snap").unwrap(),
+            )
+        })
+    });
+    let origin = DmName::new("lvsnapbenchc-origin").unwrap();
+    let snap = DmName::new("lvsnapbenchc-floor").unwrap();
+    let uuid =
+        DmUuid::new("LVM-lvsnapbenchfloorsnapshotuuid0000000000000000000000000000000").unwrap();
+    g.bench_function("floor (dm ioctls)", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || zero_cow_header(&vg, &cow_table),
+                |()| {
+                    let spec = CowSnapshotSpec {
+                        origin,
+                        snapshot: snap,
+                        snapshot_uuid: Some(uuid),
+                        cow: &cow_table,
+                        chunk: ChunkSize::new(Sectors(8)).unwrap(),
+                        read_only: false,
+                    };
+                    CowSnapshot::create(&dm, &spec).unwrap()
+                },
+                |s| s.remove(&dm).unwrap(),
+            )
+        })
+    });
+    g.bench_function("lvcreate -s", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| {
+                    run(&[
+                        "lvcreate",
+                        "-q",
+                        "-s",
+                        "-L",
+                        "8M",
+                        "-n",
+                        "snap",
+                        "lvsnapbenchc/origin",
+                    ])
+                },
+                |()| run(&["lvremove", "-q", "-f", "lvsnapbenchc/snap"]),
+            )
+        })
+    });
+    g.finish();
+}
+
+/// Zeroes the first chunk the floor's exception store maps, as lvsnap and
+/// LVM do before a snapshot uses it (off the clock: data I/O, not ioctls).
+fn zero_cow_header(vg: &ScratchVg, table: &[lvsnap::dm::TableLine]) {
+    let line = table.first().expect("a linear line");
+    let mut words = line.params.split_whitespace();
+    let _dev = words.next();
+    let offset: u64 = words.next().and_then(|o| o.parse().ok()).expect("offset");
+    write_pattern(&vg.pvs[0].path, offset * 512, 4096, 0);
+}
+
+/// Thin snapshot create of an active 64 MiB thin LV.
+fn thin_create(c: &mut Criterion) {
+    let vg = ScratchVg::new("lvsnapbencht", 1, 512, "");
+    vg.lvm("lvcreate -q -T -L 256M -n pool");
+    run(&[
+        "lvcreate",
+        "-q",
+        "-V",
+        "64M",
+        "-T",
+        "lvsnapbencht/pool",
+        "-n",
+        "thin",
+    ]);
+    let lvsnap_vg = VolumeGroup::open(&vg.name).expect("open VG");
+    let opts = SnapshotOptions::default();
+
+    let mut g = c.benchmark_group("thin_create");
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("lvsnap", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| lvsnap_vg.create_snapshot("thin", "tsnap", &opts).unwrap(),
+                |_| lvsnap_vg.delete_snapshot("tsnap").unwrap(),
+            )
+        })
+    });
+    g.bench_function("lvcreate -s", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| run(&["lvcreate", "-q", "-s", "-n", "tsnap", "lvsnapbencht/thin"]),
+                |()| run(&["lvremove", "-q", "-f", "lvsnapbencht/tsnap"]),
+            )
+        })
+    });
+    g.finish();
+}
+
+/// Status of every snapshot in a VG of 1, 10 and 100 snapshots, then COW
+/// create in that VG grown to 500 LVs and 100 snapshots.
+fn status_and_scale(c: &mut Criterion) {
+    const ORIGINS: usize = 10;
+    let vg = ScratchVg::new("lvsnapbenchs", 1, 4096, "");
+    for i in 0..ORIGINS {
+        vg.lvm(&format!("lvcreate -q -L 8M -n o{i}"));
+    }
+    let lvsnap_vg = VolumeGroup::open(&vg.name).expect("open VG");
+    let small = cow_opts(4);
+    let mut made = 0;
+
+    let mut g = c.benchmark_group("status_all_snapshots");
+    g.sampling_mode(SamplingMode::Flat);
+    for count in [1usize, 10, 100] {
+        while made < count {
+            let origin = format!("o{}", made % ORIGINS);
+            lvsnap_vg
+                .create_snapshot(&origin, &format!("s{made}"), &small)
+                .unwrap();
+            made += 1;
+        }
+        g.bench_with_input(BenchmarkId::new("lvsnap", count), &count, |b, &count| {
+            b.iter(|| {
+                let all = lvsnap_vg.snapshots().unwrap();
+                assert_eq!(all.len(), count);
+                all
+            })
+        });
+        g.bench_with_input(
+            BenchmarkId::new("lvs -o data_percent,lv_attr", count),
+            &count,
+            |b, _| {
+                b.iter(|| {
+                    run(&[
+                        "lvs",
+                        "--noheadings",
+                        "-o",
+                        "lv_name,origin,lv_size,lv_time,data_percent,lv_attr",
+                        "lvsnapbenchs",
+                    ])
+                })
+            },
+        );
+    }
+    g.finish();
+
+    // Grow to 500 LVs (the origins and 490 inactive ones) in one commit.
+    add_linear_lvs(&vg.name, ORIGINS..500);
+    let mut g = c.benchmark_group("cow_create_500_lvs_100_snapshots");
+    g.sampling_mode(SamplingMode::Flat);
+    let opts = cow_opts(8);
+    g.bench_function("lvsnap", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| lvsnap_vg.create_snapshot("o0", "snap", &opts).unwrap(),
+                |_| lvsnap_vg.delete_snapshot("snap").unwrap(),
+            )
+        })
+    });
+    g.bench_function("lvcreate -s", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| {
+                    run(&[
+                        "lvcreate",
+                        "-q",
+                        "-s",
+                        "-L",
+                        "8M",
+                        "-n",
+                        "snap",
+                        "lvsnapbenchs/o0",
+                    ])
+                },
+                |()| run(&["lvremove", "-q", "-f", "lvsnapbenchs/snap"]),
+            )
+        })
+    });
+    g.finish();
+}
+
+/// Adds inactive one-extent linear LVs `l<i>` for each `i` in `range`, in one
+/// commit through lvsnap's metadata layer (LVM would take a command each).
+fn add_linear_lvs(vg: &str, range: std::ops::Range<usize>) {
+    let mut disk = VgDisk::open(vg, &ScanOptions::default()).expect("open VG");
+    let mut md = Metadata::parse(disk.text()).expect("parse");
+    let now = Creation::now();
+    for i in range {
+        md.add_linear_lv(&format!("l{i}"), Extents(1), &now)
+            .expect("add LV");
+    }
+    md.bump_seqno().expect("seqno");
+    disk.commit(&md.to_text(Style::Raw)).expect("commit");
+    drop(disk);
+    run(&["vgck", vg]);
+}
+
+/// Rollback to completion of a snapshot with 1 MiB changed on its origin.
+fn rollback(c: &mut Criterion) {
+    let vg = ScratchVg::new("lvsnapbenchr", 1, 256, "");
+    vg.lvm("lvcreate -q -L 64M -n origin");
+    let lvsnap_vg = VolumeGroup::open(&vg.name).expect("open VG");
+    let origin = dm_path(&vg.name, "origin");
+    let change = || write_pattern(Path::new(&origin), 0, MIB as usize, 0x5a);
+
+    let mut g = c.benchmark_group("rollback_1MiB_changed");
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("lvsnap", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || {
+                    run(&[
+                        "lvcreate",
+                        "-q",
+                        "-s",
+                        "-L",
+                        "8M",
+                        "-n",
+                        "snap",
+                        "lvsnapbenchr/origin",
+                    ]);
+                    change();
+                },
+                |()| {
+                    let mut r = lvsnap_vg.rollback("snap").unwrap();
+                    let end = r.wait().unwrap();
+                    assert_eq!(end, RollbackState::Completed, "rollback ended {end:?}");
+                },
+                |()| (),
+            )
+        })
+    });
+    g.bench_function("lvconvert --merge -i1", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || {
+                    run(&[
+                        "lvcreate",
+                        "-q",
+                        "-s",
+                        "-L",
+                        "8M",
+                        "-n",
+                        "snap",
+                        "lvsnapbenchr/origin",
+                    ]);
+                    change();
+                },
+                |()| run(&["lvconvert", "-q", "--merge", "-i", "1", "lvsnapbenchr/snap"]),
+                |()| (),
+            )
+        })
+    });
+    g.finish();
+}
+
+/// Restore of a 256 MiB COW snapshot into a new LV, against `dd` copying the
+/// same snapshot into an LV made beforehand.
+fn restore(c: &mut Criterion) {
+    const SIZE: u64 = 256 * MIB;
+    let vg = ScratchVg::new("lvsnapbenchx", 1, 2048, "");
+    vg.lvm("lvcreate -q -L 256M -n origin");
+    vg.lvm("lvcreate -q -L 256M -n ddtarget");
+    fill(&dm_path(&vg.name, "origin"), SIZE);
+    let lvsnap_vg = VolumeGroup::open(&vg.name).expect("open VG");
+    lvsnap_vg
+        .create_snapshot("origin", "snap", &SnapshotOptions::default())
+        .unwrap();
+
+    let mut g = c.benchmark_group("restore_256MiB");
+    g.sampling_mode(SamplingMode::Flat);
+    g.throughput(Throughput::Bytes(SIZE));
+    g.bench_function("lvsnap", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| {
+                    lvsnap_vg
+                        .restore("snap", "restored", &RestoreOptions::default(), |_| {})
+                        .unwrap()
+                },
+                |_| run(&["lvremove", "-q", "-f", "lvsnapbenchx/restored"]),
+            )
+        })
+    });
+    let input = format!("if={}", dm_path(&vg.name, "snap"));
+    let output = format!("of={}", dm_path(&vg.name, "ddtarget"));
+    g.bench_function("dd bs=4M direct", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| {
+                    run(&[
+                        "dd",
+                        &input,
+                        &output,
+                        "bs=4M",
+                        "iflag=direct",
+                        "oflag=direct",
+                        "status=none",
+                    ])
+                },
+                |()| (),
+            )
+        })
+    });
+    g.finish();
+}
+
+/// Writes `len` bytes of varied data over a device.
+fn fill(dev: &str, len: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dev)
+        .expect("open for fill");
+    let block: Vec<u8> = (0..4 * MIB).map(|i| (i % 251) as u8).collect();
+    let mut at = 0;
+    while at < len {
+        f.write_all_at(&block, at).expect("fill");
+        at += block.len() as u64;
+    }
+    f.sync_all().expect("fsync");
+}
+
+fn config() -> Criterion {
+    require_dm();
+    // LVM commands take seconds under TCG: few samples, short windows.
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = cow_create, thin_create, status_and_scale, rollback, restore
+}
+criterion_main!(benches);

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use devicemapper::{
-    DM, DevId, Device, DeviceInfo, DmFlags, DmName, DmNameBuf, DmOptions, DmUuid, Sectors,
-    TargetLine, TargetParams,
+    DM, DevId, Device, DeviceInfo, DmError, DmFlags, DmName, DmNameBuf, DmOptions, DmUuid, Sectors,
+    TargetLine, TargetParams, errors,
 };
 
 use super::error::{Error, Result};
@@ -347,9 +347,19 @@ impl DmControl {
         Ok(Info::from_dm(name, &i))
     }
 
-    /// Whether a device called `name` exists.
+    /// Whether a device called `name` exists. One info ioctl, not a list of
+    /// every device: callers ask this per LV, so it must not grow with the
+    /// number of devices.
     pub fn exists(&self, name: &DmName) -> Result<bool> {
-        Ok(self.list()?.iter().any(|(n, _)| **n == *name))
+        match self.dm.device_info(&DevId::Name(name)) {
+            Ok(_) => Ok(true),
+            Err(DmError::Core(errors::Error::Ioctl(_, _, _, errno)))
+                if *errno == nix::errno::Errno::ENXIO =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::ioctl("info", name, e)),
+        }
     }
 
     /// All devices: name and `major:minor`.
@@ -413,6 +423,18 @@ impl DmControl {
                 crate::ErrorKind::Corrupt,
                 "expected a table of exactly one target",
             )),
+        }
+    }
+
+    /// As [`DmControl::single_status`], or `None` if there is no device
+    /// `name`: one ioctl where an existence check first would take two.
+    /// A device with other than one target is `None` too.
+    pub fn single_status_if_exists(&self, name: &DmName) -> Result<Option<(String, String)>> {
+        match self.single_status(name) {
+            Ok(st) => Ok(Some(st)),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == crate::ErrorKind::Corrupt => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

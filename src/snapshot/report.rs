@@ -1,6 +1,7 @@
 //! Building [`SnapshotStatus`] from the metadata and the kernel, with no
 //! process spawned.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use devicemapper::ThinStatus;
@@ -42,9 +43,15 @@ impl VolumeGroup {
         let s = self.session()?;
         let dm = DmControl::open().ok();
         let vg = s.md.vg();
+        // One walk for all COW snapshots: asking per LV would be O(LVs²).
+        let mut cows: HashMap<String, CowSnapshot> = vg
+            .cow_snapshots()
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
         let mut out = Vec::new();
         for lv in &vg.lvs {
-            if let Some(snap) = vg.cow_snapshot(&lv.name) {
+            if let Some(snap) = cows.remove(&lv.name) {
                 out.push(self.cow_status(&s, &snap, dm.as_ref())?);
             } else if lv.thin_origin().is_some() {
                 out.push(self.thin_status(&s, lv, dm.as_ref())?);
@@ -100,17 +107,15 @@ impl VolumeGroup {
         snap: &CowSnapshot,
     ) -> Result<Option<dm::SnapshotStatus>> {
         let snap_dev = self.dm_name(&snap.name, None)?;
-        if dm.exists(&snap_dev)? {
-            if let Ok((ty, params)) = dm.single_status(&snap_dev) {
-                if ty == dm::SNAPSHOT {
-                    return Ok(params.parse().ok());
-                }
+        if let Some((ty, params)) = dm.single_status_if_exists(&snap_dev)? {
+            if ty == dm::SNAPSHOT {
+                return Ok(params.parse().ok());
             }
         }
         // While merging, the origin carries the snapshot-merge status.
-        let origin_dev = self.dm_name(&snap.origin, None)?;
-        if snap.merging && dm.exists(&origin_dev)? {
-            if let Ok((ty, params)) = dm.single_status(&origin_dev) {
+        if snap.merging {
+            let origin_dev = self.dm_name(&snap.origin, None)?;
+            if let Some((ty, params)) = dm.single_status_if_exists(&origin_dev)? {
                 if ty == dm::SNAPSHOT_MERGE {
                     return Ok(params.parse().ok());
                 }

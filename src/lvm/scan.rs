@@ -322,6 +322,15 @@ fn sys_read(p: &Path) -> Option<String> {
 
 /// Why LVM (or prudence) skips a `/sys/class/block` entry, or `None` to scan it.
 fn skip_reason(sys: &Path, name: &str) -> Option<&'static str> {
+    // LVs first, with one read: a system with many snapshots has hundreds.
+    if let Some(uuid) = sys_read(&sys.join("dm/uuid")) {
+        if uuid.starts_with("LVM-") {
+            return Some("an LV (scan_lvs = 0)");
+        }
+        if sys_read(&sys.join("dm/suspended")).as_deref() == Some("1") {
+            return Some("suspended");
+        }
+    }
     let sectors: u64 = sys_read(&sys.join("size"))?.parse().ok()?;
     if sectors.saturating_mul(512) < PV_MIN_SIZE {
         return Some("smaller than pv_min_size");
@@ -331,14 +340,6 @@ fn skip_reason(sys: &Path, name: &str) -> Option<&'static str> {
     });
     if has_partitions {
         return Some("partitioned");
-    }
-    if let Some(uuid) = sys_read(&sys.join("dm/uuid")) {
-        if uuid.starts_with("LVM-") {
-            return Some("an LV (scan_lvs = 0)");
-        }
-        if sys_read(&sys.join("dm/suspended")).as_deref() == Some("1") {
-            return Some("suspended");
-        }
     }
     let holders = fs::read_dir(sys.join("holders"))
         .into_iter()

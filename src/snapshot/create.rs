@@ -74,11 +74,12 @@ impl VolumeGroup {
             ))
             .into());
         }
+        // The status comes from the session's own, now committed, metadata:
+        // reading the VG again would double the cost of a create.
         if o.thin().is_some() {
             self.create_thin(&mut s, origin, name)?;
-            drop(s);
             return Ok(Created {
-                status: self.snapshot_status(name)?,
+                status: self.status_in(&s, name)?,
                 snapsize_ignored: opts.snapsize != SnapSize::OriginSize,
             });
         }
@@ -89,10 +90,8 @@ impl VolumeGroup {
             .into());
         }
         self.create_cow(&mut s, origin, name, opts, chunk)?;
-        // The status reads the VG anew, under its own lock.
-        drop(s);
         Ok(Created {
-            status: self.snapshot_status(name)?,
+            status: self.status_in(&s, name)?,
             snapsize_ignored: false,
         })
     }

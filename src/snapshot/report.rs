@@ -22,13 +22,18 @@ impl VolumeGroup {
     /// snapshot).
     pub fn snapshot_status(&self, name: &str) -> Result<SnapshotStatus> {
         let s = self.session()?;
+        self.status_in(&s, name)
+    }
+
+    /// The status of snapshot `name` as the metadata of `s` records it.
+    pub(super) fn status_in(&self, s: &Session, name: &str) -> Result<SnapshotStatus> {
         let dm = DmControl::open().ok();
         let vg = s.md.vg();
         if let Some(snap) = vg.cow_snapshot(name) {
-            return self.cow_status(&s, &snap, dm.as_ref());
+            return self.cow_status(s, &snap, dm.as_ref());
         }
         match vg.lv(name) {
-            Some(lv) if lv.thin_origin().is_some() => self.thin_status(&s, lv, dm.as_ref()),
+            Some(lv) if lv.thin_origin().is_some() => self.thin_status(s, lv, dm.as_ref()),
             Some(_) => Err(SnapError::InvalidArgument(format!(
                 "{}/{name} is not a snapshot",
                 self.name()

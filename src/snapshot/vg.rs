@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::Error as SnapError;
 use super::SnapshotStatus;
@@ -29,13 +30,59 @@ use crate::units::Sectors;
 pub struct VolumeGroup {
     name: String,
     scan: ScanOptions,
+    /// What the last read learnt, for the next one.
+    memo: Arc<Mutex<Memo>>,
+}
+
+/// What one read of a VG leaves for the next.
+#[derive(Debug, Default)]
+struct Memo {
+    /// The VG's PVs as the last read found them: the next read tries
+    /// these first, as LVM's hints do, instead of every block device.
+    pvs: Option<Vec<PathBuf>>,
+    /// The last committed text and its parsed metadata. A read whose text is
+    /// byte for byte this one takes the parsed copy instead of parsing again.
+    parsed: Option<(String, Metadata)>,
 }
 
 /// One locked read of the VG: the on-disk handle and the parsed metadata.
 pub(crate) struct Session {
     pub disk: VgDisk,
     pub md: Metadata,
+    memo: Arc<Mutex<Memo>>,
 }
+
+impl Drop for Session {
+    /// Leaves the parsed metadata for the next read, if it is exactly what
+    /// the disk holds (an operation that failed half way may have changed it
+    /// in memory only). Runs while the VG is still locked.
+    fn drop(&mut self) {
+        if self.disk.has_precommit() {
+            return;
+        }
+        let Some(blank) = placeholder() else { return };
+        if self.md.to_text(Style::Raw) != self.disk.text() {
+            return;
+        }
+        let md = std::mem::replace(&mut self.md, blank);
+        if let Ok(mut m) = self.memo.lock() {
+            m.parsed = Some((self.disk.text().to_owned(), md));
+        }
+    }
+}
+
+/// A tiny metadata to leave in a dropped session's place.
+fn placeholder() -> Option<Metadata> {
+    static BLANK: OnceLock<Option<Metadata>> = OnceLock::new();
+    BLANK
+        .get_or_init(|| Metadata::parse(PLACEHOLDER).ok())
+        .clone()
+}
+
+const PLACEHOLDER: &str = "placeholder {\nid = \"aaaaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaaaa\"\n\
+    seqno = 1\nformat = \"lvm2\"\nstatus = [\"READ\"]\nflags = []\nextent_size = 8192\n\
+    max_lv = 0\nmax_pv = 0\nmetadata_copies = 0\nphysical_volumes {\n}\n}\n\
+    contents = \"Text Format Volume Group\"\nversion = 1\n";
 
 /// Where a PV is: its path and first extent, by metadata key (`pv0`).
 pub(crate) struct PvDev {
@@ -57,6 +104,7 @@ impl VolumeGroup {
         let vg = VolumeGroup {
             name: name.to_owned(),
             scan,
+            memo: Arc::default(),
         };
         vg.session()?;
         Ok(vg)
@@ -69,9 +117,50 @@ impl VolumeGroup {
 
     /// Locks the VG and reads its newest metadata.
     pub(crate) fn session(&self) -> Result<Session> {
+        let disk = self.open_disk()?;
+        let parsed = self.memo.lock().ok().and_then(|mut m| m.parsed.take());
+        let md = match parsed {
+            Some((text, md)) if text == disk.text() => md,
+            _ => Metadata::parse(disk.text())?,
+        };
+        Ok(Session {
+            disk,
+            md,
+            memo: Arc::clone(&self.memo),
+        })
+    }
+
+    /// Opens the VG on disk. Where the scan is of the whole system, the
+    /// PVs the last read found are read first: reading every block device
+    /// (every active LV among them) costs far more than the metadata itself.
+    /// The hint is only taken when it yields the VG with all the PVs its
+    /// newest metadata lists; otherwise, or on any error, the whole system is
+    /// scanned, as without a hint.
+    fn open_disk(&self) -> Result<VgDisk> {
+        if self.scan.devices.is_some() {
+            return Ok(VgDisk::open(&self.name, &self.scan)?);
+        }
+        let hint = self.memo.lock().ok().and_then(|m| m.pvs.clone());
+        if let Some(paths) = hint {
+            let opts = ScanOptions {
+                devices: Some(paths),
+                ..self.scan.clone()
+            };
+            match VgDisk::open(&self.name, &opts) {
+                Ok(disk) if disk.missing_pvs().is_empty() => return Ok(disk),
+                Ok(disk) => log::debug!(
+                    "VG {}: PVs {:?} are not where they were; scanning",
+                    self.name,
+                    disk.missing_pvs()
+                ),
+                Err(e) => log::debug!("VG {}: hinted PVs failed ({e}); scanning", self.name),
+            }
+        }
         let disk = VgDisk::open(&self.name, &self.scan)?;
-        let md = Metadata::parse(disk.text())?;
-        Ok(Session { disk, md })
+        if let Ok(mut m) = self.memo.lock() {
+            m.pvs = Some(disk.pvs().iter().map(|p| p.path.clone()).collect());
+        }
+        Ok(disk)
     }
 
     /// The DM name of LV `lv` (with `layer`) in this VG.
@@ -211,4 +300,15 @@ fn same_id(a: &str, b: &str) -> bool {
     a.chars()
         .filter(|&c| c != '-')
         .eq(b.chars().filter(|&c| c != '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholder_parses() {
+        let md = placeholder().expect("the placeholder text parses");
+        assert_eq!(md.vg().name, "placeholder");
+    }
 }

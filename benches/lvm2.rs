@@ -19,7 +19,7 @@ use common::{require_dm, write_pattern};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use devicemapper::{DmName, DmUuid};
+use devicemapper::{DmNameBuf, DmUuid};
 use lvsnap::dm::{ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl};
 use lvsnap::lvm::text::Style;
 use lvsnap::lvm::vg::{Creation, Metadata};
@@ -28,6 +28,44 @@ use lvsnap::snapshot::{RestoreOptions, RollbackState, SnapSize, SnapshotOptions,
 use lvsnap::units::{Bytes, Extents, Sectors};
 
 const MIB: u64 = 1 << 20;
+
+/// Whether the command line's filters (criterion's positional arguments)
+/// may select a benchmark of `group`, so set-up is skipped for groups that
+/// will not run. A filter is taken as a plain substring of the full id.
+fn wanted(group: &str) -> bool {
+    // Criterion's options that take a value as the next argument.
+    const WITH_VALUE: &[&str] = &[
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--sample-size",
+        "--warm-up-time",
+        "--measurement-time",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--plotting-backend",
+        "--output-format",
+        "--color",
+        "--profile-time",
+        "--format",
+    ];
+    let mut filters = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| group.contains(f.as_str()) || f.starts_with(group))
+}
 
 /// Runs an LVM (or other) command directly; panics with its output on failure.
 fn run(argv: &[&str]) {
@@ -78,16 +116,13 @@ fn dm_path(vg: &str, lv: &str) -> String {
 /// COW create of an active 64 MiB origin with an 8 MiB store: lvsnap, the
 /// bare device-mapper sequence it performs, and `lvcreate -s -L 8M`.
 fn cow_create(c: &mut Criterion) {
+    if !wanted("cow_create") {
+        return;
+    }
     let vg = ScratchVg::new("lvsnapbenchc", 1, 512, "");
     vg.lvm("lvcreate -q -L 64M -n origin");
-    // An 8 MiB area for the floor's exception store: an LV made and then
-    // deactivated, so its extents are taken but unmapped.
-    vg.lvm("lvcreate -q -L 8M -n cowarea");
     let dm = DmControl::open().expect("device-mapper");
-    let cow_table = dm
-        .table(DmName::new("lvsnapbenchc-cowarea").unwrap())
-        .expect("table of cowarea");
-    run(&["lvchange", "-q", "-an", "lvsnapbenchc/cowarea"]);
+    let cow_table = cow_area(&dm, &vg);
     let lvsnap_vg = VolumeGroup::open(&vg.name).expect("open VG");
     let opts = cow_opts(8);
 
@@ -103,30 +138,7 @@ fn cow_create(c: &mut Criterion) {
             )
         })
     });
-    let origin = DmName::new("lvsnapbenchc-origin").unwrap();
-    let snap = DmName::new("lvsnapbenchc-floor").unwrap();
-    let uuid =
-        DmUuid::new("LVM-lvsnapbenchfloorsnapshotuuid0000000000000000000000000000000").unwrap();
-    g.bench_function("floor (dm ioctls)", |b| {
-        b.iter_custom(|n| {
-            clocked(
-                n,
-                || zero_cow_header(&vg, &cow_table),
-                |()| {
-                    let spec = CowSnapshotSpec {
-                        origin,
-                        snapshot: snap,
-                        snapshot_uuid: Some(uuid),
-                        cow: &cow_table,
-                        chunk: ChunkSize::new(Sectors(8)).unwrap(),
-                        read_only: false,
-                    };
-                    CowSnapshot::create(&dm, &spec).unwrap()
-                },
-                |s| s.remove(&dm).unwrap(),
-            )
-        })
-    });
+    bench_floor(&mut g, &dm, &vg, &cow_table);
     g.bench_function("lvcreate -s", |b| {
         b.iter_custom(|n| {
             clocked(
@@ -151,6 +163,52 @@ fn cow_create(c: &mut Criterion) {
     g.finish();
 }
 
+/// The floor: the device-mapper sequence of a COW create of `<vg>-origin`
+/// (new -real, -cow and snapshot devices, the origin's reload with
+/// suspend and resume), over the extents of a deactivated LV, with no
+/// metadata I/O.
+fn bench_floor(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    dm: &DmControl,
+    vg: &ScratchVg,
+    cow_table: &[lvsnap::dm::TableLine],
+) {
+    let origin = DmNameBuf::new(format!("{}-origin", vg.name)).unwrap();
+    let snap = DmNameBuf::new(format!("{}-floor", vg.name)).unwrap();
+    let uuid =
+        DmUuid::new("LVM-lvsnapbenchfloorsnapshotuuid0000000000000000000000000000000").unwrap();
+    g.bench_function("floor (dm ioctls)", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || zero_cow_header(vg, cow_table),
+                |()| {
+                    let spec = CowSnapshotSpec {
+                        origin: &origin,
+                        snapshot: &snap,
+                        snapshot_uuid: Some(uuid),
+                        cow: cow_table,
+                        chunk: ChunkSize::new(Sectors(8)).unwrap(),
+                        read_only: false,
+                    };
+                    CowSnapshot::create(dm, &spec).unwrap()
+                },
+                |s| s.remove(dm).unwrap(),
+            )
+        })
+    });
+}
+
+/// An 8 MiB LV `cowarea`, made and deactivated: extents for the floor's
+/// exception store, taken in the metadata but unmapped. Returns its table.
+fn cow_area(dm: &DmControl, vg: &ScratchVg) -> Vec<lvsnap::dm::TableLine> {
+    vg.lvm("lvcreate -q -L 8M -n cowarea");
+    let name = DmNameBuf::new(format!("{}-cowarea", vg.name)).unwrap();
+    let table = dm.table(&name).expect("table of cowarea");
+    run(&["lvchange", "-q", "-an", &format!("{}/cowarea", vg.name)]);
+    table
+}
+
 /// Zeroes the first chunk the floor's exception store maps, as lvsnap and
 /// LVM do before a snapshot uses it (off the clock: data I/O, not ioctls).
 fn zero_cow_header(vg: &ScratchVg, table: &[lvsnap::dm::TableLine]) {
@@ -163,6 +221,9 @@ fn zero_cow_header(vg: &ScratchVg, table: &[lvsnap::dm::TableLine]) {
 
 /// Thin snapshot create of an active 64 MiB thin LV.
 fn thin_create(c: &mut Criterion) {
+    if !wanted("thin_create") {
+        return;
+    }
     let vg = ScratchVg::new("lvsnapbencht", 1, 512, "");
     vg.lvm("lvcreate -q -T -L 256M -n pool");
     run(&[
@@ -206,6 +267,9 @@ fn thin_create(c: &mut Criterion) {
 /// Status of every snapshot in a VG of 1, 10 and 100 snapshots, then COW
 /// create in that VG grown to 500 LVs and 100 snapshots.
 fn status_and_scale(c: &mut Criterion) {
+    if !wanted("status_all_snapshots") && !wanted("cow_create_500_lvs_100_snapshots") {
+        return;
+    }
     const ORIGINS: usize = 10;
     let vg = ScratchVg::new("lvsnapbenchs", 1, 4096, "");
     for i in 0..ORIGINS {
@@ -250,8 +314,15 @@ fn status_and_scale(c: &mut Criterion) {
     }
     g.finish();
 
-    // Grow to 500 LVs (the origins and 490 inactive ones) in one commit.
-    add_linear_lvs(&vg.name, ORIGINS..500);
+    if !wanted("cow_create_500_lvs_100_snapshots") {
+        return;
+    }
+    // Grow to 500 LVs in one commit: the snapshots' origins, an origin as
+    // in `cow_create`, the floor's area and 488 inactive ones.
+    vg.lvm("lvcreate -q -L 64M -n origin");
+    let dm = DmControl::open().expect("device-mapper");
+    let cow_table = cow_area(&dm, &vg);
+    add_linear_lvs(&vg.name, ORIGINS + 2..500);
     let mut g = c.benchmark_group("cow_create_500_lvs_100_snapshots");
     g.sampling_mode(SamplingMode::Flat);
     let opts = cow_opts(8);
@@ -260,11 +331,12 @@ fn status_and_scale(c: &mut Criterion) {
             clocked(
                 n,
                 || (),
-                |()| lvsnap_vg.create_snapshot("o0", "snap", &opts).unwrap(),
+                |()| lvsnap_vg.create_snapshot("origin", "snap", &opts).unwrap(),
                 |_| lvsnap_vg.delete_snapshot("snap").unwrap(),
             )
         })
     });
+    bench_floor(&mut g, &dm, &vg, &cow_table);
     g.bench_function("lvcreate -s", |b| {
         b.iter_custom(|n| {
             clocked(
@@ -307,6 +379,9 @@ fn add_linear_lvs(vg: &str, range: std::ops::Range<usize>) {
 
 /// Rollback to completion of a snapshot with 1 MiB changed on its origin.
 fn rollback(c: &mut Criterion) {
+    if !wanted("rollback_1MiB_changed") {
+        return;
+    }
     let vg = ScratchVg::new("lvsnapbenchr", 1, 256, "");
     vg.lvm("lvcreate -q -L 64M -n origin");
     let lvsnap_vg = VolumeGroup::open(&vg.name).expect("open VG");
@@ -369,6 +444,9 @@ fn rollback(c: &mut Criterion) {
 /// Restore of a 256 MiB COW snapshot into a new LV, against `dd` copying the
 /// same snapshot into an LV made beforehand.
 fn restore(c: &mut Criterion) {
+    if !wanted("restore_256MiB") {
+        return;
+    }
     const SIZE: u64 = 256 * MIB;
     let vg = ScratchVg::new("lvsnapbenchx", 1, 2048, "");
     vg.lvm("lvcreate -q -L 256M -n origin");

@@ -7,6 +7,7 @@
 //! (device-mapper UUID `LVM-`, as `scan_lvs = 0`), suspended device-mapper
 //! devices, and components of md or multipath devices.
 
+use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -68,10 +69,12 @@ pub struct TextSummary {
     pub pv_ids: Vec<String>,
 }
 
+/// A token of the text, borrowing from it (a string with escapes is the
+/// only one that needs its own copy).
 #[derive(Debug, PartialEq)]
-enum Tok {
-    Word(String),
-    Str(String),
+enum Tok<'a> {
+    Word(&'a str),
+    Str(Cow<'a, str>),
     Eq,
     Open,
     Close,
@@ -80,52 +83,132 @@ enum Tok {
     Comma,
 }
 
-fn tokens(text: &str) -> Result<Vec<Tok>> {
-    let bad = |d: &str| Error::corrupt("metadata text", d.to_string());
-    let mut out = Vec::new();
-    let mut it = text.chars().peekable();
+/// The length of the char at `i` if it is whitespace (Unicode's, as
+/// `char::is_whitespace`), else `None`.
+fn whitespace_len(text: &str, i: usize) -> Option<usize> {
+    match text.as_bytes().get(i) {
+        Some(&b) if b.is_ascii() => (b as char).is_whitespace().then_some(1),
+        _ => text
+            .get(i..)?
+            .chars()
+            .next()
+            .filter(|c| c.is_whitespace())
+            .map(char::len_utf8),
+    }
+}
+
+/// Reads tokens one at a time, borrowing them from the text.
+struct Lexer<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(text: &'a str) -> Self {
+        Lexer { text, pos: 0 }
+    }
+
+    /// The next token, `None` at the end. The only lexical error is an
+    /// unterminated string, which runs to the end of the text.
+    fn next(&mut self) -> Result<Option<Tok<'a>>> {
+        let bad = |d: &str| Error::corrupt("metadata text", d.to_string());
+        let (text, b) = (self.text, self.text.as_bytes());
+        let mut i = self.pos;
+        let tok = loop {
+            let Some(&c) = b.get(i) else {
+                self.pos = i;
+                return Ok(None);
+            };
+            let single = match c {
+                b'=' => Tok::Eq,
+                b'{' => Tok::Open,
+                b'}' => Tok::Close,
+                b'[' => Tok::LBracket,
+                b']' => Tok::RBracket,
+                b',' => Tok::Comma,
+                b' ' | b'\t' | b'\n' | b'\r' => {
+                    i += 1;
+                    continue;
+                }
+                b'#' => {
+                    i = b
+                        .get(i..)
+                        .and_then(|r| r.iter().position(|&x| x == b'\n'))
+                        .map_or(b.len(), |p| i + p + 1);
+                    continue;
+                }
+                b'"' => {
+                    let start = i + 1;
+                    let mut j = start;
+                    let mut escaped = false;
+                    loop {
+                        match b.get(j) {
+                            None => return Err(bad("unterminated string")),
+                            Some(b'"') => break,
+                            // The escaped char may be multi-byte: its other
+                            // bytes are never '"' or '\\', so one byte is enough.
+                            Some(b'\\') if j + 1 < b.len() => {
+                                escaped = true;
+                                j += 2;
+                            }
+                            Some(b'\\') => return Err(bad("unterminated string")),
+                            Some(_) => j += 1,
+                        }
+                    }
+                    let raw = text.get(start..j).ok_or_else(|| bad("bad string"))?;
+                    i = j + 1;
+                    break Tok::Str(if escaped {
+                        Cow::Owned(unescape(raw))
+                    } else {
+                        Cow::Borrowed(raw)
+                    });
+                }
+                _ => {
+                    if let Some(n) = whitespace_len(text, i) {
+                        i += n;
+                        continue;
+                    }
+                    // A word: its first char, then up to whitespace or a delimiter.
+                    let first = text
+                        .get(i..)
+                        .and_then(|r| r.chars().next())
+                        .map_or(1, char::len_utf8);
+                    let mut j = i + first;
+                    while let Some(&n) = b.get(j) {
+                        let ends = match n {
+                            b'=' | b'{' | b'}' | b'[' | b']' | b',' | b'"' | b'#' => true,
+                            n if n.is_ascii() => (n as char).is_whitespace(),
+                            _ => whitespace_len(text, j).is_some(),
+                        };
+                        if ends {
+                            break;
+                        }
+                        j += 1;
+                    }
+                    let w = text.get(i..j).ok_or_else(|| bad("bad word"))?;
+                    i = j;
+                    break Tok::Word(w);
+                }
+            };
+            i += 1;
+            break single;
+        };
+        self.pos = i;
+        Ok(Some(tok))
+    }
+}
+
+/// A string's contents with `\x` read as `x`.
+fn unescape(raw: &str) -> String {
+    let mut s = String::with_capacity(raw.len());
+    let mut it = raw.chars();
     while let Some(c) = it.next() {
         match c {
-            c if c.is_whitespace() => {}
-            '#' => {
-                for c in it.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '=' => out.push(Tok::Eq),
-            '{' => out.push(Tok::Open),
-            '}' => out.push(Tok::Close),
-            '[' => out.push(Tok::LBracket),
-            ']' => out.push(Tok::RBracket),
-            ',' => out.push(Tok::Comma),
-            '"' => {
-                let mut s = String::new();
-                loop {
-                    match it.next() {
-                        None => return Err(bad("unterminated string")),
-                        Some('"') => break,
-                        Some('\\') => s.push(it.next().ok_or_else(|| bad("unterminated string"))?),
-                        Some(c) => s.push(c),
-                    }
-                }
-                out.push(Tok::Str(s));
-            }
-            c => {
-                let mut s = String::from(c);
-                while let Some(&n) = it.peek() {
-                    if n.is_whitespace() || "={}[],\"#".contains(n) {
-                        break;
-                    }
-                    s.push(n);
-                    it.next();
-                }
-                out.push(Tok::Word(s));
-            }
+            '\\' => s.extend(it.next()),
+            c => s.push(c),
         }
     }
-    Ok(out)
+    s
 }
 
 /// Reads the [`TextSummary`] of a metadata text.
@@ -139,56 +222,71 @@ fn tokens(text: &str) -> Result<Vec<Tok>> {
 /// assert_eq!(s.pv_ids, ["p1"]);
 /// ```
 pub fn summarize(text: &str) -> Result<TextSummary> {
+    let mut lx = Lexer::new(text);
+    match summarize_tokens(&mut lx) {
+        Ok(s) => Ok(s),
+        // An unterminated string (always at the end) is what a reader that
+        // tokenizes first reports, whatever else is wrong before it.
+        Err(e) => loop {
+            match lx.next() {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(e),
+                Err(lexical) => return Err(lexical),
+            }
+        },
+    }
+}
+
+fn summarize_tokens(lx: &mut Lexer<'_>) -> Result<TextSummary> {
     let bad = |d: String| Error::corrupt("metadata text", d);
-    let toks = tokens(text)?;
-    let mut path: Vec<String> = Vec::new();
+    let mut path: Vec<&str> = Vec::new();
     let (mut vg_name, mut vg_id, mut seqno) = (None, None, None);
     let mut pv_ids = Vec::new();
-    let mut i = 0;
-    while let Some(t) = toks.get(i) {
-        match (t, toks.get(i + 1)) {
-            (Tok::Word(w), Some(Tok::Open)) => {
-                if path.is_empty() && vg_name.is_none() {
-                    vg_name = Some(w.clone());
-                }
-                path.push(w.clone());
-                i += 2;
-            }
-            (Tok::Close, _) => {
+    while let Some(t) = lx.next()? {
+        let key = match t {
+            Tok::Close => {
                 path.pop().ok_or_else(|| bad("unbalanced '}'".into()))?;
-                i += 1;
+                continue;
             }
-            (Tok::Word(key), Some(Tok::Eq)) => {
-                let value = toks.get(i + 2);
-                i += 3;
-                if value == Some(&Tok::LBracket) {
-                    while toks.get(i).is_some_and(|t| *t != Tok::RBracket) {
-                        i += 1;
-                    }
-                    i += 1;
-                    continue;
+            Tok::Word(w) => w,
+            t => return Err(bad(format!("unexpected {t:?}"))),
+        };
+        match lx.next()? {
+            Some(Tok::Open) => {
+                if path.is_empty() && vg_name.is_none() {
+                    vg_name = Some(key);
                 }
-                let in_vg = path.len() == 1 && vg_name.as_ref() == path.first();
-                let in_pv = path.len() == 3
-                    && vg_name.as_ref() == path.first()
-                    && path.get(1).map(String::as_str) == Some("physical_volumes");
-                match (key.as_str(), value) {
-                    ("id", Some(Tok::Str(s))) if in_vg => vg_id = Some(s.clone()),
-                    ("id", Some(Tok::Str(s))) if in_pv => pv_ids.push(s.clone()),
-                    ("seqno", Some(Tok::Word(n))) if in_vg => {
-                        seqno = Some(n.parse::<u64>().map_err(|_| bad(format!("seqno {n:?}")))?)
-                    }
-                    _ => {}
-                }
+                path.push(key);
+                continue;
             }
-            (t, _) => return Err(bad(format!("unexpected {t:?}"))),
+            Some(Tok::Eq) => {}
+            _ => return Err(bad(format!("unexpected {:?}", Tok::Word(key)))),
+        }
+        let value = lx.next()?;
+        if value == Some(Tok::LBracket) {
+            while lx.next()?.is_some_and(|t| t != Tok::RBracket) {}
+            continue;
+        }
+        let in_vg = path.len() == 1 && vg_name.as_ref() == path.first();
+        let in_pv = path.len() == 3
+            && vg_name.as_ref() == path.first()
+            && path.get(1) == Some(&"physical_volumes");
+        match (key, value) {
+            ("id", Some(Tok::Str(s))) if in_vg => vg_id = Some(s.into_owned()),
+            ("id", Some(Tok::Str(s))) if in_pv => pv_ids.push(s.into_owned()),
+            ("seqno", Some(Tok::Word(n))) if in_vg => {
+                seqno = Some(n.parse::<u64>().map_err(|_| bad(format!("seqno {n:?}")))?)
+            }
+            _ => {}
         }
     }
     if !path.is_empty() {
         return Err(bad("truncated: unclosed section".into()));
     }
     Ok(TextSummary {
-        vg_name: vg_name.ok_or_else(|| bad("no volume group section".into()))?,
+        vg_name: vg_name
+            .ok_or_else(|| bad("no volume group section".into()))?
+            .to_owned(),
         vg_id: vg_id.ok_or_else(|| bad("no VG id".into()))?,
         seqno: seqno.ok_or_else(|| bad("no seqno".into()))?,
         pv_ids,
@@ -476,6 +574,184 @@ mod tests {
         assert!(summarize("vg {\nid = \"a\n}\n").is_err());
     }
 
+    /// The reader as it was before it borrowed from the text (a `String`
+    /// per token, all tokens first): the new one must agree with it on
+    /// every input, errors included.
+    mod reference {
+        use super::super::{Error, Result, TextSummary};
+
+        #[derive(Debug, PartialEq)]
+        pub(super) enum Tok {
+            Word(String),
+            Str(String),
+            Eq,
+            Open,
+            Close,
+            LBracket,
+            RBracket,
+            Comma,
+        }
+
+        pub(super) fn tokens(text: &str) -> Result<Vec<Tok>> {
+            let bad = |d: &str| Error::corrupt("metadata text", d.to_string());
+            let mut out = Vec::new();
+            let mut it = text.chars().peekable();
+            while let Some(c) = it.next() {
+                match c {
+                    c if c.is_whitespace() => {}
+                    '#' => {
+                        for c in it.by_ref() {
+                            if c == '\n' {
+                                break;
+                            }
+                        }
+                    }
+                    '=' => out.push(Tok::Eq),
+                    '{' => out.push(Tok::Open),
+                    '}' => out.push(Tok::Close),
+                    '[' => out.push(Tok::LBracket),
+                    ']' => out.push(Tok::RBracket),
+                    ',' => out.push(Tok::Comma),
+                    '"' => {
+                        let mut s = String::new();
+                        loop {
+                            match it.next() {
+                                None => return Err(bad("unterminated string")),
+                                Some('"') => break,
+                                Some('\\') => {
+                                    s.push(it.next().ok_or_else(|| bad("unterminated string"))?)
+                                }
+                                Some(c) => s.push(c),
+                            }
+                        }
+                        out.push(Tok::Str(s));
+                    }
+                    c => {
+                        let mut s = String::from(c);
+                        while let Some(&n) = it.peek() {
+                            if n.is_whitespace() || "={}[],\"#".contains(n) {
+                                break;
+                            }
+                            s.push(n);
+                            it.next();
+                        }
+                        out.push(Tok::Word(s));
+                    }
+                }
+            }
+            Ok(out)
+        }
+
+        pub(super) fn summarize(text: &str) -> Result<TextSummary> {
+            let bad = |d: String| Error::corrupt("metadata text", d);
+            let toks = tokens(text)?;
+            let mut path: Vec<String> = Vec::new();
+            let (mut vg_name, mut vg_id, mut seqno) = (None, None, None);
+            let mut pv_ids = Vec::new();
+            let mut i = 0;
+            while let Some(t) = toks.get(i) {
+                match (t, toks.get(i + 1)) {
+                    (Tok::Word(w), Some(Tok::Open)) => {
+                        if path.is_empty() && vg_name.is_none() {
+                            vg_name = Some(w.clone());
+                        }
+                        path.push(w.clone());
+                        i += 2;
+                    }
+                    (Tok::Close, _) => {
+                        path.pop().ok_or_else(|| bad("unbalanced '}'".into()))?;
+                        i += 1;
+                    }
+                    (Tok::Word(key), Some(Tok::Eq)) => {
+                        let value = toks.get(i + 2);
+                        i += 3;
+                        if value == Some(&Tok::LBracket) {
+                            while toks.get(i).is_some_and(|t| *t != Tok::RBracket) {
+                                i += 1;
+                            }
+                            i += 1;
+                            continue;
+                        }
+                        let in_vg = path.len() == 1 && vg_name.as_ref() == path.first();
+                        let in_pv = path.len() == 3
+                            && vg_name.as_ref() == path.first()
+                            && path.get(1).map(String::as_str) == Some("physical_volumes");
+                        match (key.as_str(), value) {
+                            ("id", Some(Tok::Str(s))) if in_vg => vg_id = Some(s.clone()),
+                            ("id", Some(Tok::Str(s))) if in_pv => pv_ids.push(s.clone()),
+                            ("seqno", Some(Tok::Word(n))) if in_vg => {
+                                seqno = Some(
+                                    n.parse::<u64>().map_err(|_| bad(format!("seqno {n:?}")))?,
+                                )
+                            }
+                            _ => {}
+                        }
+                    }
+                    (t, _) => return Err(bad(format!("unexpected {t:?}"))),
+                }
+            }
+            if !path.is_empty() {
+                return Err(bad("truncated: unclosed section".into()));
+            }
+            Ok(TextSummary {
+                vg_name: vg_name.ok_or_else(|| bad("no volume group section".into()))?,
+                vg_id: vg_id.ok_or_else(|| bad("no VG id".into()))?,
+                seqno: seqno.ok_or_else(|| bad("no seqno".into()))?,
+                pv_ids,
+            })
+        }
+    }
+
+    fn reference_tokens(text: &str) -> std::result::Result<String, String> {
+        reference::tokens(text)
+            .map(|t| format!("{t:?}"))
+            .map_err(|e| e.to_string())
+    }
+
+    fn new_tokens(text: &str) -> std::result::Result<String, String> {
+        let mut lx = Lexer::new(text);
+        let mut v = Vec::new();
+        loop {
+            match lx.next() {
+                Ok(Some(t)) => v.push(t),
+                Ok(None) => return Ok(format!("{v:?}")),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    fn assert_same_summary(t: &str) {
+        assert_eq!(
+            format!("{:?}", summarize(t)),
+            format!("{:?}", reference::summarize(t)),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn tokens_match_the_reference() {
+        for t in [
+            TEXT,
+            "",
+            "a\u{a0}b\u{2028}c\u{85}d é=\"x\\é\"",
+            "\"a\\\"b\\\\\" w\\\"",
+            "\"\\",
+            "\"abc\\\"",
+            "x#c\ny",
+            "#only",
+            "'q' \u{b}\u{c}\r\tz",
+            "vg {\nseqno = x\nid = \"a\"\n}\n",
+            "vg {\nid = \"a\"\n}\n}\n",
+            "vg {\nid = \"a\n}\n",
+            "} \"open",
+            "vg { a b }",
+            "vg { a = } } id = \"x\"",
+        ] {
+            assert_eq!(new_tokens(t), reference_tokens(t), "{t:?}");
+            assert_same_summary(t);
+        }
+    }
+
     proptest! {
         #[test]
         fn any_text_never_panics(s in "[a-z0-9 =\\[\\]{},\"#\n\\\\]{0,200}") {
@@ -485,6 +761,26 @@ mod tests {
         #[test]
         fn cut_text_never_panics(cut in 0usize..300) {
             let _ = summarize(&TEXT[..cut.min(TEXT.len())]);
+        }
+
+        #[test]
+        fn any_text_tokenizes_as_before(
+            s in "[a-z0-9 =\\[\\]{},\"#\n\\\\\t'\u{a0}\u{2028}\u{85}é€]{0,200}"
+        ) {
+            prop_assert_eq!(new_tokens(&s), reference_tokens(&s));
+            assert_same_summary(&s);
+        }
+
+        #[test]
+        fn any_lvm_like_text_summarizes_as_before(
+            s in "(vg0 |\\{|\\}|id|seqno|physical_volumes|pv0|= |\"P-1\" |\\[|\\]|, |7 |x |\\\\|#c|\n){0,60}"
+        ) {
+            assert_same_summary(&s);
+        }
+
+        #[test]
+        fn cut_text_summarizes_as_before(cut in 0usize..300) {
+            assert_same_summary(&TEXT[..cut.min(TEXT.len())]);
         }
     }
 }

@@ -1,11 +1,13 @@
 //! A typed view of a volume group's metadata, and changes made through the
 //! lossless tree so that whatever lvsnap does not model survives.
 //!
-//! [`Metadata`] owns the [`Document`] and a [`Vg`] view rebuilt after every
+//! [`Metadata`] owns the [`Document`] and a [`Vg`] view updated by every
 //! change. Changes write what LVM2 itself writes for the same operation
 //! (checked against `vgcfgbackup` of LVM 2.03): a new LV goes after the last
 //! visible LV, hidden LVs (`snapshotN`, pool components, merging COW LVs)
 //! after all visible ones, as LVM's exporter orders them.
+
+use std::collections::HashMap;
 
 use crate::error::ErrorKind;
 use crate::lvm::alloc::{self, Area, FreeSpace};
@@ -350,9 +352,11 @@ impl Vg {
 
     /// Snapshots of origin `origin`.
     pub fn snapshots_of(&self, origin: &str) -> Vec<CowSnapshot> {
-        let mut v = self.cow_snapshots();
-        v.retain(|s| s.origin == origin);
-        v
+        self.lvs
+            .iter()
+            .filter(|l| l.snapshot_segment().is_some_and(|s| s.1 == origin))
+            .filter_map(Lv::as_cow_snapshot)
+            .collect()
     }
 
     /// Whether `name` is an origin of COW snapshots.
@@ -387,8 +391,37 @@ impl Vg {
     pub fn visible_lvs(&self) -> Vec<&str> {
         self.lvs
             .iter()
-            .map(|l| l.name.as_str())
-            .filter(|n| self.is_visible(n))
+            .zip(self.visibility())
+            .filter(|(_, v)| *v)
+            .map(|(l, _)| l.name.as_str())
+            .collect()
+    }
+
+    /// [`Vg::is_visible`] of every LV in LV order, in one pass over the LVs
+    /// (name lookups by index, each finding the first match as `lv` does).
+    fn visibility(&self) -> Vec<bool> {
+        let mut by_name: HashMap<&str, &Lv> = HashMap::with_capacity(self.lvs.len());
+        let mut cows: HashMap<&str, (&str, bool)> = HashMap::new();
+        for l in &self.lvs {
+            by_name.entry(&l.name).or_insert(l);
+            if let Some((_, origin, cow, merging)) = l.snapshot_segment() {
+                cows.entry(cow).or_insert((origin, merging));
+            }
+        }
+        let visible = |lv: &Lv| {
+            if lv.snapshot_segment().is_some() {
+                return false;
+            }
+            match cows.get(lv.name.as_str()) {
+                Some((origin, merging)) => {
+                    !merging && by_name.get(origin).is_some_and(|o| o.has_status("VISIBLE"))
+                }
+                None => lv.has_status("VISIBLE"),
+            }
+        };
+        self.lvs
+            .iter()
+            .map(|l| by_name.get(l.name.as_str()).is_some_and(|l| visible(l)))
             .collect()
     }
 
@@ -444,6 +477,27 @@ fn lv_sections(vg: &Body) -> impl Iterator<Item = &Section> {
     vg.section("logical_volumes")
         .into_iter()
         .flat_map(|s| s.body.sections())
+}
+
+fn lvs_body_mut(doc: &mut Document) -> Option<&mut Body> {
+    doc.vg_section_mut()?
+        .body
+        .section_mut("logical_volumes")
+        .map(|s| &mut s.body)
+}
+
+/// LV sections (with their typed LVs) moved out of the tree during an edit.
+#[derive(Default)]
+struct Parked {
+    /// `(index among the LV sections, section, LV)`, in index order.
+    lvs: Vec<(usize, Section, Lv)>,
+    /// The typed LVs of the sections left in place, with their indices.
+    kept: Vec<(usize, Lv)>,
+}
+
+/// A parked section's stand-in: the parser never gives an empty name.
+fn is_stand_in(s: &Section) -> bool {
+    s.name.is_empty() && s.body.entries.is_empty()
 }
 
 fn segment_sections(lv: &Body) -> impl Iterator<Item = &Section> {
@@ -619,6 +673,11 @@ fn parse_lv(s: &Section) -> Result<Lv> {
 }
 
 fn parse_vg(doc: &Document) -> Result<Vg> {
+    parse_vg_with(doc, |b| lv_sections(b).map(parse_lv).collect())
+}
+
+/// The VG with its LVs from `lvs` (given the VG section's body).
+fn parse_vg_with(doc: &Document, lvs: impl FnOnce(&Body) -> Result<Vec<Lv>>) -> Result<Vg> {
     let s = doc
         .vg_section()
         .ok_or_else(|| invalid("no volume group section"))?;
@@ -629,7 +688,7 @@ fn parse_vg(doc: &Document) -> Result<Vg> {
         .map(|p| p.body.sections().map(parse_pv).collect::<Result<Vec<_>>>())
         .transpose()?
         .unwrap_or_default();
-    let lvs = lv_sections(b).map(parse_lv).collect::<Result<Vec<_>>>()?;
+    let lvs = lvs(b)?;
     let extent_size = Sectors(req_u64(b, "extent_size", &ctx)?);
     if *extent_size == 0 {
         return Err(invalid(format!("{ctx}: extent_size is 0")));
@@ -739,15 +798,118 @@ impl Metadata {
             .ok_or_else(|| invalid("no volume group section"))
     }
 
-    /// Applies a change to the tree, then rebuilds the view; on failure
-    /// the metadata is left as it was.
-    fn change(&mut self, f: impl FnOnce(&mut Document) -> Result<()>) -> Result<()> {
-        let mut doc = self.doc.clone();
-        f(&mut doc)?;
-        let mut md = Metadata::from_document(doc)?;
-        md.order_lvs()?;
-        *self = md;
-        Ok(())
+    /// Applies a change to the tree and updates the view; on failure the
+    /// metadata is left as it was.
+    ///
+    /// `f` may add LV sections and edit anything outside `logical_volumes`,
+    /// but may read, edit or remove only the existing LVs named in
+    /// `touched`. The others are moved aside while it runs (empty,
+    /// nameless stand-ins keep their places), so the copy kept for undoing
+    /// a failure holds only the rest of the tree, and their typed LVs are
+    /// reused instead of parsed again: a change costs O(LVs) moves, not a
+    /// copy and two parses of the whole VG. An edit that removes or
+    /// changes a stand-in is refused and undone.
+    fn change(
+        &mut self,
+        touched: &[&str],
+        f: impl FnOnce(&mut Document) -> Result<()>,
+    ) -> Result<()> {
+        let parked = self.park(touched);
+        let backup = self.doc.clone();
+        match f(&mut self.doc).and_then(|()| self.fresh_lvs(parked.lvs.len())) {
+            Ok((vg, fresh)) => {
+                self.vg = vg;
+                self.unpark_edited(fresh, parked.lvs);
+                self.order_lvs();
+                #[cfg(test)]
+                assert_eq!(Ok(&self.vg), parse_vg(&self.doc).as_ref().map_err(|_| ()));
+                Ok(())
+            }
+            Err(e) => {
+                self.doc = backup;
+                self.unpark_unchanged(parked);
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves every LV section not named in `touched` out of the tree, with
+    /// its typed LV, leaving a stand-in.
+    fn park(&mut self, touched: &[&str]) -> Parked {
+        let lvs = std::mem::take(&mut self.vg.lvs);
+        let mut p = Parked::default();
+        match lvs_body_mut(&mut self.doc) {
+            // The view holds one LV per section, in order (it is built so).
+            Some(body) if body.sections().count() == lvs.len() => {
+                for (i, (sec, lv)) in body.sections_mut().zip(lvs).enumerate() {
+                    if touched.contains(&sec.name.as_str()) {
+                        p.kept.push((i, lv));
+                    } else {
+                        p.lvs.push((i, std::mem::take(sec), lv));
+                    }
+                }
+            }
+            _ => p.kept = lvs.into_iter().enumerate().collect(),
+        }
+        p
+    }
+
+    /// After an edit: the new view's VG and, per LV section, its LV parsed
+    /// (`None` for a stand-in). Fails if the edit broke the VG or an LV,
+    /// or if `stand_ins` stand-ins are not all still there.
+    fn fresh_lvs(&self, stand_ins: usize) -> Result<(Vg, Vec<Option<Lv>>)> {
+        let vg = parse_vg_with(&self.doc, |_| Ok(Vec::new()))?;
+        let fresh = self
+            .doc
+            .vg_section()
+            .map(|s| lv_sections(&s.body))
+            .into_iter()
+            .flatten()
+            .map(|s| (!is_stand_in(s)).then(|| parse_lv(s)).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        if fresh.iter().filter(|l| l.is_none()).count() != stand_ins {
+            return Err(invalid("an edit touched an LV it did not name"));
+        }
+        Ok((vg, fresh))
+    }
+
+    /// Puts the parked sections back in place of their stand-ins (in order,
+    /// as [`Metadata::fresh_lvs`] checked) and builds the view's LVs.
+    fn unpark_edited(&mut self, fresh: Vec<Option<Lv>>, parked: Vec<(usize, Section, Lv)>) {
+        let mut parked = parked.into_iter();
+        let mut lvs = Vec::with_capacity(fresh.len());
+        if let Some(body) = lvs_body_mut(&mut self.doc) {
+            for (sec, lv) in body.sections_mut().zip(fresh) {
+                match lv {
+                    Some(lv) => lvs.push(lv),
+                    None => {
+                        if let Some((_, s, lv)) = parked.next() {
+                            *sec = s;
+                            lvs.push(lv);
+                        }
+                    }
+                }
+            }
+        }
+        self.vg.lvs = lvs;
+    }
+
+    /// Puts the parked sections back into the tree as it was before the
+    /// edit (stand-ins at their old indices) and the view's LVs in order.
+    fn unpark_unchanged(&mut self, parked: Parked) {
+        let Parked { lvs: parked, kept } = parked;
+        let mut lvs = kept;
+        let mut parked = parked.into_iter().peekable();
+        if let Some(body) = lvs_body_mut(&mut self.doc) {
+            for (i, sec) in body.sections_mut().enumerate() {
+                if let Some((_, s, lv)) = parked.next_if(|p| p.0 == i) {
+                    *sec = s;
+                    lvs.push((i, lv));
+                }
+            }
+        }
+        lvs.sort_by_key(|l| l.0);
+        self.vg.lvs = lvs.into_iter().map(|l| l.1).collect();
     }
 
     /// Increments `seqno`, as every metadata write does.
@@ -773,39 +935,40 @@ impl Metadata {
     }
 
     /// Puts visible LVs first and hidden ones after, each group in its
-    /// current order, as LVM's exporter writes them.
-    fn order_lvs(&mut self) -> Result<()> {
-        let visible: Vec<bool> = self
-            .vg
-            .lvs
-            .iter()
-            .map(|l| self.vg.is_visible(&l.name))
-            .collect();
+    /// current order, as LVM's exporter writes them (the view's LVs move
+    /// with their sections).
+    fn order_lvs(&mut self) {
+        let visible = self.vg.visibility();
         if visible.windows(2).all(|w| !matches!(w, [false, true])) {
-            return Ok(());
+            return;
         }
-        let body = self.vg_body()?;
-        let Some(lvsec) = body.section_mut("logical_volumes") else {
-            return Ok(());
+        let Some(body) = lvs_body_mut(&mut self.doc) else {
+            return;
         };
+        if body.sections().count() != self.vg.lvs.len() {
+            return;
+        }
         let mut others = Vec::new();
         let mut secs = Vec::new();
-        for e in std::mem::take(&mut lvsec.body.entries) {
+        for e in std::mem::take(&mut body.entries) {
             match e {
                 Entry::Section(s) => secs.push(s),
                 Entry::Blank => {}
                 other => others.push(other),
             }
         }
-        let (vis, hid): (Vec<_>, Vec<_>) =
-            secs.into_iter().zip(visible.iter()).partition(|(_, v)| **v);
-        lvsec.body.entries = others;
-        for (s, _) in vis.into_iter().chain(hid) {
-            lvsec.body.entries.push(Entry::Blank);
-            lvsec.body.entries.push(Entry::Section(s));
+        let lvs = std::mem::take(&mut self.vg.lvs);
+        let (vis, hid): (Vec<_>, Vec<_>) = secs
+            .into_iter()
+            .zip(lvs)
+            .zip(visible)
+            .partition(|(_, v)| *v);
+        body.entries = others;
+        for ((s, lv), _) in vis.into_iter().chain(hid) {
+            body.entries.push(Entry::Blank);
+            body.entries.push(Entry::Section(s));
+            self.vg.lvs.push(lv);
         }
-        self.vg = parse_vg(&self.doc)?;
-        Ok(())
     }
 
     fn check_new_lv_name(&self, name: &str) -> Result<()> {
@@ -855,7 +1018,7 @@ impl Metadata {
             creation,
             &areas,
         );
-        self.change(|doc| insert_lv(doc, sec))?;
+        self.change(&[], |doc| insert_lv(doc, sec))?;
         Ok(areas)
     }
 
@@ -979,7 +1142,7 @@ impl Metadata {
         b.push("origin", Value::str(origin));
         b.push("cow_store", Value::str(name));
         snap.body.entries.push(Entry::Section(seg));
-        self.change(|doc| {
+        self.change(&[], |doc| {
             insert_lv(doc, cow)?;
             insert_lv(doc, snap)
         })?;
@@ -1034,7 +1197,7 @@ impl Metadata {
                 snap.origin
             )));
         }
-        self.change(|doc| {
+        self.change(&[&snap.snapshot_lv], |doc| {
             let lv = lv_section_mut(doc, &snap.snapshot_lv)?;
             set_strings_without(&mut lv.body, "status", "VISIBLE");
             let seg = lv
@@ -1095,17 +1258,22 @@ impl Metadata {
             .map(|l| l.name.clone())
             .collect();
         let thin = lv.thin().map(|(pool, id)| (pool.to_owned(), id));
-        if let Some(user) = self.vg.lvs.iter().find(|l| {
-            !remove.contains(&l.name)
-                && !thin_children.contains(&l.name)
-                && lv_refers_to(&self.doc, &l.name, name)
+        let sections = self.doc.vg_section().map(|s| lv_sections(&s.body));
+        if let Some(user) = sections.into_iter().flatten().find(|s| {
+            !remove.contains(&s.name) && !thin_children.contains(&s.name) && refers_to(s, name)
         }) {
             return Err(ModelError::Refused(format!(
                 "Can't remove logical volume {name} used by {}",
                 user.name
             )));
         }
-        self.change(|doc| {
+        let mut touched: Vec<&str> = remove
+            .iter()
+            .chain(&thin_children)
+            .map(String::as_str)
+            .collect();
+        touched.extend(thin.as_ref().map(|t| t.0.as_str()));
+        self.change(&touched, |doc| {
             let vg = &mut doc
                 .vg_section_mut()
                 .ok_or_else(|| invalid("no volume group section"))?
@@ -1212,7 +1380,7 @@ impl Metadata {
             b.push("origin", Value::str(o));
         }
         lv.body.entries.push(Entry::Section(seg));
-        self.change(|doc| {
+        self.change(&[pool], |doc| {
             insert_lv(doc, lv)?;
             queue_thin_message(doc, pool, "create", Value::str(name))
         })?;
@@ -1250,7 +1418,7 @@ impl Metadata {
     /// once the kernel pool carried them out).
     pub fn clear_thin_messages(&mut self, pool: &str) -> Result<()> {
         self.pool_segment(pool)?;
-        self.change(|doc| {
+        self.change(&[pool], |doc| {
             let seg = pool_segment_mut(doc, pool)?;
             seg.entries
                 .retain(|e| !matches!(e, Entry::Section(s) if s.name.starts_with("message")));
@@ -1395,15 +1563,8 @@ fn pool_segment_mut<'a>(doc: &'a mut Document, pool: &str) -> Result<&'a mut Bod
         .ok_or_else(|| invalid(format!("thin pool {pool} without segment1")))
 }
 
-/// Whether any string in LV `user`'s segments names LV `target`.
-fn lv_refers_to(doc: &Document, user: &str, target: &str) -> bool {
-    let Some(lv) = doc
-        .vg_section()
-        .and_then(|s| s.body.section("logical_volumes"))
-        .and_then(|s| s.body.section(user))
-    else {
-        return false;
-    };
+/// Whether any string in the segments of LV section `lv` names LV `target`.
+fn refers_to(lv: &Section, target: &str) -> bool {
     fn walk(b: &Body, target: &str) -> bool {
         b.entries.iter().any(|e| match e {
             Entry::Assign(a) => match &a.value {

@@ -488,3 +488,97 @@ fn removing_thin_lvs_queues_deletes() {
     // The pool itself is still used by tsnap2.
     assert!(md.remove_lv("pool").is_err());
 }
+
+/// Edits on a VG of 2000 LVs (each edit is linear in the LVs: with the
+/// quadratic ordering of old, this test took seconds in a debug build).
+#[test]
+fn edits_on_a_large_vg_place_and_undo_like_small_ones() {
+    let c = creation();
+    let mut md = Metadata::parse(&big_text(2000)).unwrap();
+    for i in (0..2000).step_by(400) {
+        md.add_cow_snapshot(
+            &format!("lv{i}"),
+            &format!("s{i}"),
+            Extents(1),
+            Sectors(16),
+            false,
+            &c,
+        )
+        .unwrap();
+    }
+    let before = md.to_text(Style::File);
+    assert_eq!(md.vg().lvs.len(), 2001 + 10);
+    assert_eq!(md.vg().visible_lvs().len(), 2001 + 5);
+    md.add_linear_lv("new", Extents(1), &c).unwrap();
+    let snap = md
+        .add_cow_snapshot("lv1999", "s_last", Extents(1), Sectors(16), false, &c)
+        .unwrap();
+    assert_eq!(snap, "snapshot5");
+    let text = md.to_text(Style::File);
+    let at = |name: &str| text.find(&format!("\n\t\t{name} {{\n")).unwrap();
+    // Visible LVs in creation order, then the hidden snapshotN LVs.
+    assert!(at("lv1999") < at("s0") && at("s0") < at("s1600"));
+    assert!(at("s1600") < at("new") && at("new") < at("s_last"));
+    assert!(at("s_last") < at("snapshot0") && at("snapshot4") < at("snapshot5"));
+    let names: Vec<&str> = md.vg().lvs.iter().map(|l| l.name.as_str()).collect();
+    let n = names.len();
+    assert_eq!(&names[n - 8..n - 6], ["new", "s_last"]);
+    assert_eq!(Metadata::parse(&text).unwrap().vg(), md.vg());
+    md.remove_lv("s_last").unwrap();
+    md.remove_lv("new").unwrap();
+    assert_eq!(md.to_text(Style::File), before);
+}
+
+/// A failing edit leaves the tree and the view as they were, whether it
+/// fails in the edit, in the new LV's parse, or by touching an LV it did
+/// not name.
+#[test]
+fn failed_edits_inside_change_are_undone() {
+    let mut md = fixture("cow");
+    let (text, vg) = (md.to_text(Style::File), md.vg().clone());
+    let unchanged = |md: &Metadata| {
+        assert_eq!(md.to_text(Style::File), text);
+        assert_eq!(md.vg(), &vg);
+    };
+    let e = md
+        .change(&["origin"], |doc| {
+            insert_lv(doc, lv_head("x", "id", &["READ"], &[], &creation(), 0))?;
+            lv_section_mut(doc, "origin")?.body.remove("status");
+            Err(ModelError::Refused("late failure".into()))
+        })
+        .unwrap_err();
+    assert!(matches!(e, ModelError::Refused(_)));
+    unchanged(&md);
+    // An LV section without id: refused when the view is updated.
+    let e = md
+        .change(&[], |doc| insert_lv(doc, Section::new("broken")))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    unchanged(&md);
+    // Removing an LV not named is caught and undone; editing one finds nothing.
+    let e = md
+        .change(&[], |doc| {
+            let lvs = doc
+                .vg_section_mut()
+                .and_then(|s| s.body.section_mut("logical_volumes"))
+                .ok_or_else(|| invalid("no LVs"))?;
+            lvs.body.remove_section("");
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    unchanged(&md);
+    for name in vg.lvs.iter().map(|l| &l.name) {
+        let e = md.change(&[], |doc| lv_section_mut(doc, name).map(|_| ()));
+        assert!(matches!(e, Err(ModelError::NotFound(_))), "{name}");
+        unchanged(&md);
+    }
+    // A change naming what it touches works.
+    let snap = md.vg().cow_snapshot("snap1").unwrap().snapshot_lv;
+    md.change(&[&snap], |doc| {
+        lv_section_mut(doc, &snap)?.body.push("x", Value::int(1));
+        Ok(())
+    })
+    .unwrap();
+    assert!(lv_text(&md, &snap).contains("x = 1"));
+}

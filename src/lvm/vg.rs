@@ -745,6 +745,14 @@ impl Creation {
 pub struct Metadata {
     doc: Document,
     vg: Vg,
+    generation: u64,
+}
+
+/// A number no other metadata edit has had, in this process.
+fn new_generation() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Metadata {
@@ -765,7 +773,28 @@ impl Metadata {
     /// Builds the typed view over a parsed tree.
     pub fn from_document(doc: Document) -> Result<Metadata> {
         let vg = parse_vg(&doc)?;
-        Ok(Metadata { doc, vg })
+        Ok(Metadata {
+            doc,
+            vg,
+            generation: new_generation(),
+        })
+    }
+
+    /// A number that changes with every edit, unique in the process: two
+    /// values (a clone's included) with the same generation hold the same
+    /// metadata, so a caller can tell cheaply whether it changed since.
+    ///
+    /// ```
+    /// use lvsnap::lvm::vg::{Creation, Metadata};
+    /// let mut md = Metadata::parse(&std::fs::read_to_string("tests/fixtures/cow.vg").unwrap())?;
+    /// let copy = md.clone();
+    /// assert_eq!(copy.generation(), md.generation());
+    /// md.bump_seqno()?;
+    /// assert_ne!(copy.generation(), md.generation());
+    /// # Ok::<(), lvsnap::lvm::vg::ModelError>(())
+    /// ```
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The typed view.
@@ -792,6 +821,7 @@ impl Metadata {
     }
 
     fn vg_body(&mut self) -> Result<&mut Body> {
+        self.generation = new_generation();
         self.doc
             .vg_section_mut()
             .map(|s| &mut s.body)
@@ -814,6 +844,7 @@ impl Metadata {
         touched: &[&str],
         f: impl FnOnce(&mut Document) -> Result<()>,
     ) -> Result<()> {
+        self.generation = new_generation();
         let parked = self.park(touched);
         let backup = self.doc.clone();
         match f(&mut self.doc).and_then(|()| self.fresh_lvs(parked.lvs.len())) {
@@ -928,6 +959,7 @@ impl Metadata {
     /// Sets the top-level `description`, `creation_host` and `creation_time`
     /// LVM writes with each copy of the metadata.
     pub fn set_header(&mut self, description: &str, creation: &Creation) {
+        self.generation = new_generation();
         let r = &mut self.doc.root;
         r.set("description", Value::str(description));
         r.set("creation_host", Value::str(&creation.host));

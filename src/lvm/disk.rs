@@ -21,7 +21,9 @@ use super::error::{Error, Result};
 use super::label::DiskLocn;
 use super::lock::{LockGuard, LockMode};
 use super::mda::{MdaHeader, RawLocn};
-use super::scan::{ScanOptions, ScannedPv, read_pv_dev, read_text, scan, summarize};
+use super::scan::{
+    FoundText, ScanOptions, ScannedPv, TextSummary, read_pv_dev, read_text, scan, summarize,
+};
 use crate::units::Bytes;
 
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
@@ -213,6 +215,7 @@ pub struct TextSource {
 #[derive(Debug)]
 struct Pending {
     text: String,
+    summary: TextSummary,
     seqno: u64,
     // New locations, per PV and per area.
     locns: Vec<Vec<RawLocn>>,
@@ -225,6 +228,7 @@ pub struct VgDisk {
     id: String,
     seqno: u64,
     text: String,
+    summary: TextSummary,
     source: TextSource,
     pvs: Vec<VgPv>,
     missing: Vec<String>,
@@ -355,9 +359,10 @@ impl VgDisk {
         }
         Ok(VgDisk {
             name: vg.to_owned(),
-            id: newest.summary.vg_id,
+            id: newest.summary.vg_id.clone(),
             seqno: newest.summary.seqno,
             text: newest.text,
+            summary: newest.summary,
             source,
             pvs,
             missing,
@@ -365,6 +370,16 @@ impl VgDisk {
             pending: None,
             _lock: lock,
         })
+    }
+
+    /// The committed text as a scan finds it, for
+    /// [`ScanOptions::known`](super::scan::ScanOptions::known).
+    pub fn found_text(&self) -> FoundText {
+        FoundText {
+            text: self.text.clone(),
+            summary: self.summary.clone(),
+            locn: self.source.locn,
+        }
     }
 
     /// The VG name.
@@ -486,6 +501,7 @@ impl VgDisk {
         self.pending = Some(Pending {
             text: text.to_owned(),
             seqno: s.seqno,
+            summary: s,
             locns: plans
                 .iter()
                 .map(|pp| pp.iter().map(|p| p.locn).collect())
@@ -525,6 +541,7 @@ impl VgDisk {
             };
         }
         self.text = p.text;
+        self.summary = p.summary;
         self.seqno = p.seqno;
         Ok(())
     }
@@ -561,7 +578,7 @@ impl VgDisk {
     /// committed text at the current seqno (a self-check after a commit).
     pub fn verify(&self) -> Result<()> {
         for pv in &self.pvs {
-            let Some(scanned) = read_pv_dev(&pv.dev)? else {
+            let Some(scanned) = read_pv_dev(&pv.dev, None)? else {
                 return Err(Error::corrupt(
                     format!("PV {}", pv.path.display()),
                     "label vanished",
@@ -681,6 +698,7 @@ mod tests {
             devices: Some(vec![img.to_path_buf()]),
             lock_dir: dir.join("lock"),
             wait: false,
+            known: None,
         }
     }
 

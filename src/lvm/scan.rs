@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::disk::BlockDev;
 use super::error::{Error, Result};
@@ -30,6 +31,10 @@ pub struct ScanOptions {
     pub lock_dir: PathBuf,
     /// Wait for a VG lock held elsewhere (else fail with `Busy`).
     pub wait: bool,
+    /// A text read before. An area whose committed slot has the same
+    /// offset, size and checksum gives this text without reading it again:
+    /// LVM skips re-reading on the same match of checksum and size.
+    pub known: Option<Arc<FoundText>>,
 }
 
 impl Default for ScanOptions {
@@ -38,6 +43,7 @@ impl Default for ScanOptions {
             devices: None,
             lock_dir: PathBuf::from(DEFAULT_LOCK_DIR),
             wait: true,
+            known: None,
         }
     }
 }
@@ -338,7 +344,7 @@ impl ScannedPv {
     }
 }
 
-fn read_area(dev: &BlockDev, area: DiskLocn) -> AreaState {
+fn read_area(dev: &BlockDev, area: DiskLocn, known: Option<&FoundText>) -> AreaState {
     let header = (|| {
         let end = area.offset.checked_add(area.size);
         if *area.size < u128::from(MDA_HEADER_SIZE) || end.is_none_or(|e| e > dev.size()) {
@@ -357,9 +363,10 @@ fn read_area(dev: &BlockDev, area: DiskLocn) -> AreaState {
     })()
     .map_err(|e| e.at(dev.path()));
     let committed = match &header {
-        Ok(h) if !h.is_ignored() && !h.committed.is_empty() => {
-            Some(read_text(dev, h, &h.committed))
-        }
+        Ok(h) if !h.is_ignored() && !h.committed.is_empty() => match known {
+            Some(k) if k.locn == h.committed => Some(Ok(k.clone())),
+            _ => Some(read_text(dev, h, &h.committed)),
+        },
         _ => None,
     };
     AreaState {
@@ -389,11 +396,15 @@ pub(crate) fn read_text(dev: &BlockDev, header: &MdaHeader, locn: &RawLocn) -> R
 
 /// Reads one device: `Ok(None)` if it has no LVM label.
 pub fn read_pv(path: &Path) -> Result<Option<ScannedPv>> {
-    let dev = BlockDev::open(path, false)?;
-    read_pv_dev(&dev)
+    read_pv_known(path, None)
 }
 
-pub(crate) fn read_pv_dev(dev: &BlockDev) -> Result<Option<ScannedPv>> {
+fn read_pv_known(path: &Path, known: Option<&FoundText>) -> Result<Option<ScannedPv>> {
+    let dev = BlockDev::open(path, false)?;
+    read_pv_dev(&dev, known)
+}
+
+pub(crate) fn read_pv_dev(dev: &BlockDev, known: Option<&FoundText>) -> Result<Option<ScannedPv>> {
     let n = (LABEL_SCAN_SECTORS * LABEL_SIZE) as u64;
     let n =
         u64::try_from(*dev.size()).map_or(n, |s| s.min(n)) / LABEL_SIZE as u64 * LABEL_SIZE as u64;
@@ -404,7 +415,7 @@ pub(crate) fn read_pv_dev(dev: &BlockDev) -> Result<Option<ScannedPv>> {
     let areas = label
         .metadata_areas
         .iter()
-        .map(|&a| read_area(dev, a))
+        .map(|&a| read_area(dev, a, known))
         .collect();
     Ok(Some(ScannedPv {
         path: dev.path().to_path_buf(),
@@ -484,7 +495,7 @@ pub fn scan(opts: &ScanOptions) -> Result<Vec<ScannedPv>> {
     };
     let mut out = Vec::new();
     for d in devs {
-        match read_pv(&d) {
+        match read_pv_known(&d, opts.known.as_deref()) {
             Ok(Some(pv)) => out.push(pv),
             Ok(None) => {}
             Err(e) if strict => return Err(e),

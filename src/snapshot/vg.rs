@@ -10,6 +10,7 @@ use super::SnapshotStatus;
 use crate::dm::{LvmDmName, TableLine};
 use crate::error::{Error, Result};
 use crate::lvm::names::validate_vg_name;
+use crate::lvm::scan::FoundText;
 use crate::lvm::text::Style;
 use crate::lvm::vg::{Creation, Lv, Metadata, SegmentKind};
 use crate::lvm::{ScanOptions, VgDisk};
@@ -40,9 +41,11 @@ struct Memo {
     /// The VG's PVs as the last read found them: the next read tries
     /// these first, as LVM's hints do, instead of every block device.
     pvs: Option<Vec<PathBuf>>,
-    /// The last committed text and its parsed metadata. A read whose text is
-    /// byte for byte this one takes the parsed copy instead of parsing again.
-    parsed: Option<(String, Metadata)>,
+    /// The last committed text and its parsed metadata. The next read
+    /// takes the text instead of reading it where the metadata area still
+    /// points at the same place, size and checksum, and takes the parsed
+    /// copy if the text it ends up with is byte for byte this one.
+    parsed: Option<(Arc<FoundText>, Metadata)>,
 }
 
 /// One locked read of the VG: the on-disk handle and the parsed metadata.
@@ -50,6 +53,10 @@ pub(crate) struct Session {
     pub disk: VgDisk,
     pub md: Metadata,
     memo: Arc<Mutex<Memo>>,
+    /// The generation of `md` that is exactly the committed text.
+    committed: Option<u64>,
+    /// The generation of `md` that was precommitted.
+    precommitted: Option<u64>,
 }
 
 impl Drop for Session {
@@ -60,13 +67,13 @@ impl Drop for Session {
         if self.disk.has_precommit() {
             return;
         }
-        let Some(blank) = placeholder() else { return };
-        if self.md.to_text(Style::Raw) != self.disk.text() {
+        if self.committed != Some(self.md.generation()) {
             return;
         }
+        let Some(blank) = placeholder() else { return };
         let md = std::mem::replace(&mut self.md, blank);
         if let Ok(mut m) = self.memo.lock() {
-            m.parsed = Some((self.disk.text().to_owned(), md));
+            m.parsed = Some((Arc::new(self.disk.found_text()), md));
         }
     }
 }
@@ -117,13 +124,15 @@ impl VolumeGroup {
 
     /// Locks the VG and reads its newest metadata.
     pub(crate) fn session(&self) -> Result<Session> {
-        let disk = self.open_disk()?;
         let parsed = self.memo.lock().ok().and_then(|mut m| m.parsed.take());
+        let disk = self.open_disk(parsed.as_ref().map(|p| Arc::clone(&p.0)))?;
         let md = match parsed {
-            Some((text, md)) if text == disk.text() => md,
+            Some((known, md)) if known.text == disk.text() => md,
             _ => Metadata::parse(disk.text())?,
         };
         Ok(Session {
+            committed: Some(md.generation()),
+            precommitted: None,
             disk,
             md,
             memo: Arc::clone(&self.memo),
@@ -136,15 +145,19 @@ impl VolumeGroup {
     /// The hint is only taken when it yields the VG with all the PVs its
     /// newest metadata lists; otherwise, or on any error, the whole system is
     /// scanned, as without a hint.
-    fn open_disk(&self) -> Result<VgDisk> {
-        if self.scan.devices.is_some() {
-            return Ok(VgDisk::open(&self.name, &self.scan)?);
+    fn open_disk(&self, known: Option<Arc<FoundText>>) -> Result<VgDisk> {
+        let scan = ScanOptions {
+            known,
+            ..self.scan.clone()
+        };
+        if scan.devices.is_some() {
+            return Ok(VgDisk::open(&self.name, &scan)?);
         }
         let hint = self.memo.lock().ok().and_then(|m| m.pvs.clone());
         if let Some(paths) = hint {
             let opts = ScanOptions {
                 devices: Some(paths),
-                ..self.scan.clone()
+                ..scan.clone()
             };
             match VgDisk::open(&self.name, &opts) {
                 Ok(disk) if disk.missing_pvs().is_empty() => return Ok(disk),
@@ -156,7 +169,7 @@ impl VolumeGroup {
                 Err(e) => log::debug!("VG {}: hinted PVs failed ({e}); scanning", self.name),
             }
         }
-        let disk = VgDisk::open(&self.name, &self.scan)?;
+        let disk = VgDisk::open(&self.name, &scan)?;
         if let Ok(mut m) = self.memo.lock() {
             m.pvs = Some(disk.pvs().iter().map(|p| p.path.clone()).collect());
         }
@@ -178,17 +191,20 @@ impl Session {
             .set_header(&format!("lvsnap: {what}"), &Creation::now());
         let text = self.md.to_text(Style::Raw);
         self.disk.precommit(&text)?;
+        self.precommitted = Some(self.md.generation());
         Ok(())
     }
 
     /// Commits what [`Session::precommit`] wrote.
     pub fn commit(&mut self) -> Result<()> {
         self.disk.commit_precommitted()?;
+        self.committed = self.precommitted.take();
         Ok(())
     }
 
     /// Drops a precommitted change, leaving the committed metadata as it was.
     pub fn revert(&mut self) {
+        self.precommitted = None;
         if let Err(e) = self.disk.revert() {
             log::warn!("reverting precommitted metadata: {e}");
         }

@@ -296,6 +296,19 @@ fn status_and_scale(c: &mut Criterion) {
                 all
             })
         });
+        // A new handle each time: a full scan and parse, as a one-shot
+        // caller (the CLI) pays.
+        g.bench_with_input(
+            BenchmarkId::new("lvsnap, new handle", count),
+            &count,
+            |b, &count| {
+                b.iter(|| {
+                    let all = VolumeGroup::open(&vg.name).unwrap().snapshots().unwrap();
+                    assert_eq!(all.len(), count);
+                    all
+                })
+            },
+        );
         g.bench_with_input(
             BenchmarkId::new("lvs -o data_percent,lv_attr", count),
             &count,

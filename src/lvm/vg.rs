@@ -980,27 +980,32 @@ impl Metadata {
         if body.sections().count() != self.vg.lvs.len() {
             return;
         }
+        // Sized up front: a VG may hold hundreds of LVs, each a large entry.
+        let n = self.vg.lvs.len();
         let mut others = Vec::new();
-        let mut secs = Vec::new();
+        let (mut vis, mut hid) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut lvs = std::mem::take(&mut self.vg.lvs).into_iter().zip(visible);
         for e in std::mem::take(&mut body.entries) {
             match e {
-                Entry::Section(s) => secs.push(s),
+                Entry::Section(s) => match lvs.next() {
+                    Some((lv, true)) => vis.push((s, lv)),
+                    Some((lv, false)) => hid.push((s, lv)),
+                    None => {}
+                },
                 Entry::Blank => {}
                 other => others.push(other),
             }
         }
-        let lvs = std::mem::take(&mut self.vg.lvs);
-        let (vis, hid): (Vec<_>, Vec<_>) = secs
-            .into_iter()
-            .zip(lvs)
-            .zip(visible)
-            .partition(|(_, v)| *v);
-        body.entries = others;
-        for ((s, lv), _) in vis.into_iter().chain(hid) {
-            body.entries.push(Entry::Blank);
-            body.entries.push(Entry::Section(s));
-            self.vg.lvs.push(lv);
+        let mut entries = Vec::with_capacity(others.len() + 2 * n);
+        entries.append(&mut others);
+        let mut view = Vec::with_capacity(n);
+        for (s, lv) in vis.into_iter().chain(hid) {
+            entries.push(Entry::Blank);
+            entries.push(Entry::Section(s));
+            view.push(lv);
         }
+        body.entries = entries;
+        self.vg.lvs = view;
     }
 
     fn check_new_lv_name(&self, name: &str) -> Result<()> {

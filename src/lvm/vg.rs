@@ -402,8 +402,11 @@ impl Vg {
     fn visibility(&self) -> Vec<bool> {
         let mut by_name: HashMap<&str, &Lv> = HashMap::with_capacity(self.lvs.len());
         let mut cows: HashMap<&str, (&str, bool)> = HashMap::new();
+        // Per LV, the first LV of its name (itself unless a duplicate), found
+        // while the map is built rather than by a second lookup.
+        let mut first: Vec<&Lv> = Vec::with_capacity(self.lvs.len());
         for l in &self.lvs {
-            by_name.entry(&l.name).or_insert(l);
+            first.push(by_name.entry(&l.name).or_insert(l));
             if let Some((_, origin, cow, merging)) = l.snapshot_segment() {
                 cows.entry(cow).or_insert((origin, merging));
             }
@@ -419,10 +422,7 @@ impl Vg {
                 None => lv.has_status("VISIBLE"),
             }
         };
-        self.lvs
-            .iter()
-            .map(|l| by_name.get(l.name.as_str()).is_some_and(|l| visible(l)))
-            .collect()
+        first.into_iter().map(visible).collect()
     }
 
     /// Free extents of every allocatable PV (PV order), after subtracting

@@ -17,6 +17,7 @@ use super::error::{Error, Result};
 use super::label::{DiskLocn, LABEL_SCAN_SECTORS, LABEL_SIZE, PvLabel, find_label};
 use super::lock::DEFAULT_LOCK_DIR;
 use super::mda::{MDA_HEADER_SIZE, MdaHeader, RawLocn, decode_text};
+use super::text::find2;
 use crate::units::Bytes;
 
 /// LVM's default `devices/pv_min_size`: smaller devices are not scanned.
@@ -117,10 +118,20 @@ impl<'a> Lexer<'a> {
     /// The next token, `None` at the end. The only lexical error is an
     /// unterminated string, which runs to the end of the text.
     fn next(&mut self) -> Result<Option<Tok<'a>>> {
-        let bad = |d: &str| Error::corrupt("metadata text", d.to_string());
+        self.lex().map_err(lex_error)
+    }
+
+    /// [`Lexer::next`] with its error as a bare description, which keeps
+    /// the result small on the hot path.
+    #[inline(always)]
+    fn lex(&mut self) -> std::result::Result<Option<Tok<'a>>, &'static str> {
+        let bad = |d: &'static str| d;
         let (text, b) = (self.text, self.text.as_bytes());
         let mut i = self.pos;
         let tok = loop {
+            i += b
+                .get(i..)
+                .map_or(0, |r| span(r, |c| class(c) == Class::Space));
             let Some(&c) = b.get(i) else {
                 self.pos = i;
                 return Ok(None);
@@ -132,14 +143,10 @@ impl<'a> Lexer<'a> {
                 b'[' => Tok::LBracket,
                 b']' => Tok::RBracket,
                 b',' => Tok::Comma,
-                b' ' | b'\t' | b'\n' | b'\r' => {
-                    i += 1;
-                    continue;
-                }
                 b'#' => {
                     i = b
                         .get(i..)
-                        .and_then(|r| r.iter().position(|&x| x == b'\n'))
+                        .and_then(|r| find2(r, b'\n', b'\n'))
                         .map_or(b.len(), |p| i + p + 1);
                     continue;
                 }
@@ -148,17 +155,21 @@ impl<'a> Lexer<'a> {
                     let mut j = start;
                     let mut escaped = false;
                     loop {
-                        match b.get(j) {
-                            None => return Err(bad("unterminated string")),
-                            Some(b'"') => break,
-                            // The escaped char may be multi-byte: its other
-                            // bytes are never '"' or '\\', so one byte is enough.
-                            Some(b'\\') if j + 1 < b.len() => {
-                                escaped = true;
-                                j += 2;
-                            }
-                            Some(b'\\') => return Err(bad("unterminated string")),
-                            Some(_) => j += 1,
+                        let p = b
+                            .get(j..)
+                            .and_then(|r| find2(r, b'"', b'\\'))
+                            .ok_or_else(|| bad("unterminated string"))?;
+                        j += p;
+                        if b.get(j) == Some(&b'"') {
+                            break;
+                        }
+                        // A backslash. The escaped char may be multi-byte: its
+                        // other bytes are never '"' or '\\', so one byte is enough.
+                        if j + 1 < b.len() {
+                            escaped = true;
+                            j += 2;
+                        } else {
+                            return Err(bad("unterminated string"));
                         }
                     }
                     let raw = text.get(start..j).ok_or_else(|| bad("bad string"))?;
@@ -170,26 +181,32 @@ impl<'a> Lexer<'a> {
                     });
                 }
                 _ => {
-                    if let Some(n) = whitespace_len(text, i) {
-                        i += n;
-                        continue;
-                    }
-                    // A word: its first char, then up to whitespace or a delimiter.
-                    let first = text
-                        .get(i..)
-                        .and_then(|r| r.chars().next())
-                        .map_or(1, char::len_utf8);
-                    let mut j = i + first;
-                    while let Some(&n) = b.get(j) {
-                        let ends = match n {
-                            b'=' | b'{' | b'}' | b'[' | b']' | b',' | b'"' | b'#' => true,
-                            n if n.is_ascii() => (n as char).is_whitespace(),
-                            _ => whitespace_len(text, j).is_some(),
-                        };
-                        if ends {
-                            break;
+                    let first = if c.is_ascii() {
+                        1
+                    } else {
+                        if let Some(n) = whitespace_len(text, i) {
+                            i += n;
+                            continue;
                         }
-                        j += 1;
+                        text.get(i..)
+                            .and_then(|r| r.chars().next())
+                            .map_or(1, char::len_utf8)
+                    };
+                    // A word: its first char, then up to whitespace or a delimiter.
+                    let mut j = i + first;
+                    loop {
+                        j += b
+                            .get(j..)
+                            .map_or(0, |r| span(r, |c| class(c) == Class::Word));
+                        match b.get(j) {
+                            // Non-ASCII: Unicode whitespace ends a word too.
+                            Some(&n)
+                                if class(n) == Class::High && whitespace_len(text, j).is_none() =>
+                            {
+                                j += 1
+                            }
+                            _ => break,
+                        }
                     }
                     let w = text.get(i..j).ok_or_else(|| bad("bad word"))?;
                     i = j;
@@ -202,6 +219,55 @@ impl<'a> Lexer<'a> {
         self.pos = i;
         Ok(Some(tok))
     }
+}
+
+/// What a byte is to the lexer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Part of a word.
+    Word,
+    /// ASCII whitespace (as `char::is_whitespace` has it).
+    Space,
+    /// Ends a word: a delimiter, `"` or `#`.
+    Stop,
+    /// Not ASCII: part of a char that may be Unicode whitespace.
+    High,
+}
+
+const CLASSES: [Class; 256] = {
+    let mut t = [Class::Word; 256];
+    let mut i = 0x80;
+    while i < 256 {
+        t[i] = Class::High;
+        i += 1;
+    }
+    let space = b"\t\n\x0b\x0c\r ";
+    let mut i = 0;
+    while i < space.len() {
+        t[space[i] as usize] = Class::Space;
+        i += 1;
+    }
+    let stop = b"={}[],\"#";
+    let mut i = 0;
+    while i < stop.len() {
+        t[stop[i] as usize] = Class::Stop;
+        i += 1;
+    }
+    t
+};
+
+fn class(c: u8) -> Class {
+    CLASSES[usize::from(c)]
+}
+
+/// How many bytes at the start of `r` satisfy `f`.
+#[inline(always)]
+fn span(r: &[u8], f: impl Fn(u8) -> bool) -> usize {
+    r.iter().position(|&c| !f(c)).unwrap_or(r.len())
+}
+
+fn lex_error(what: &'static str) -> Error {
+    Error::corrupt("metadata text", what.to_string())
 }
 
 /// A string's contents with `\x` read as `x`.
@@ -248,7 +314,7 @@ fn summarize_tokens(lx: &mut Lexer<'_>) -> Result<TextSummary> {
     let mut path: Vec<&str> = Vec::new();
     let (mut vg_name, mut vg_id, mut seqno) = (None, None, None);
     let mut pv_ids = Vec::new();
-    while let Some(t) = lx.next()? {
+    while let Some(t) = lx.lex().map_err(lex_error)? {
         let key = match t {
             Tok::Close => {
                 path.pop().ok_or_else(|| bad("unbalanced '}'".into()))?;
@@ -257,7 +323,7 @@ fn summarize_tokens(lx: &mut Lexer<'_>) -> Result<TextSummary> {
             Tok::Word(w) => w,
             t => return Err(bad(format!("unexpected {t:?}"))),
         };
-        match lx.next()? {
+        match lx.lex().map_err(lex_error)? {
             Some(Tok::Open) => {
                 if path.is_empty() && vg_name.is_none() {
                     vg_name = Some(key);
@@ -268,19 +334,26 @@ fn summarize_tokens(lx: &mut Lexer<'_>) -> Result<TextSummary> {
             Some(Tok::Eq) => {}
             _ => return Err(bad(format!("unexpected {:?}", Tok::Word(key)))),
         }
-        let value = lx.next()?;
-        if value == Some(Tok::LBracket) {
-            while lx.next()?.is_some_and(|t| t != Tok::RBracket) {}
+        let value = lx.lex().map_err(lex_error)?;
+        if matches!(value, Some(Tok::LBracket)) {
+            while lx
+                .lex()
+                .map_err(lex_error)?
+                .is_some_and(|t| !matches!(t, Tok::RBracket))
+            {}
             continue;
         }
-        let in_vg = path.len() == 1 && vg_name.as_ref() == path.first();
-        let in_pv = path.len() == 3
-            && vg_name.as_ref() == path.first()
-            && path.get(1) == Some(&"physical_volumes");
+        // Only these two keys matter: where they are is worked out for them alone.
+        let in_vg = || path.len() == 1 && vg_name.as_ref() == path.first();
+        let in_pv = || {
+            path.len() == 3
+                && vg_name.as_ref() == path.first()
+                && path.get(1) == Some(&"physical_volumes")
+        };
         match (key, value) {
-            ("id", Some(Tok::Str(s))) if in_vg => vg_id = Some(s.into_owned()),
-            ("id", Some(Tok::Str(s))) if in_pv => pv_ids.push(s.into_owned()),
-            ("seqno", Some(Tok::Word(n))) if in_vg => {
+            ("id", Some(Tok::Str(s))) if in_vg() => vg_id = Some(s.into_owned()),
+            ("id", Some(Tok::Str(s))) if in_pv() => pv_ids.push(s.into_owned()),
+            ("seqno", Some(Tok::Word(n))) if in_vg() => {
                 seqno = Some(n.parse::<u64>().map_err(|_| bad(format!("seqno {n:?}")))?)
             }
             _ => {}
@@ -776,7 +849,7 @@ mod tests {
 
         #[test]
         fn any_text_tokenizes_as_before(
-            s in "[a-z0-9 =\\[\\]{},\"#\n\\\\\t'\u{a0}\u{2028}\u{85}é€]{0,200}"
+            s in "[a-z0-9 =\\[\\]{},\"#\n\\\\\t'\u{a0}\u{2028}\u{85}\u{b}\u{c}\r\u{0}\u{1680}é€]{0,200}"
         ) {
             prop_assert_eq!(new_tokens(&s), reference_tokens(&s));
             assert_same_summary(&s);

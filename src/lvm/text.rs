@@ -13,8 +13,6 @@
 //! `"..."` strings with `\"` and `\\` escapes, `'...'` strings without
 //! escapes, bare words after `=`, `[`, or `,`, optional commas in arrays.
 
-use std::fmt::Write as _;
-
 use crate::error::ErrorKind;
 
 /// Largest text accepted: far beyond any real metadata area.
@@ -729,9 +727,13 @@ fn parse_int(tok: &str) -> Option<i64> {
 }
 
 fn indent(out: &mut String, depth: usize, style: Style) {
+    const TABS: &str = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
     if style == Style::File {
-        for _ in 0..depth {
-            out.push('\t');
+        let mut left = depth;
+        while left > 0 {
+            let n = left.min(TABS.len());
+            out.push_str(TABS.get(..n).unwrap_or(""));
+            left -= n;
         }
     }
 }
@@ -773,19 +775,29 @@ fn write_body(out: &mut String, body: &Body, depth: usize, style: Style) {
     }
 }
 
+/// Bytes a bare word cannot hold (libdm ends a word at whitespace or a
+/// delimiter).
+const NOT_BARE: [bool; 256] = {
+    let mut t = [false; 256];
+    let stops = b" \t\n\x0c\r#={}[],\"\0";
+    let mut i = 0;
+    while i < stops.len() {
+        t[stops[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Keys as LVM writes them (bare), quoted only if a bare word could not
 /// hold them, so whatever was read can be written back.
 fn write_key(out: &mut String, key: &str) {
-    let bare = !key.is_empty()
-        && !key.starts_with('\'')
-        && !key.bytes().any(|c| {
-            c.is_ascii_whitespace()
-                || matches!(c, b'#' | b'=' | b'{' | b'}' | b'[' | b']' | b',' | b'"' | 0)
-        });
+    let b = key.as_bytes();
+    let bare =
+        b.first().is_some_and(|&c| c != b'\'') && !b.iter().any(|&c| NOT_BARE[usize::from(c)]);
     if bare {
         out.push_str(key);
     } else {
-        write_scalar(out, &Scalar::Str(key.to_owned()));
+        write_str(out, key);
     }
 }
 
@@ -835,20 +847,77 @@ fn write_value(out: &mut String, v: &Value, depth: usize, style: Style) {
 
 fn write_scalar(out: &mut String, s: &Scalar) {
     match s {
-        Scalar::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
+        Scalar::Int(i) => write_int(out, *i),
         Scalar::Float(f) => out.push_str(f),
-        Scalar::Str(s) => {
-            out.push('"');
-            for c in s.chars() {
-                if c == '"' || c == '\\' {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
-            out.push('"');
+        Scalar::Str(s) => write_str(out, s),
+    }
+}
+
+/// `"s"` with `"` and `\` escaped.
+fn write_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut rest = s;
+    // Escapes are rare: copy the runs between them whole.
+    while let Some(i) = find2(rest.as_bytes(), b'"', b'\\') {
+        // Both are ASCII, so the split is on a char boundary.
+        let (Some(run), Some(esc), Some(tail)) =
+            (rest.get(..i), rest.get(i..=i), rest.get(i + 1..))
+        else {
+            break;
+        };
+        out.push_str(run);
+        out.push('\\');
+        out.push_str(esc);
+        rest = tail;
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
+/// The index of the first `a` or `b` in `s`, eight bytes at a time.
+pub(crate) fn find2(s: &[u8], a: u8, b: u8) -> Option<usize> {
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    let (ma, mb) = (LO * u64::from(a), LO * u64::from(b));
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI != 0;
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_ne_bytes(w);
+        if has_zero(w ^ ma) || has_zero(w ^ mb) {
+            break;
         }
+        at += 8;
+    }
+    s.get(at..)?
+        .iter()
+        .position(|&c| c == a || c == b)
+        .map(|p| at + p)
+}
+
+/// An integer in decimal, as `{i}` formats it, without `fmt`'s machinery.
+fn write_int(out: &mut String, i: i64) {
+    if i < 0 {
+        out.push('-');
+    }
+    let mut n = i.unsigned_abs();
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    while at > 0 {
+        at -= 1;
+        if let Some(d) = buf.get_mut(at) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in buf.get(at..).unwrap_or(&[]) {
+        out.push(char::from(d));
     }
 }
 
@@ -1025,6 +1094,45 @@ mod tests {
                 &format!("seqno = {}\n", seq + 1)
             )
         );
+    }
+
+    #[test]
+    fn scalars_are_written_as_fmt_would() {
+        for i in [0, 1, -1, 9, 10, -10, 4096, i64::MAX, i64::MIN, i64::MIN + 1] {
+            let mut out = String::new();
+            write_int(&mut out, i);
+            assert_eq!(out, i.to_string());
+        }
+        for s in [
+            "",
+            "a",
+            "\"",
+            "\\",
+            "é\"x\\y€\"",
+            "0123456789abcdef\\",
+            "0123456789abcdefg",
+        ] {
+            let mut out = String::new();
+            write_str(&mut out, s);
+            let want: String = s
+                .chars()
+                .flat_map(|c| {
+                    (c == '"' || c == '\\')
+                        .then_some('\\')
+                        .into_iter()
+                        .chain([c])
+                })
+                .collect();
+            assert_eq!(out, format!("\"{want}\""));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find2_finds_the_first(s in proptest::collection::vec(proptest::sample::select(vec![b'a', b'"', b'\\', 0xc3, 0x22 ^ 0x80]), 0..40)) {
+            let want = s.iter().position(|&c| c == b'"' || c == b'\\');
+            proptest::prop_assert_eq!(find2(&s, b'"', b'\\'), want);
+        }
     }
 
     mod fuzz {

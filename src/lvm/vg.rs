@@ -402,8 +402,11 @@ impl Vg {
     fn visibility(&self) -> Vec<bool> {
         let mut by_name: HashMap<&str, &Lv> = HashMap::with_capacity(self.lvs.len());
         let mut cows: HashMap<&str, (&str, bool)> = HashMap::new();
+        // Per LV, the first LV of its name (itself unless a duplicate), found
+        // while the map is built rather than by a second lookup.
+        let mut first: Vec<&Lv> = Vec::with_capacity(self.lvs.len());
         for l in &self.lvs {
-            by_name.entry(&l.name).or_insert(l);
+            first.push(by_name.entry(&l.name).or_insert(l));
             if let Some((_, origin, cow, merging)) = l.snapshot_segment() {
                 cows.entry(cow).or_insert((origin, merging));
             }
@@ -419,10 +422,7 @@ impl Vg {
                 None => lv.has_status("VISIBLE"),
             }
         };
-        self.lvs
-            .iter()
-            .map(|l| by_name.get(l.name.as_str()).is_some_and(|l| visible(l)))
-            .collect()
+        first.into_iter().map(visible).collect()
     }
 
     /// Free extents of every allocatable PV (PV order), after subtracting
@@ -980,27 +980,32 @@ impl Metadata {
         if body.sections().count() != self.vg.lvs.len() {
             return;
         }
+        // Sized up front: a VG may hold hundreds of LVs, each a large entry.
+        let n = self.vg.lvs.len();
         let mut others = Vec::new();
-        let mut secs = Vec::new();
+        let (mut vis, mut hid) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut lvs = std::mem::take(&mut self.vg.lvs).into_iter().zip(visible);
         for e in std::mem::take(&mut body.entries) {
             match e {
-                Entry::Section(s) => secs.push(s),
+                Entry::Section(s) => match lvs.next() {
+                    Some((lv, true)) => vis.push((s, lv)),
+                    Some((lv, false)) => hid.push((s, lv)),
+                    None => {}
+                },
                 Entry::Blank => {}
                 other => others.push(other),
             }
         }
-        let lvs = std::mem::take(&mut self.vg.lvs);
-        let (vis, hid): (Vec<_>, Vec<_>) = secs
-            .into_iter()
-            .zip(lvs)
-            .zip(visible)
-            .partition(|(_, v)| *v);
-        body.entries = others;
-        for ((s, lv), _) in vis.into_iter().chain(hid) {
-            body.entries.push(Entry::Blank);
-            body.entries.push(Entry::Section(s));
-            self.vg.lvs.push(lv);
+        let mut entries = Vec::with_capacity(others.len() + 2 * n);
+        entries.append(&mut others);
+        let mut view = Vec::with_capacity(n);
+        for (s, lv) in vis.into_iter().chain(hid) {
+            entries.push(Entry::Blank);
+            entries.push(Entry::Section(s));
+            view.push(lv);
         }
+        body.entries = entries;
+        self.vg.lvs = view;
     }
 
     fn check_new_lv_name(&self, name: &str) -> Result<()> {

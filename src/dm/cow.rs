@@ -156,6 +156,74 @@ fn suspend_undoable<'a>(
     Ok(())
 }
 
+/// A COW snapshot made but not yet live: see [`CowSnapshot::prepare`].
+/// Dropped without [`PreparedCow::activate`], it removes its devices and
+/// the origin's waiting table.
+#[must_use = "dropping a PreparedCow undoes it"]
+pub struct PreparedCow<'a> {
+    dm: &'a DmControl,
+    undo: Undo<'a>,
+    origin: &'a DmName,
+    snapshot: &'a DmName,
+    real: DmNameBuf,
+    real_dev: devicemapper::Device,
+    new_real: bool,
+    cow: DmNameBuf,
+    params: SnapshotTargetParams,
+    size: Sectors,
+}
+
+impl std::fmt::Debug for PreparedCow<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedCow")
+            .field("origin", &self.origin)
+            .field("snapshot", &self.snapshot)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedCow<'_> {
+    /// Makes the snapshot live, in LVM's order: the origin frozen and
+    /// flushed; `-real`, the snapshot and the origin resumed. On failure
+    /// everything is undone.
+    pub fn activate(self) -> Result<CowSnapshot> {
+        let PreparedCow {
+            dm,
+            mut undo,
+            origin,
+            snapshot,
+            real,
+            real_dev,
+            new_real,
+            cow,
+            params,
+            size,
+        } = self;
+        suspend_undoable(dm, &mut undo, origin, Suspend::FREEZE)?;
+        if new_real {
+            dm.resume(&real)?;
+            node::ensure_node(&real, real_dev)?;
+        }
+        dm.resume(snapshot)?;
+        // The origin's resume swaps in snapshot-origin: from here on, writes COW.
+        dm.resume(origin)?;
+        undo.done();
+        let snap_dev = dm.info(snapshot)?.device;
+        if let Err(e) = node::ensure_node(snapshot, snap_dev) {
+            log::warn!("snapshot {snapshot} works but has no node: {e}");
+        }
+        Ok(CowSnapshot {
+            origin: origin.to_owned(),
+            real,
+            snapshot: snapshot.to_owned(),
+            cow,
+            params,
+            size,
+        })
+    }
+}
+
 impl CowSnapshot {
     /// Snapshots `spec.origin`: creates `-real` (the origin's table) and
     /// `-cow` (zeroing the store's header chunk) and resumes them, loads the
@@ -180,6 +248,14 @@ impl CowSnapshot {
     /// # Ok::<(), lvsnap::dm::Error>(())
     /// ```
     pub fn create(dm: &DmControl, spec: &CowSnapshotSpec<'_>) -> Result<CowSnapshot> {
+        CowSnapshot::prepare(dm, spec)?.activate()
+    }
+
+    /// The first half of [`CowSnapshot::create`]: every device made and
+    /// loaded, the origin's new table waiting in its inactive slot, nothing
+    /// live changed yet. The caller can do other work (LVM's precommit)
+    /// before [`PreparedCow::activate`]; dropping the result undoes it all.
+    pub fn prepare<'a>(dm: &'a DmControl, spec: &CowSnapshotSpec<'a>) -> Result<PreparedCow<'a>> {
         let origin = spec.origin;
         let chunk = spec.chunk;
         let cow_size = table_size(spec.cow);
@@ -297,24 +373,14 @@ impl CowSnapshot {
         )?;
         let s = spec.snapshot.to_owned();
         undo.push("remove snapshot", move |dm| dm.remove(&s));
-
-        suspend_undoable(dm, &mut undo, origin, Suspend::FREEZE)?;
-        if shared_real.is_none() {
-            dm.resume(&real)?;
-            node::ensure_node(&real, real_dev)?;
-        }
-        dm.resume(spec.snapshot)?;
-        // The origin's resume swaps in snapshot-origin: from here on, writes COW.
-        dm.resume(origin)?;
-        undo.done();
-        let snap_dev = dm.info(spec.snapshot)?.device;
-        if let Err(e) = node::ensure_node(spec.snapshot, snap_dev) {
-            log::warn!("snapshot {} works but has no node: {e}", spec.snapshot);
-        }
-        Ok(CowSnapshot {
-            origin: origin.to_owned(),
+        Ok(PreparedCow {
+            dm,
+            undo,
+            origin,
+            snapshot: spec.snapshot,
             real,
-            snapshot: spec.snapshot.to_owned(),
+            real_dev,
+            new_real: shared_real.is_none(),
             cow,
             params,
             size,

@@ -21,7 +21,7 @@ mod percent;
 mod snapshot;
 mod thin;
 
-pub use cow::{CowMerge, CowSnapshot, CowSnapshotSpec, MergeProgress, Until};
+pub use cow::{CowMerge, CowSnapshot, CowSnapshotSpec, MergeProgress, PreparedCow, Until};
 pub use device::{DmControl, Info, Suspend, TableLine, table_size};
 pub use error::{Error, Result};
 pub use event::WaitOutcome;

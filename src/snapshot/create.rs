@@ -5,7 +5,9 @@ use super::{
     Error as SnapError, SnapSize, SnapshotOptions, SnapshotStatus, check_chunk_size,
     plan_cow_extents,
 };
-use crate::dm::{ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, LvmDmUuid, LvmId};
+use crate::dm::{
+    ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, LvmDmName, LvmDmUuid, LvmId, TableLine,
+};
 use crate::error::Result;
 use crate::lvm::names::validate_lv_name;
 use crate::lvm::vg::Creation;
@@ -125,48 +127,73 @@ impl VolumeGroup {
             .into());
         }
         s.md.add_cow_snapshot(origin, name, cow, chunk, !opts.writable, &Creation::now())?;
-        let cow_lv =
-            s.md.vg()
-                .lv(name)
-                .cloned()
-                .ok_or_else(|| SnapError::NotFound(format!("new COW LV {name}")))?;
-        // The new extents were free in the committed metadata, so zeroing
-        // them before the commit harms nothing if we stop here.
-        s.zero_lv_start(&cow_lv, (*chunk * 512) as usize)?;
-        s.precommit(&format!(
-            "create snapshot {}/{name} of {origin}",
-            self.name()
-        ))?;
-
-        let made = match self.activate_cow(s, origin, name, chunk, !opts.writable) {
-            Ok(made) => made,
-            Err(e) => {
+        let what = format!("create snapshot {}/{name} of {origin}", self.name());
+        let Some(live) = self.live_cow(s, origin, name, chunk, !opts.writable)? else {
+            // No devices to make: the store's header is zeroed straight on
+            // its PV (its extents were free in the committed metadata, so
+            // this harms nothing if we stop here), then the metadata commits.
+            let cow_lv =
+                s.md.vg()
+                    .lv(name)
+                    .cloned()
+                    .ok_or_else(|| SnapError::NotFound(format!("new COW LV {name}")))?;
+            s.zero_lv_start(&cow_lv, (*chunk * 512) as usize)?;
+            s.precommit(&what)?;
+            if let Err(e) = s.commit() {
                 s.revert();
                 return Err(e);
             }
+            return Ok(());
         };
-        if let Err(e) = s.commit() {
-            if let Some((dm, snap)) = made {
-                if let Err(u) = snap.remove(&dm) {
-                    log::error!("undoing snapshot devices of {name}: {u}");
+        let spec = live.spec();
+        // The devices (which zero the store through its -cow layer) are made
+        // while the metadata is precommitted on another thread: neither
+        // needs the other until the origin is suspended.
+        let (prepared, pre) = std::thread::scope(|sc| {
+            let pre = sc.spawn(|| s.precommit(&what));
+            let prepared = CowSnapshot::prepare(&live.dm, &spec);
+            let pre = pre.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (prepared, pre)
+        });
+        let prepared = match (prepared, pre) {
+            (Ok(p), Ok(())) => p,
+            (Err(e), pre) => {
+                if pre.is_ok() {
+                    s.revert();
                 }
-                self.remove_link(name);
+                return Err(e.into());
             }
+            // Dropping the prepared devices removes them.
+            (Ok(_), Err(e)) => return Err(e),
+        };
+        let snap = match prepared.activate() {
+            Ok(snap) => snap,
+            Err(e) => {
+                s.revert();
+                return Err(e.into());
+            }
+        };
+        self.make_link(name);
+        if let Err(e) = s.commit() {
+            if let Err(u) = snap.remove(&live.dm) {
+                log::error!("undoing snapshot devices of {name}: {u}");
+            }
+            self.remove_link(name);
             s.revert();
             return Err(e);
         }
         Ok(())
     }
 
-    /// If the origin is active, gives the new snapshot its devices.
-    fn activate_cow(
+    /// What the new snapshot's devices need, if its origin is active.
+    fn live_cow(
         &self,
         s: &Session,
         origin: &str,
         name: &str,
         chunk: Sectors,
         read_only: bool,
-    ) -> Result<Option<(DmControl, CowSnapshot)>> {
+    ) -> Result<Option<LiveCow>> {
         let origin_dev = self.dm_name(origin, None)?;
         let dm = match DmControl::open() {
             Ok(dm) => dm,
@@ -182,20 +209,15 @@ impl VolumeGroup {
         let cow_lv = vg
             .lv(name)
             .ok_or_else(|| SnapError::NotFound(format!("new COW LV {name}")))?;
-        let table = s.lv_table(cow_lv)?;
-        let uuid = LvmDmUuid::new(&LvmId::parse(&vg.id)?, &LvmId::parse(&cow_lv.id)?, None)?;
-        let snap_dev = self.dm_name(name, None)?;
-        let spec = CowSnapshotSpec {
-            origin: &origin_dev,
-            snapshot: &snap_dev,
-            snapshot_uuid: Some(uuid.as_dm_uuid()),
-            cow: &table,
+        Ok(Some(LiveCow {
+            table: s.lv_table(cow_lv)?,
+            uuid: LvmDmUuid::new(&LvmId::parse(&vg.id)?, &LvmId::parse(&cow_lv.id)?, None)?,
+            snap_dev: self.dm_name(name, None)?,
+            origin_dev,
             chunk: ChunkSize::new(chunk)?,
             read_only,
-        };
-        let snap = CowSnapshot::create(&dm, &spec)?;
-        self.make_link(name);
-        Ok(Some((dm, snap)))
+            dm,
+        }))
     }
 
     /// `/dev/<vg>/<lv>`, as LVM links it when udev does not.
@@ -224,5 +246,29 @@ impl VolumeGroup {
         let dir = std::path::Path::new("/dev").join(self.name());
         let _ = std::fs::remove_file(dir.join(lv));
         let _ = std::fs::remove_dir(&dir);
+    }
+}
+
+/// The devices of a COW snapshot of an active origin, as planned.
+struct LiveCow {
+    dm: DmControl,
+    origin_dev: LvmDmName,
+    snap_dev: LvmDmName,
+    uuid: LvmDmUuid,
+    table: Vec<TableLine>,
+    chunk: ChunkSize,
+    read_only: bool,
+}
+
+impl LiveCow {
+    fn spec(&self) -> CowSnapshotSpec<'_> {
+        CowSnapshotSpec {
+            origin: &self.origin_dev,
+            snapshot: &self.snap_dev,
+            snapshot_uuid: Some(self.uuid.as_dm_uuid()),
+            cow: &self.table,
+            chunk: self.chunk,
+            read_only: self.read_only,
+        }
     }
 }

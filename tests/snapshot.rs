@@ -6,10 +6,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{LoopDev, dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
+use lvsnap::lvm::text::Style;
+use lvsnap::lvm::vg::{Creation, Metadata};
+use lvsnap::lvm::{ScanOptions, VgDisk};
 use lvsnap::snapshot::{SnapSize, SnapshotOptions, State, Until, VolumeGroup, WatchEvent};
-use lvsnap::units::Bytes;
+use lvsnap::units::{Bytes, Extents};
 use serial_test::serial;
 
 const MIB: u64 = 1 << 20;
@@ -232,6 +235,69 @@ fn refusals_change_nothing() {
         ErrorKind::NotFound
     );
     vg.vgck();
+}
+
+/// A create that fails after its devices are made, here because the new
+/// metadata no longer fits its area (found while the devices are being
+/// made), removes them and leaves the metadata as it was.
+#[test]
+#[serial]
+fn failure_after_the_devices_are_made_undoes_them() {
+    require_dm();
+    let pv = LoopDev::new(4 << 30);
+    sh(&format!(
+        "pvcreate -q --metadatasize 16k {0} && vgcreate -q -s 1M fullvg {0}",
+        pv.path.display()
+    ));
+    let vg = ScratchVg {
+        name: "fullvg".into(),
+        pvs: vec![pv],
+    };
+    vg.lvm("lvcreate -q -y -L 8M -n origin");
+    // Fill the metadata area with LVs, in one commit per batch, until not
+    // even one more fits.
+    let mut n = 0;
+    for batch in [200, 20, 1] {
+        loop {
+            let mut disk = VgDisk::open("fullvg", &ScanOptions::default()).unwrap();
+            let mut md = Metadata::parse(disk.text()).unwrap();
+            let now = Creation::now();
+            for i in 0..batch {
+                md.add_linear_lv(&format!("f{}", n + i), Extents(1), &now)
+                    .unwrap();
+            }
+            md.bump_seqno().unwrap();
+            match disk.commit(&md.to_text(Style::Raw)) {
+                Ok(()) => n += batch,
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+                    break;
+                }
+            }
+        }
+    }
+    assert!(n > 100, "only {n} LVs fit");
+    let v = VolumeGroup::open("fullvg").unwrap();
+    let seq = vg.seqno();
+    let devs = dm_names();
+    let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(4 << 20)));
+    let e = v.create_snapshot("origin", "s1", &opts).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    assert_eq!(vg.seqno(), seq, "metadata changed");
+    assert_eq!(dm_names(), devs, "devices left behind");
+    assert!(!vg.lvs("lv_attr").contains_key("s1"));
+    vg.vgck();
+    // The origin still works as a plain LV.
+    write_pattern(
+        std::path::Path::new("/dev/mapper/fullvg-origin"),
+        0,
+        4096,
+        7,
+    );
+    assert_eq!(
+        read_at(std::path::Path::new("/dev/mapper/fullvg-origin"), 0, 4096),
+        vec![7; 4096]
+    );
 }
 
 /// A merging origin refuses new snapshots, and a merging snapshot refuses

@@ -540,13 +540,44 @@ fn skip_reason(sys: &Path, name: &str) -> Option<&'static str> {
     None
 }
 
+/// The kernel names (`dm-<minor>`) of the device-mapper devices that are
+/// LVs, asked of device-mapper itself: one ioctl each is far cheaper than
+/// the sysfs lookups that would otherwise tell, and a system with many
+/// snapshots has hundreds. Empty where device-mapper cannot be asked; the
+/// sysfs checks then decide alone.
+fn lv_disk_names() -> std::collections::HashSet<String> {
+    use devicemapper::{DM, DevId};
+    let mut out = std::collections::HashSet::new();
+    let Ok(dm) = DM::new() else { return out };
+    let Ok(devs) = dm.list_devices() else {
+        return out;
+    };
+    for (name, dev, _) in devs {
+        let is_lv = dm
+            .device_info(&DevId::Name(&name))
+            .ok()
+            .and_then(|i| i.uuid().map(|u| u.to_string().starts_with("LVM-")))
+            .unwrap_or(false);
+        if is_lv {
+            // The kernel names every mapped device's disk dm-<minor>.
+            out.insert(format!("dm-{}", dev.minor));
+        }
+    }
+    out
+}
+
 /// The system's block devices that may hold PVs (see the module docs).
 pub fn candidate_devices() -> Result<Vec<PathBuf>> {
     let dir = Path::new("/sys/class/block");
+    let lvs = lv_disk_names();
     let mut v = Vec::new();
     for e in fs::read_dir(dir).map_err(|e| Error::io_path("read", dir, e))? {
         let e = e.map_err(|e| Error::io_path("read", dir, e))?;
         let name = e.file_name().to_string_lossy().into_owned();
+        if lvs.contains(&name) {
+            log::debug!("scan: skipping {name}: an LV (scan_lvs = 0)");
+            continue;
+        }
         let dev = Path::new("/dev").join(&name);
         match skip_reason(&e.path(), &name) {
             Some(why) => log::debug!("scan: skipping {name}: {why}"),

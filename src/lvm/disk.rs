@@ -14,7 +14,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
@@ -26,8 +25,6 @@ use super::scan::{
 };
 use crate::units::Bytes;
 
-const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-const BLKSSZGET: libc::c_ulong = 0x1268;
 const MEM_ALIGN: usize = 4096;
 
 /// An open device (or image file) with block-aligned, direct I/O.
@@ -76,26 +73,9 @@ impl BlockDev {
             .metadata()
             .map_err(|e| Error::io_path("stat", path, e))?;
         let (size, block) = if meta.file_type().is_block_device() {
-            let mut size: u64 = 0;
-            let mut ss: libc::c_int = 0;
-            // SAFETY: both ioctls write one integer of the given type.
-            let ok = unsafe {
-                libc::ioctl(file.as_raw_fd(), BLKGETSIZE64 as _, &mut size) == 0
-                    && libc::ioctl(file.as_raw_fd(), BLKSSZGET as _, &mut ss) == 0
-            };
-            if !ok {
-                return Err(Error::io_path(
-                    "get size of",
-                    path,
-                    std::io::Error::last_os_error(),
-                ));
-            }
-            (
-                size,
-                u64::try_from(ss)
-                    .unwrap_or(512)
-                    .clamp(512, MEM_ALIGN as u64),
-            )
+            let (size, ss) = crate::sys::block_device_size(&file)
+                .map_err(|e| Error::io_path("get size of", path, e))?;
+            (size, u64::from(ss).clamp(512, MEM_ALIGN as u64))
         } else {
             (meta.len(), 512)
         };

@@ -50,6 +50,8 @@ pub fn lvsnap(args: &[&str]) -> (i32, String, String) {
 pub struct LoopDev {
     pub path: PathBuf,
     file: PathBuf,
+    // Taken in drop, so the device is detached before its file goes.
+    dev: Option<lvsnap::sys::LoopDevice>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -64,17 +66,18 @@ impl LoopDev {
         File::create(&file)
             .and_then(|f| f.set_len(size_bytes))
             .expect("create loop backing file");
-        let dev = sh(&format!("losetup -f --show {}", file.display()));
+        let dev = lvsnap::sys::LoopDevice::attach(&file).expect("attach a loop device");
         LoopDev {
-            path: PathBuf::from(dev.trim()),
+            path: dev.path().to_path_buf(),
             file,
+            dev: Some(dev),
         }
     }
 }
 
 impl Drop for LoopDev {
     fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
+        drop(self.dev.take());
         let _ = fs::remove_file(&self.file);
     }
 }

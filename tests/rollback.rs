@@ -212,7 +212,7 @@ fn deferred_merges() {
     drop(hold);
     sh("lvchange --refresh dfvg/lv0");
     eventually("LVM finishes the merge", || {
-        !sh("lvs --noheadings -o lv_name dfvg").contains("s2")
+        !sh("lvs -a --noheadings -o lv_name dfvg").contains("s2")
     });
     vg.vgck();
     assert!(read(&origin, 16 * MIB) == want);
@@ -230,7 +230,7 @@ fn deferred_merges() {
     vg.vgck();
     sh("lvchange -ay dfvg/lv0");
     eventually("LVM merges on activation", || {
-        !sh("lvs --noheadings -o lv_name dfvg").contains("s3")
+        !sh("lvs -a --noheadings -o lv_name dfvg").contains("s3")
     });
     vg.vgck();
     assert!(read(&origin, 16 * MIB) == want);

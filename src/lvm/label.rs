@@ -3,7 +3,7 @@
 //! Pure functions over byte slices; reading the device is [`super::disk`]'s job.
 //! Layout (all little-endian): `label_header` {id "LABELONE", sector u64,
 //! crc u32, offset u32, type "LVM2 001"}, then at `offset` the `pv_header`
-//! {uuid [32], device_size u64, data areas, 0, metadata areas, 0}, each area a
+//! {uuid `[u8; 32]`, device_size u64, data areas, 0, metadata areas, 0}, each area a
 //! `disk_locn` {offset u64, size u64}, then the extension {version u32,
 //! flags u32, bootloader areas, 0}. The crc covers bytes 20..512.
 

@@ -2,7 +2,7 @@
 //! circular buffer of metadata text after the header.
 //!
 //! Pure functions over byte slices (host-testable); [`super::disk`] does the I/O.
-//! Header layout (little-endian): checksum u32 (over bytes 4..512), magic [16],
+//! Header layout (little-endian): checksum u32 (over bytes 4..512), magic `[u8; 16]`,
 //! version u32 (1), start u64 (absolute byte offset of the header), size u64
 //! (of the whole area), then `raw_locn` slots {offset u64 (from the area
 //! start), size u64, checksum u32, flags u32}: slot 0 = committed text,

@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use lvsnap::Error;
 use lvsnap::snapshot::Error as SnapError;
 use lvsnap::snapshot::{
-    RestoreOptions, RollbackState, SnapSize, SnapshotOptions, SnapshotStatus, VolumeGroup,
-    parse_size,
+    ExtendSize, RestoreOptions, RollbackState, SnapSize, SnapshotOptions, SnapshotStatus,
+    VolumeGroup, parse_size,
 };
 use serde_json::json;
 
@@ -74,6 +74,15 @@ enum Cmd {
     },
     /// Delete a snapshot.
     Delete { snap: String },
+    /// Grow a COW snapshot's store to SIZE, or by +SIZE, as lvextend does
+    /// (rounded up to whole extents, capped at what the origin can fill).
+    Extend {
+        /// The snapshot, as VG/SNAP.
+        snap: String,
+        /// The new size, or +SIZE to grow by (K/M/G/T as powers of 1024).
+        #[arg(allow_hyphen_values = true)]
+        size: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -204,6 +213,24 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                 if made.thin { ", thin" } else { "" }
             )
             .ok();
+        }
+        Cmd::Extend { snap, size } => {
+            let (vg, name) = vg_and_name(&snap)?;
+            let size: ExtendSize = size.parse()?;
+            let e = VolumeGroup::open(vg)?.extend_snapshot(name, size)?;
+            if e.capped {
+                eprintln!("lvsnap: reached maximum COW size ({})", e.size);
+            }
+            if e.size == e.old_size {
+                writeln!(out, "Size of snapshot {snap} unchanged from {}.", e.size).ok();
+            } else {
+                writeln!(
+                    out,
+                    "Size of snapshot {snap} changed from {} to {}.",
+                    e.old_size, e.size
+                )
+                .ok();
+            }
         }
         Cmd::Delete { snap } => {
             let (vg, name) = vg_and_name(&snap)?;

@@ -610,6 +610,65 @@ impl CowSnapshot {
         r
     }
 
+    /// Grows the exception store live to `cow_table` (larger than its
+    /// table now), as `lvextend` of a snapshot does: with the origin tree
+    /// suspended (origin and snapshots frozen and flushed, then `-real` and
+    /// every `-cow`), `while_suspended` runs (where LVM commits) and the
+    /// grown table is swapped in on the resume, which goes `-real`, the
+    /// `-cow` layers, the snapshots, the origin. LVM resumes the grown `-cow`
+    /// before its commit; here it is resumed only after, so the kernel
+    /// never writes exceptions into extents the committed metadata does not
+    /// give the store. If `while_suspended` fails, every device resumes
+    /// with its old table. The resume goes on past a failing device, so
+    /// none is left suspended that can be resumed.
+    pub fn grow_cow_then<E: From<Error>>(
+        &self,
+        dm: &DmControl,
+        cow_table: &[TableLine],
+        while_suspended: impl FnOnce() -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let old = table_size(&dm.table(&self.cow)?);
+        let new = table_size(cow_table);
+        if new <= old {
+            return Err(Error::InvalidArgument(format!(
+                "new table of {} ({} sectors) does not grow it ({} sectors)",
+                &*self.cow, *new, *old
+            ))
+            .into());
+        }
+        dm.status_of(&self.origin, SNAPSHOT_ORIGIN, ErrorKind::Busy)?;
+        let mut snaps = vec![self.snapshot.clone()];
+        snaps.extend(self.siblings(dm)?);
+        let cows = snaps
+            .iter()
+            .map(|s| layer_name(s, "cow"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut undo = Undo::new(dm);
+        load_undoable(dm, &mut undo, &self.cow, cow_table, false)?;
+        suspend_undoable(dm, &mut undo, &self.origin, Suspend::FREEZE)?;
+        for s in &snaps {
+            suspend_undoable(dm, &mut undo, s, Suspend::FREEZE)?;
+        }
+        suspend_undoable(dm, &mut undo, &self.real, Suspend::FLUSH)?;
+        for c in &cows {
+            suspend_undoable(dm, &mut undo, c, Suspend::FLUSH)?;
+        }
+        while_suspended()?;
+        undo.done();
+        let order = std::iter::once(&self.real)
+            .chain(&cows)
+            .chain(&snaps)
+            .chain(std::iter::once(&self.origin));
+        let mut first = None;
+        for n in order {
+            if let Err(e) = dm.resume(n) {
+                log::error!("resuming {} after growing {}: {e}", &**n, &*self.cow);
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), |e| Err(e.into()))
+    }
+
     /// Origin back to the `-real` table, then the layers removed.
     fn collapse(&self, dm: &DmControl) -> Result<()> {
         self.detach(dm, false, || Ok::<(), Error>(()))

@@ -1059,6 +1059,128 @@ impl Metadata {
         Ok(areas)
     }
 
+    /// Grows linear LV `name` by `extents`, placed as `lvextend` places them
+    /// (checked in the VM against LVM 2.03): first the free extents right
+    /// after its last extent on the same PV, which join its last segment;
+    /// the rest as LVM's `normal` policy places a new area, on the last
+    /// segment's PV if it holds it all (LVM clings to it), else anywhere.
+    /// Returns the areas added.
+    pub fn extend_lv(&mut self, name: &str, extents: Extents) -> Result<Vec<Area>> {
+        let lv = self
+            .vg
+            .lv(name)
+            .ok_or_else(|| ModelError::NotFound(name.into()))?;
+        let last = match lv.segments.last() {
+            Some(Segment {
+                kind: SegmentKind::Striped { stripes, .. },
+                extent_count,
+                ..
+            }) if stripes.len() == 1 => (stripes[0].clone(), *extent_count),
+            _ => {
+                return Err(ModelError::Unsupported(format!(
+                    "extending {name}, whose last segment is not linear"
+                )));
+            }
+        };
+        if extents.0 == 0 {
+            return Err(ModelError::Refused(format!(
+                "New size for {name} matches its existing size"
+            )));
+        }
+        let mut free = self.free_space();
+        if extents.0 > free.total() {
+            return Err(ModelError::NoSpace {
+                needed: extents.0,
+                free: free.total(),
+            });
+        }
+        let pv = self
+            .vg
+            .pvs
+            .iter()
+            .position(|p| p.key == last.0.pv)
+            .ok_or_else(|| invalid(format!("{name}: segment on unknown {}", last.0.pv)))?;
+        let end = last
+            .0
+            .start
+            .0
+            .checked_add(last.1.0)
+            .ok_or_else(|| invalid(format!("{name}: extent overflow")))?;
+        // Contiguous round: the run right after the LV's end, as far as it goes.
+        let mut grow = 0;
+        if let Some((true, runs)) = free.pvs.get_mut(pv) {
+            if let Some(r) = runs.iter_mut().find(|r| r.0 == end) {
+                grow = r.1.min(extents.0);
+                r.0 += grow;
+                r.1 -= grow;
+            }
+        }
+        let rest = extents.0 - grow;
+        let mut areas = Vec::new();
+        if rest > 0 {
+            let cling = FreeSpace {
+                pvs: free
+                    .pvs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| if i == pv { p.clone() } else { (false, vec![]) })
+                    .collect(),
+            };
+            areas = alloc::allocate_linear(&cling, rest)
+                .or_else(|| alloc::allocate_linear(&free, rest))
+                .ok_or(ModelError::NoSpace {
+                    needed: extents.0,
+                    free: free.total() + grow,
+                })?;
+        }
+        let first_new = lv.extents().0 + grow;
+        let segs_before = lv.segments.len();
+        let new_areas = areas.clone();
+        let keys: Vec<String> = areas.iter().map(|a| self.pv_key(a.pv)).collect();
+        self.change(&[name], |doc| {
+            let sec = lv_section_mut(doc, name)?;
+            let b = &mut sec.body;
+            if grow > 0 {
+                let seg = b
+                    .section_mut(&format!("segment{segs_before}"))
+                    .ok_or_else(|| invalid(format!("{name}: no segment{segs_before}")))?;
+                seg.body
+                    .set("extent_count", uint(last.1.0.saturating_add(grow)));
+            }
+            let mut le = first_new;
+            for (i, (a, key)) in new_areas.iter().zip(&keys).enumerate() {
+                let mut seg = segment_head(segs_before + i + 1, le, a.count, "striped");
+                let sb = &mut seg.body;
+                sb.push("stripe_count", Value::int(1));
+                sb.entries.push(Entry::Blank);
+                sb.push(
+                    "stripes",
+                    Value::Array(Array::multiline(
+                        vec![Scalar::Str(key.clone()), Scalar::Int(clamp(a.start))],
+                        2,
+                    )),
+                );
+                b.entries.push(Entry::Section(seg));
+                le += a.count;
+            }
+            b.set(
+                "segment_count",
+                uint((segs_before + new_areas.len()) as u64),
+            );
+            Ok(())
+        })?;
+        let mut out = Vec::new();
+        if grow > 0 {
+            out.push(Area {
+                pv,
+                start: end,
+                count: grow,
+            });
+        }
+        out.extend(areas);
+        Ok(out)
+    }
+
     fn pv_key(&self, index: usize) -> String {
         self.vg
             .pvs

@@ -4,6 +4,7 @@
 mod create;
 mod delete;
 mod error;
+mod extend;
 mod options;
 mod report;
 mod restore;
@@ -16,6 +17,7 @@ mod watch;
 
 pub use create::Created;
 pub use error::Error;
+pub use extend::{ExtendSize, Extended};
 pub use options::SnapshotOptions;
 pub use restore::{RestoreOptions, RestoreProgress, Restored};
 pub use rollback::{Rollback, RollbackState};

@@ -379,6 +379,7 @@ fn refusals_change_nothing() {
     sh("lvcreate -q -y -L 16M -T rfvg/pool && lvcreate -q -y -V 16M -T rfvg/pool -n thin0");
     v.create_snapshot("thin0", "tsnap", &SnapshotOptions::default())
         .unwrap();
+    sh("lvchange -q -pr rfvg/thin0");
     vg.vgck();
 
     let check = |what: &str, kind: ErrorKind, f: &dyn Fn() -> lvsnap::Result<()>, cli: &[&str]| {
@@ -482,8 +483,8 @@ fn refusals_change_nothing() {
         &["restore", "rfvg/asleep", "new"],
     );
     check(
-        "rollback of a thin snapshot",
-        ErrorKind::Unsupported,
+        "thin rollback to a snapshot of a read-only origin",
+        ErrorKind::InvalidArgument,
         &|| v.rollback("tsnap").map(|_| ()),
         &["rollback", "rfvg/tsnap"],
     );

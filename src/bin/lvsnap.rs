@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use lvsnap::Error;
 use lvsnap::snapshot::Error as SnapError;
 use lvsnap::snapshot::{
-    ExtendSize, RestoreOptions, RollbackState, SnapSize, SnapshotOptions, SnapshotStatus,
-    VolumeGroup, parse_size,
+    ExtendSize, RestoreOptions, RollbackOptions, RollbackState, SnapSize, SnapshotOptions,
+    SnapshotStatus, VolumeGroup, parse_size,
 };
 use serde_json::json;
 
@@ -59,6 +59,9 @@ enum Cmd {
         snap: String,
         #[arg(long)]
         wait: bool,
+        /// Keep the snapshot for another rollback (thin snapshots only).
+        #[arg(long)]
+        keep: bool,
         #[arg(long)]
         json: bool,
     },
@@ -162,10 +165,15 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                 .ok();
             }
         }
-        Cmd::Rollback { snap, wait, json } => {
+        Cmd::Rollback {
+            snap,
+            wait,
+            keep,
+            json,
+        } => {
             let (vg, name) = vg_and_name(&snap)?;
             let vg = VolumeGroup::open(vg)?;
-            let mut rb = vg.rollback(name)?;
+            let mut rb = vg.rollback_with(name, &RollbackOptions::default().keep(keep))?;
             let mut state = rb.state();
             if wait && !state.is_settled() {
                 let mut bar = Progress::new();

@@ -292,6 +292,19 @@ pub struct CowSnapshot {
     pub merging: bool,
 }
 
+/// The thin device ids of a rollback [`Metadata::thin_rollback`] recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThinRollback {
+    /// The pool.
+    pub pool: String,
+    /// The origin's device before, queued for `delete`.
+    pub old_origin_id: u64,
+    /// The snapshot's device, now the origin's.
+    pub snap_id: u64,
+    /// The kept snapshot's new device (`create_snap <new> <snap_id>`).
+    pub new_snap_id: Option<u64>,
+}
+
 /// A typed volume group, built from the metadata tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vg {
@@ -1544,6 +1557,142 @@ impl Metadata {
             queue_thin_message(doc, pool, "create", Value::str(name))
         })?;
         Ok(device_id)
+    }
+
+    /// Records a rollback of thin LV `origin` to its thin snapshot `snap`
+    /// with the pool's work queued, as LVM queues it (one transaction:
+    /// `transaction_id` + 1 and `messageN` entries LVM replays itself if the
+    /// kernel pool never got them): `origin` keeps its name and id but takes
+    /// `snap`'s thin device; with `keep`, `snap` gets a new device that is a
+    /// snapshot of that one (`create = snap`, which replays as `create_snap
+    /// <new> <origin's id>`), else its LV goes (thin snapshots of it lose
+    /// their `origin`, as `lvremove` leaves them); the origin's old device
+    /// is queued for `delete`. Other snapshots of `origin` keep their own
+    /// devices and their `origin` link. Call [`Metadata::clear_thin_messages`]
+    /// once the kernel pool has done it.
+    pub fn thin_rollback(&mut self, origin: &str, snap: &str, keep: bool) -> Result<ThinRollback> {
+        let s = self
+            .vg
+            .lv(snap)
+            .ok_or_else(|| ModelError::NotFound(snap.into()))?;
+        let (pool, snap_id) = s
+            .thin()
+            .map(|(p, id)| (p.to_owned(), id))
+            .ok_or_else(|| ModelError::Refused(format!("{snap} is not a thin volume")))?;
+        if s.thin_origin() != Some(origin) {
+            return Err(ModelError::Refused(format!(
+                "{snap} is not a thin snapshot of {origin}"
+            )));
+        }
+        let origin_id = self
+            .vg
+            .lv(origin)
+            .and_then(Lv::thin)
+            .filter(|(p, _)| *p == pool)
+            .map(|(_, id)| id)
+            .ok_or_else(|| {
+                ModelError::Refused(format!("{origin} is not a thin volume of {pool}"))
+            })?;
+        let (_, messages) = self.pool_segment(&pool)?;
+        if !messages.is_empty() {
+            return Err(ModelError::Refused(format!(
+                "Thin pool {pool} has queued messages: finish or clear them first"
+            )));
+        }
+        let new_id = if keep {
+            let high = self
+                .vg
+                .lvs
+                .iter()
+                .filter_map(|l| l.thin().filter(|t| t.0 == pool).map(|t| t.1))
+                .max()
+                .unwrap_or(0);
+            let n = high + 1;
+            if n > (1 << 24) - 1 {
+                return Err(ModelError::NoSpace { needed: 1, free: 0 });
+            }
+            Some(n)
+        } else {
+            None
+        };
+        let children: Vec<String> = if keep {
+            Vec::new()
+        } else {
+            self.vg
+                .lvs
+                .iter()
+                .filter(|l| l.thin_origin() == Some(snap))
+                .map(|l| l.name.clone())
+                .collect()
+        };
+        let mut touched: Vec<&str> = vec![origin, snap, &pool];
+        touched.extend(children.iter().map(String::as_str));
+        self.change(&touched, |doc| {
+            lv_section_mut(doc, origin)?
+                .body
+                .section_mut("segment1")
+                .ok_or_else(|| invalid(format!("{origin} without segment1")))?
+                .body
+                .set("device_id", uint(snap_id));
+            match new_id {
+                Some(n) => {
+                    lv_section_mut(doc, snap)?
+                        .body
+                        .section_mut("segment1")
+                        .ok_or_else(|| invalid(format!("{snap} without segment1")))?
+                        .body
+                        .set("device_id", uint(n));
+                    queue_thin_message(doc, &pool, "create", Value::str(snap))?;
+                }
+                None => {
+                    lvs_body_mut(doc)
+                        .ok_or_else(|| invalid("no logical_volumes section"))?
+                        .remove_section(snap);
+                    for c in &children {
+                        if let Some(seg) = lv_section_mut(doc, c)?.body.section_mut("segment1") {
+                            seg.body.remove("origin");
+                        }
+                    }
+                }
+            }
+            queue_thin_message(doc, &pool, "delete", uint(origin_id))
+        })?;
+        Ok(ThinRollback {
+            pool,
+            old_origin_id: origin_id,
+            snap_id,
+            new_snap_id: new_id,
+        })
+    }
+
+    /// Gives LV `name` LVM's permission `rw` (status READ, WRITE) or `r`
+    /// (READ only), as `lvcreate -p` or `lvchange -p` write it.
+    pub fn set_writable(&mut self, name: &str, writable: bool) -> Result<()> {
+        let lv = self
+            .vg
+            .lv(name)
+            .ok_or_else(|| ModelError::NotFound(name.into()))?;
+        if lv.has_status("WRITE") == writable {
+            return Ok(());
+        }
+        let status: Vec<String> = if writable {
+            let mut v = lv.status.clone();
+            let at = v.iter().position(|s| s == "READ").map_or(0, |i| i + 1);
+            v.insert(at, "WRITE".into());
+            v
+        } else {
+            lv.status
+                .iter()
+                .filter(|s| *s != "WRITE")
+                .cloned()
+                .collect()
+        };
+        self.change(&[name], |doc| {
+            lv_section_mut(doc, name)?
+                .body
+                .set("status", Value::strings(&status));
+            Ok(())
+        })
     }
 
     /// A thin snapshot of thin LV `origin` (same size, same pool).

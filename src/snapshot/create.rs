@@ -79,7 +79,7 @@ impl VolumeGroup {
         // The status comes from the session's own, now committed, metadata:
         // reading the VG again would double the cost of a create.
         if o.thin().is_some() {
-            self.create_thin(&mut s, origin, name)?;
+            self.create_thin(&mut s, origin, name, opts.writable)?;
             return Ok(Created {
                 status: self.status_in(&s, name)?,
                 snapsize_ignored: opts.snapsize != SnapSize::OriginSize,

@@ -12,6 +12,7 @@ mod rollback;
 mod size;
 mod status;
 mod thin;
+mod thin_rollback;
 mod vg;
 mod watch;
 
@@ -20,7 +21,7 @@ pub use error::Error;
 pub use extend::{ExtendSize, Extended};
 pub use options::SnapshotOptions;
 pub use restore::{RestoreOptions, RestoreProgress, Restored};
-pub use rollback::{Rollback, RollbackState};
+pub use rollback::{Rollback, RollbackOptions, RollbackState};
 pub use size::{SnapSize, check_chunk_size, cow_max_extents, parse_size, plan_cow_extents};
 pub use status::{SnapshotStatus, State};
 pub use vg::{VolumeGroup, all_snapshots, volume_groups};

@@ -275,7 +275,7 @@ impl VolumeGroup {
         new_lv: &str,
         extents: Extents,
     ) -> Result<()> {
-        self.create_thin_lv(s, snapshot, new_lv, Some(extents), false)?;
+        self.create_thin_lv(s, snapshot, new_lv, Some(extents), false, true)?;
         let activated = self.activate_lv(s, new_lv);
         if let Err(e) = activated {
             if let Err(u) = self.delete_thin(s, new_lv) {

@@ -117,6 +117,49 @@ pub struct Rollback {
     start: Option<Sectors>,
 }
 
+/// How to roll back.
+///
+/// ```
+/// use lvsnap::snapshot::RollbackOptions;
+/// assert!(RollbackOptions::default().keep(true).keeps());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollbackOptions {
+    keep: bool,
+}
+
+impl RollbackOptions {
+    /// Keep the snapshot, unchanged, for another rollback later (thin
+    /// snapshots only; default: it is consumed, as a merge consumes it).
+    pub fn keep(mut self, keep: bool) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// Whether the snapshot is kept.
+    pub fn keeps(&self) -> bool {
+        self.keep
+    }
+}
+
+impl Rollback {
+    /// A rollback already settled in `state` (a thin rollback is done at once).
+    pub(super) fn settled(
+        vg: &VolumeGroup,
+        snapshot: &str,
+        origin: &str,
+        state: RollbackState,
+    ) -> Rollback {
+        Rollback {
+            vg: vg.clone(),
+            snapshot: snapshot.to_owned(),
+            origin: origin.to_owned(),
+            state,
+            start: None,
+        }
+    }
+}
+
 impl VolumeGroup {
     /// Rolls the origin of COW snapshot `name` back to it by merging, as
     /// `lvconvert --merge` does: records the merge in the metadata and, if
@@ -132,22 +175,44 @@ impl VolumeGroup {
     /// finishes it (removes the COW pair; the origin goes back to a plain
     /// LV, or stays a snapshot-origin if other snapshots remain).
     ///
-    /// Refused before anything changes: a thin snapshot, an invalid
-    /// snapshot, a read-only origin, an origin with another merging snapshot.
+    /// A thin snapshot is rolled back as [`VolumeGroup::rollback_with`] says.
+    ///
+    /// Refused before anything changes: an invalid snapshot, a read-only
+    /// origin, an origin with another merging snapshot.
     pub fn rollback(&self, name: &str) -> Result<Rollback> {
+        self.rollback_with(name, &RollbackOptions::default())
+    }
+
+    /// As [`VolumeGroup::rollback`], with options. A thin snapshot is
+    /// rolled back at once, without copying data (see [`RollbackOptions`]):
+    /// Completed, or Deferred with nothing changed while the origin is open.
+    /// `keep` is refused for a COW snapshot, which a merge consumes.
+    pub fn rollback_with(&self, name: &str, opts: &RollbackOptions) -> Result<Rollback> {
         let full = format!("{}/{name}", self.name());
         let mut s = self.session()?;
+        let thin = s.md.vg().cow_snapshot(name).is_none()
+            && s.md
+                .vg()
+                .lv(name)
+                .is_some_and(|l| l.thin_origin().is_some());
+        if thin {
+            return self.rollback_thin(s, name, opts.keep);
+        }
         let vg = s.md.vg();
         let Some(snap) = vg.cow_snapshot(name) else {
             return Err(match vg.lv(name) {
-                Some(lv) if lv.thin_origin().is_some() => SnapError::Unsupported(format!(
-                    "{full} is a thin snapshot: rollback merges COW snapshots only"
-                )),
                 Some(_) => SnapError::InvalidArgument(format!("{full} is not a snapshot")),
                 None => SnapError::NotFound(format!("snapshot {full}")),
             }
             .into());
         };
+        if opts.keep {
+            return Err(SnapError::InvalidArgument(format!(
+                "{full} is a COW snapshot: a merge consumes it, so it cannot be kept \
+                 (keep is for thin snapshots)"
+            ))
+            .into());
+        }
         let origin = snap.origin.clone();
         let origin_full = format!("{}/{origin}", self.name());
         let origin_dev = self.dm_name(&origin, None)?;

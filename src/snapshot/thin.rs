@@ -14,15 +14,23 @@ impl VolumeGroup {
     /// Creates thin snapshot `name` of thin LV `origin`, as `lvcreate -s`
     /// does: the first commit records it with the pool's message queued and
     /// transaction id + 1; the pool creates the device; the second commit
-    /// drops the message. The snapshot gets ACTIVATION_SKIP, as LVM's do.
-    pub(crate) fn create_thin(&self, s: &mut Session, origin: &str, name: &str) -> Result<()> {
-        self.create_thin_lv(s, origin, name, None, true).map(|_| ())
+    /// drops the message. The snapshot gets ACTIVATION_SKIP, as LVM's do,
+    /// and is read-only unless `writable` (`lvcreate -s -p r|rw`).
+    pub(crate) fn create_thin(
+        &self,
+        s: &mut Session,
+        origin: &str,
+        name: &str,
+        writable: bool,
+    ) -> Result<()> {
+        self.create_thin_lv(s, origin, name, None, true, writable)
+            .map(|_| ())
     }
 
     /// As [`VolumeGroup::create_thin`], with the new LV `extents` large
     /// (default: the origin's size, as `lvcreate -s`; larger is what
-    /// `lvextend` of the snapshot would give) and ACTIVATION_SKIP as asked.
-    /// Returns the new thin device id.
+    /// `lvextend` of the snapshot would give), ACTIVATION_SKIP and
+    /// permission as asked. Returns the new thin device id.
     pub(crate) fn create_thin_lv(
         &self,
         s: &mut Session,
@@ -30,6 +38,7 @@ impl VolumeGroup {
         name: &str,
         extents: Option<Extents>,
         activation_skip: bool,
+        writable: bool,
     ) -> Result<u64> {
         let vg = s.md.vg();
         let extents = match extents {
@@ -56,6 +65,10 @@ impl VolumeGroup {
             activation_skip,
             &Creation::now(),
         )?;
+        if let Err(e) = s.md.set_writable(name, writable) {
+            s.md = before;
+            return Err(e.into());
+        }
         if !dm.exists(&tpool)? {
             let what = format!("create thin snapshot {name}");
             self.through_inactive_pool(s, &dm, &pool, &what)?;
@@ -162,7 +175,7 @@ impl VolumeGroup {
     /// pool message queued, activate the pool (which carries out queued
     /// messages and moves its transaction id on), commit without the message,
     /// and deactivate the pool again.
-    fn through_inactive_pool(
+    pub(super) fn through_inactive_pool(
         &self,
         s: &mut Session,
         dm: &DmControl,

@@ -9,20 +9,26 @@
 //!   crate, with [`thin_create_snap`] for snapshots;
 //! - LVM names and UUIDs: [`LvmDmName`], [`LvmDmUuid`], [`LvmId`];
 //! - event waits: [`DmControl::wait_event`];
-//! - a COW snapshot's life as LVM lays it out: [`CowSnapshot`], [`CowMerge`].
+//! - a COW snapshot's life as LVM lays it out: [`CowSnapshot`], [`CowMerge`];
+//! - on-disk formats read natively: COW exception stores
+//!   ([`exception_store`]) and thin-pool metadata ([`thin_metadata`]).
 
 mod cow;
 mod device;
+mod direct_io;
 mod error;
 mod event;
+pub mod exception_store;
 mod name;
 mod node;
 mod percent;
 mod snapshot;
 mod thin;
+pub mod thin_metadata;
 
 pub use cow::{CowMerge, CowSnapshot, CowSnapshotSpec, MergeProgress, PreparedCow, Until};
 pub use device::{DmControl, Info, Suspend, TableLine, table_size};
+pub use direct_io::{DirectReader, ReadAt};
 pub use error::{Error, Result};
 pub use event::WaitOutcome;
 pub use name::{

@@ -1,6 +1,7 @@
 //! Volume-snapshot semantics (HwameiStor's): create, status, watch, rollback
-//! (merge), restore into a new volume, delete.
+//! (merge), restore into a new volume, delete; changed-block export.
 
+mod changed;
 mod create;
 mod delete;
 mod error;
@@ -16,6 +17,7 @@ mod thin_rollback;
 mod vg;
 mod watch;
 
+pub use changed::{ChangedBlocks, ChangedRange};
 pub use create::Created;
 pub use error::Error;
 pub use extend::{ExtendSize, Extended};

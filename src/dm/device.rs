@@ -1,6 +1,7 @@
 //! Generic device operations: create, load, suspend, resume, remove, status.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use devicemapper::{
     DM, DevId, Device, DeviceInfo, DmError, DmFlags, DmName, DmNameBuf, DmOptions, DmUuid, Sectors,
@@ -214,8 +215,9 @@ impl Info {
 /// dm.remove(&name)?;
 /// # Ok::<(), lvsnap::dm::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct DmControl {
-    dm: DM,
+    dm: Arc<DM>,
 }
 
 impl fmt::Debug for DmControl {
@@ -228,7 +230,20 @@ impl DmControl {
     /// Opens `/dev/mapper/control`.
     pub fn open() -> Result<DmControl> {
         let dm = DM::new().map_err(|e| Error::ioctl("open", "/dev/mapper/control", e))?;
-        Ok(DmControl { dm })
+        Ok(DmControl { dm: Arc::new(dm) })
+    }
+
+    /// The process's shared control file, opened on first use: one
+    /// descriptor serves every operation (threads may share it: each ioctl
+    /// carries its own buffer). A failed open is not remembered, so a later
+    /// call retries.
+    pub fn shared() -> Result<DmControl> {
+        static SHARED: OnceLock<DmControl> = OnceLock::new();
+        if let Some(dm) = SHARED.get() {
+            return Ok(dm.clone());
+        }
+        let dm = DmControl::open()?;
+        Ok(SHARED.get_or_init(|| dm).clone())
     }
 
     /// The devicemapper crate's context, for what this type does not cover.

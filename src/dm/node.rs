@@ -9,6 +9,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use devicemapper::{Device, DmName};
 
@@ -54,15 +55,26 @@ pub fn ensure_node(name: &DmName, dev: Device) -> Result<PathBuf> {
         ));
     }
     // As libdevmapper makes them: root:disk, mode 0660, whatever the umask.
-    // SAFETY: valid NUL-terminated strings; nothing is kept.
+    // SAFETY: a valid NUL-terminated string; nothing is kept.
     unsafe {
-        let grp = libc::getgrnam(c"disk".as_ptr());
-        if !grp.is_null() {
-            libc::chown(cpath.as_ptr(), 0, (*grp).gr_gid);
+        if let Some(gid) = disk_gid() {
+            libc::chown(cpath.as_ptr(), 0, gid);
         }
         libc::chmod(cpath.as_ptr(), 0o660);
     }
     Ok(path)
+}
+
+/// The `disk` group's id, looked up once per process: each lookup goes
+/// through NSS (nscd probes, nsswitch.conf, /etc/group).
+fn disk_gid() -> Option<libc::gid_t> {
+    static GID: OnceLock<Option<libc::gid_t>> = OnceLock::new();
+    *GID.get_or_init(|| {
+        nix::unistd::Group::from_name("disk")
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
+    })
 }
 
 /// Removes `/dev/mapper/<name>` unless udev manages it; a missing node is fine.

@@ -195,7 +195,7 @@ impl VolumeGroup {
         read_only: bool,
     ) -> Result<Option<LiveCow>> {
         let origin_dev = self.dm_name(origin, None)?;
-        let dm = match DmControl::open() {
+        let dm = match DmControl::shared() {
             Ok(dm) => dm,
             Err(e) => {
                 log::debug!("no device-mapper ({e}); metadata only");

@@ -33,7 +33,7 @@ impl VolumeGroup {
         }
         let origin_dev = self.dm_name(&snap.origin, None)?;
         let snap_dev = self.dm_name(name, None)?;
-        let live = match DmControl::open() {
+        let live = match DmControl::shared() {
             Ok(dm) if dm.exists(&snap_dev)? => {
                 let info = dm.info(&snap_dev)?;
                 if info.open_count > 0 {

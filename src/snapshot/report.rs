@@ -27,7 +27,7 @@ impl VolumeGroup {
 
     /// The status of snapshot `name` as the metadata of `s` records it.
     pub(super) fn status_in(&self, s: &Session, name: &str) -> Result<SnapshotStatus> {
-        let dm = DmControl::open().ok();
+        let dm = DmControl::shared().ok();
         let vg = s.md.vg();
         if let Some(snap) = vg.cow_snapshot(name) {
             return self.cow_status(s, &snap, dm.as_ref());
@@ -46,7 +46,7 @@ impl VolumeGroup {
     /// The status of every snapshot in the VG, in metadata order.
     pub fn snapshots(&self) -> Result<Vec<SnapshotStatus>> {
         let s = self.session()?;
-        let dm = DmControl::open().ok();
+        let dm = DmControl::shared().ok();
         let vg = s.md.vg();
         // One walk for all COW snapshots: asking per LV would be O(LVs²).
         let mut cows: HashMap<String, CowSnapshot> = vg

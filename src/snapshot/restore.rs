@@ -198,7 +198,7 @@ impl VolumeGroup {
         on_progress: &mut dyn FnMut(&RestoreProgress),
     ) -> Result<()> {
         let full = format!("{}/{snapshot}", self.name());
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let snap_dev = self.dm_name(snapshot, None)?;
         // TODO(activate): activate the origin (and so the snapshot) for the
         // copy and deactivate it afterwards, instead of refusing.
@@ -289,7 +289,7 @@ impl VolumeGroup {
     /// Activates LV `new_lv` of the session's metadata as LVM would (its
     /// device, layers below it such as a thin pool's, and its /dev link).
     fn activate_lv(&self, s: &Session, new_lv: &str) -> Result<()> {
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let pvs = activate::pv_map(s.md.vg(), &s.disk)?;
         let opts = activate::ActivateOptions {
             ignore_activation_skip: true,

@@ -217,7 +217,7 @@ impl VolumeGroup {
         let origin_full = format!("{}/{origin}", self.name());
         let origin_dev = self.dm_name(&origin, None)?;
         let snap_dev = self.dm_name(name, None)?;
-        let dm = DmControl::open().ok();
+        let dm = DmControl::shared().ok();
         let origin_live = match &dm {
             Some(dm) => dm.exists(&origin_dev)?,
             None => false,
@@ -404,7 +404,7 @@ impl Rollback {
         if self.state.is_settled() {
             return Ok(self.state.clone());
         }
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let origin_dev = self.vg.dm_name(&self.origin, None)?;
         let merging =
             dm.exists(&origin_dev)? && origin_type(&dm, &origin_dev)? == dm::SNAPSHOT_MERGE;
@@ -453,7 +453,7 @@ impl Rollback {
         &mut self,
         mut on_progress: impl FnMut(&RollbackState),
     ) -> Result<RollbackState> {
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let origin_dev = self.vg.dm_name(&self.origin, None)?;
         loop {
             let since = dm.event_nr(&origin_dev).ok();

@@ -54,7 +54,7 @@ impl VolumeGroup {
             .map(|(p, id)| (p.to_owned(), id))
             .ok_or_else(|| SnapError::NotFound(format!("thin LV {origin}")))?;
         let old_tid = pool_transaction(s, &pool)?;
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
         let before = s.md.clone();
         let snap_id = s.md.add_thin_lv(
@@ -126,7 +126,7 @@ impl VolumeGroup {
                 .map(|(p, id)| (p.to_owned(), id))
                 .ok_or_else(|| SnapError::NotFound(format!("thin snapshot {full}")))?;
         let old_tid = pool_transaction(s, &pool)?;
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
         if !dm.exists(&tpool)? {
             s.md.remove_lv(name)?;

@@ -66,7 +66,7 @@ impl VolumeGroup {
                     None => SnapError::NotFound(format!("snapshot {full}")),
                 })?;
         drop(s);
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let snap_dev = self.dm_name(name, None)?;
         if !dm.exists(&snap_dev)? {
             return Err(SnapError::InvalidArgument(format!(

@@ -34,6 +34,7 @@ pub struct BlockDev {
     file: File,
     size: Bytes,
     block: u64,
+    writable: bool,
 }
 
 /// A heap buffer whose data starts on a [`MEM_ALIGN`] boundary, for `O_DIRECT`.
@@ -84,7 +85,13 @@ impl BlockDev {
             file,
             size: Bytes(u128::from(size)),
             block,
+            writable: write,
         })
+    }
+
+    /// Whether it was opened for writing.
+    pub fn writable(&self) -> bool {
+        self.writable
     }
 
     /// The path it was opened by.
@@ -228,13 +235,56 @@ impl VgDisk {
     /// vg.commit(&next)?;
     /// # Ok::<(), lvsnap::lvm::Error>(())
     /// ```
+    ///
+    /// A scan of the whole system (no [`ScanOptions::devices`]) records where
+    /// it found PVs in [`ScanOptions::hints`]. Named devices are each opened
+    /// once, for writing where they can be.
     pub fn open(vg: &str, opts: &ScanOptions) -> Result<VgDisk> {
         let lock = LockGuard::vg(&opts.lock_dir, vg, LockMode::Exclusive, opts.wait)?;
-        let scanned = scan(opts)?;
-        VgDisk::from_scan(vg, scanned, lock)
+        let Some(paths) = &opts.devices else {
+            let known = opts.known.as_deref();
+            let scanned = match &opts.hints {
+                Some(h) => super::hints::full_scan(h, known)?,
+                None => scan(opts)?,
+            };
+            return VgDisk::from_scan(vg, scanned, Vec::new(), lock);
+        };
+        let devs = paths
+            .iter()
+            .map(|p| BlockDev::open(p, true).or_else(|_| BlockDev::open(p, false)))
+            .collect::<Result<Vec<_>>>()?;
+        VgDisk::read_devs(vg, devs, opts, lock)
     }
 
-    fn from_scan(vg: &str, scanned: Vec<ScannedPv>, lock: LockGuard) -> Result<VgDisk> {
+    /// [`VgDisk::open`] on devices already open (as
+    /// [`hints::prime`](super::hints::prime) leaves them): each is read again
+    /// under the lock, and kept for writing if it was opened so.
+    pub fn open_devs(vg: &str, devs: Vec<BlockDev>, opts: &ScanOptions) -> Result<VgDisk> {
+        let lock = LockGuard::vg(&opts.lock_dir, vg, LockMode::Exclusive, opts.wait)?;
+        VgDisk::read_devs(vg, devs, opts, lock)
+    }
+
+    fn read_devs(
+        vg: &str,
+        devs: Vec<BlockDev>,
+        opts: &ScanOptions,
+        lock: LockGuard,
+    ) -> Result<VgDisk> {
+        let mut scanned = Vec::new();
+        for d in &devs {
+            if let Some(pv) = read_pv_dev(d, opts.known.as_deref())? {
+                scanned.push(pv);
+            }
+        }
+        VgDisk::from_scan(vg, scanned, devs, lock)
+    }
+
+    fn from_scan(
+        vg: &str,
+        scanned: Vec<ScannedPv>,
+        mut devs: Vec<BlockDev>,
+        lock: LockGuard,
+    ) -> Result<VgDisk> {
         // The newest committed copy among all areas that name this VG.
         let mut best: Option<(usize, usize)> = None;
         for (pi, pv) in scanned.iter().enumerate() {
@@ -327,7 +377,10 @@ impl VgDisk {
                     Err(e) => problems.push(e.to_string()),
                 }
             }
-            let dev = BlockDev::open(&pv.path, true)?;
+            let dev = match devs.iter().position(|d| d.path == pv.path && d.writable) {
+                Some(i) => devs.swap_remove(i),
+                None => BlockDev::open(&pv.path, true)?,
+            };
             pvs.push(VgPv {
                 pv_id: id.clone(),
                 path: pv.path.clone(),
@@ -679,6 +732,7 @@ mod tests {
             lock_dir: dir.join("lock"),
             wait: false,
             known: None,
+            hints: None,
         }
     }
 

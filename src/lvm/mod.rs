@@ -50,6 +50,7 @@ pub mod alloc;
 pub mod crc;
 pub mod disk;
 mod error;
+pub mod hints;
 pub mod label;
 pub mod lock;
 pub mod mda;

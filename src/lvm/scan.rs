@@ -36,6 +36,10 @@ pub struct ScanOptions {
     /// offset, size and checksum gives this text without reading it again:
     /// LVM skips re-reading on the same match of checksum and size.
     pub known: Option<Arc<FoundText>>,
+    /// Where a scan of the whole system records which devices are PVs, for
+    /// later processes to read first (see [`super::hints`]); `None` keeps
+    /// no record.
+    pub hints: Option<PathBuf>,
 }
 
 impl Default for ScanOptions {
@@ -45,6 +49,7 @@ impl Default for ScanOptions {
             lock_dir: PathBuf::from(DEFAULT_LOCK_DIR),
             wait: true,
             known: None,
+            hints: Some(PathBuf::from(super::hints::DEFAULT_HINTS)),
         }
     }
 }
@@ -546,9 +551,12 @@ fn skip_reason(sys: &Path, name: &str) -> Option<&'static str> {
 /// snapshots has hundreds. Empty where device-mapper cannot be asked; the
 /// sysfs checks then decide alone.
 fn lv_disk_names() -> std::collections::HashSet<String> {
-    use devicemapper::{DM, DevId};
+    use devicemapper::DevId;
     let mut out = std::collections::HashSet::new();
-    let Ok(dm) = DM::new() else { return out };
+    let Ok(dm) = crate::dm::DmControl::shared() else {
+        return out;
+    };
+    let dm = dm.dm();
     let Ok(devs) = dm.list_devices() else {
         return out;
     };
@@ -568,8 +576,13 @@ fn lv_disk_names() -> std::collections::HashSet<String> {
 
 /// The system's block devices that may hold PVs (see the module docs).
 pub fn candidate_devices() -> Result<Vec<PathBuf>> {
+    candidates_except(&lv_disk_names())
+}
+
+/// [`candidate_devices`], given the kernel names (`dm-<minor>`) of the
+/// device-mapper devices that are LVs.
+pub(crate) fn candidates_except(lvs: &std::collections::HashSet<String>) -> Result<Vec<PathBuf>> {
     let dir = Path::new("/sys/class/block");
-    let lvs = lv_disk_names();
     let mut v = Vec::new();
     for e in fs::read_dir(dir).map_err(|e| Error::io_path("read", dir, e))? {
         let e = e.map_err(|e| Error::io_path("read", dir, e))?;
@@ -593,13 +606,21 @@ pub fn candidate_devices() -> Result<Vec<PathBuf>> {
 /// an LVM label. A named device that cannot be read is an error; a scanned
 /// one is logged and skipped, as LVM does.
 pub fn scan(opts: &ScanOptions) -> Result<Vec<ScannedPv>> {
-    let (devs, strict) = match &opts.devices {
-        Some(d) => (d.clone(), true),
-        None => (candidate_devices()?, false),
-    };
+    match &opts.devices {
+        Some(d) => scan_devices(d.clone(), opts.known.as_deref(), true),
+        None => scan_devices(candidate_devices()?, opts.known.as_deref(), false),
+    }
+}
+
+/// Reads `devs`; with `strict`, a device that cannot be read is an error.
+pub(crate) fn scan_devices(
+    devs: Vec<PathBuf>,
+    known: Option<&FoundText>,
+    strict: bool,
+) -> Result<Vec<ScannedPv>> {
     let mut out = Vec::new();
     for d in devs {
-        match read_pv_known(&d, opts.known.as_deref()) {
+        match read_pv_known(&d, known) {
             Ok(Some(pv)) => out.push(pv),
             Ok(None) => {}
             Err(e) if strict => return Err(e),

@@ -9,6 +9,7 @@ use super::Error as SnapError;
 use super::SnapshotStatus;
 use crate::dm::{LvmDmName, TableLine};
 use crate::error::{Error, Result};
+use crate::lvm::hints::Primed;
 use crate::lvm::names::validate_vg_name;
 use crate::lvm::scan::FoundText;
 use crate::lvm::text::Style;
@@ -38,9 +39,13 @@ pub struct VolumeGroup {
 /// What one read of a VG leaves for the next.
 #[derive(Debug, Default)]
 struct Memo {
-    /// The VG's PVs as the last read found them: the next read tries
-    /// these first, as LVM's hints do, instead of every block device.
-    pvs: Option<Vec<PathBuf>>,
+    /// The VG's PVs as the last read found them, and the VG's id: the next
+    /// read tries these first, as LVM's hints do, instead of every block
+    /// device.
+    pvs: Option<(Vec<PathBuf>, String)>,
+    /// What [`VolumeGroup::open`] read through the persistent hints without
+    /// the lock, for the first locked read to confirm and use.
+    primed: Option<Primed>,
     /// The last committed text and its parsed metadata. The next read
     /// takes the text instead of reading it where the metadata area still
     /// points at the same place, size and checksum, and takes the parsed
@@ -106,14 +111,29 @@ impl VolumeGroup {
     }
 
     /// The volume group `name`, looking for its PVs as `scan` says.
+    ///
+    /// Where hints from an earlier scan hold (see [`crate::lvm::hints`]), the
+    /// VG is found by reading its hinted PVs without the lock, and the first
+    /// operation's locked read confirms it: a one-shot caller (the CLI) then
+    /// takes the lock once. Otherwise the VG is read under its lock here.
     pub fn open_with(name: &str, scan: ScanOptions) -> Result<VolumeGroup> {
         validate_vg_name(name).map_err(|e| SnapError::InvalidArgument(e.to_string()))?;
+        let primed = match (&scan.devices, &scan.hints) {
+            (None, Some(h)) => crate::lvm::hints::prime(h, name),
+            _ => None,
+        };
+        let found = primed.is_some();
         let vg = VolumeGroup {
             name: name.to_owned(),
             scan,
-            memo: Arc::default(),
+            memo: Arc::new(Mutex::new(Memo {
+                primed,
+                ..Memo::default()
+            })),
         };
-        vg.session()?;
+        if !found {
+            vg.session()?;
+        }
         Ok(vg)
     }
 
@@ -124,8 +144,11 @@ impl VolumeGroup {
 
     /// Locks the VG and reads its newest metadata.
     pub(crate) fn session(&self) -> Result<Session> {
-        let parsed = self.memo.lock().ok().and_then(|mut m| m.parsed.take());
-        let disk = self.open_disk(parsed.as_ref().map(|p| Arc::clone(&p.0)))?;
+        let (parsed, primed) = match self.memo.lock() {
+            Ok(mut m) => (m.parsed.take(), m.primed.take()),
+            Err(_) => (None, None),
+        };
+        let disk = self.open_disk(parsed.as_ref().map(|p| Arc::clone(&p.0)), primed)?;
         let md = match parsed {
             Some((known, md)) if known.text == disk.text() => md,
             _ => Metadata::parse(disk.text())?,
@@ -142,10 +165,14 @@ impl VolumeGroup {
     /// Opens the VG on disk. Where the scan is of the whole system, the
     /// PVs the last read found are read first: reading every block device
     /// (every active LV among them) costs far more than the metadata itself.
-    /// The hint is only taken when it yields the VG with all the PVs its
-    /// newest metadata lists; otherwise, or on any error, the whole system is
-    /// scanned, as without a hint.
-    fn open_disk(&self, known: Option<Arc<FoundText>>) -> Result<VgDisk> {
+    /// The hint is only taken when it yields the VG, with the id it had and
+    /// all the PVs its newest metadata lists; otherwise, or on any error, the
+    /// whole system is scanned, as without a hint.
+    fn open_disk(&self, known: Option<Arc<FoundText>>, primed: Option<Primed>) -> Result<VgDisk> {
+        let (known, primed) = match primed {
+            Some(p) => (known.or(Some(Arc::new(p.known))), Some((p.devs, p.vg_id))),
+            None => (known, None),
+        };
         let scan = ScanOptions {
             known,
             ..self.scan.clone()
@@ -153,27 +180,46 @@ impl VolumeGroup {
         if scan.devices.is_some() {
             return Ok(VgDisk::open(&self.name, &scan)?);
         }
-        let hint = self.memo.lock().ok().and_then(|m| m.pvs.clone());
-        if let Some(paths) = hint {
-            let opts = ScanOptions {
-                devices: Some(paths),
-                ..scan.clone()
-            };
-            match VgDisk::open(&self.name, &opts) {
-                Ok(disk) if disk.missing_pvs().is_empty() => return Ok(disk),
-                Ok(disk) => log::debug!(
-                    "VG {}: PVs {:?} are not where they were; scanning",
-                    self.name,
-                    disk.missing_pvs()
-                ),
-                Err(e) => log::debug!("VG {}: hinted PVs failed ({e}); scanning", self.name),
+        let hinted = match primed {
+            Some((devs, id)) => Some((VgDisk::open_devs(&self.name, devs, &scan), id)),
+            None => {
+                let hint = self.memo.lock().ok().and_then(|m| m.pvs.clone());
+                hint.map(|(paths, id)| {
+                    let opts = ScanOptions {
+                        devices: Some(paths),
+                        ..scan.clone()
+                    };
+                    (VgDisk::open(&self.name, &opts), id)
+                })
             }
+        };
+        match hinted {
+            Some((Ok(disk), id)) if disk.missing_pvs().is_empty() && disk.id() == id => {
+                self.remember_pvs(&disk);
+                return Ok(disk);
+            }
+            Some((Ok(disk), _)) => log::debug!(
+                "VG {}: not as hinted (id {}, missing PVs {:?}); scanning",
+                self.name,
+                disk.id(),
+                disk.missing_pvs()
+            ),
+            Some((Err(e), _)) => {
+                log::debug!("VG {}: hinted PVs failed ({e}); scanning", self.name)
+            }
+            None => {}
         }
         let disk = VgDisk::open(&self.name, &scan)?;
-        if let Ok(mut m) = self.memo.lock() {
-            m.pvs = Some(disk.pvs().iter().map(|p| p.path.clone()).collect());
-        }
+        self.remember_pvs(&disk);
         Ok(disk)
+    }
+
+    /// Keeps where `disk` found the VG, for the next read to try first.
+    fn remember_pvs(&self, disk: &VgDisk) {
+        if let Ok(mut m) = self.memo.lock() {
+            let paths = disk.pvs().iter().map(|p| p.path.clone()).collect();
+            m.pvs = Some((paths, disk.id().to_owned()));
+        }
     }
 
     /// The DM name of LV `lv` (with `layer`) in this VG.
@@ -292,7 +338,7 @@ impl Session {
 
 /// Names of the volume groups found on the system's block devices, sorted.
 pub fn volume_groups() -> Result<Vec<String>> {
-    let pvs = crate::lvm::scan::scan(&ScanOptions::default())?;
+    let pvs = crate::lvm::hints::full_scan(crate::lvm::hints::DEFAULT_HINTS.as_ref(), None)?;
     let mut names: Vec<String> = crate::lvm::scan::volume_groups(&pvs)
         .into_iter()
         .map(|v| v.name)

@@ -158,7 +158,7 @@ impl VolumeGroup {
             capped,
         };
         let cow_dev = self.dm_name(name, Some("cow"))?;
-        let live = match DmControl::open() {
+        let live = match DmControl::shared() {
             Ok(dm) if dm.exists(&cow_dev)? => Some(dm),
             _ => None,
         };

@@ -68,10 +68,12 @@ impl VolumeGroup {
                 *transaction_id
             }
             _ => {
-                return Err(SnapError::InvalidArgument(format!("{pool} is not a thin pool")).into());
+                return Err(
+                    SnapError::InvalidArgument(format!("{pool} is not a thin pool")).into(),
+                );
             }
         };
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
         let origin_dev = self.dm_name(&origin, None)?;
         let snap_dev = self.dm_name(name, None)?;

@@ -1,8 +1,9 @@
 # Shared by vm/run and vm/setup: where the VM's pieces live and how to make them.
 # shellcheck shell=bash
 
-# Debian packages the VM, the build and the tests need.
-SETUP_PACKAGES="qemu-system-x86 busybox-static lvm2 thin-provisioning-tools libdevmapper-dev libclang-dev pkg-config linux-libc-dev"
+# Debian packages the VM, the build and the tests need (golang-go: Debian 12's
+# Go 1.19, for ffi/go/lvsnap).
+SETUP_PACKAGES="qemu-system-x86 busybox-static lvm2 thin-provisioning-tools libdevmapper-dev libclang-dev pkg-config linux-libc-dev golang-go"
 LVSNAP_VM_CACHE=${LVSNAP_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/lvsnap-vm}
 KERNEL_DIR=$LVSNAP_VM_CACHE/kernel
 KERNEL=$KERNEL_DIR/vmlinuz

@@ -1,0 +1,3 @@
+module lvsnap
+
+go 1.19

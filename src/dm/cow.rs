@@ -187,40 +187,65 @@ impl PreparedCow<'_> {
     /// Makes the snapshot live, in LVM's order: the origin frozen and
     /// flushed; `-real`, the snapshot and the origin resumed. On failure
     /// everything is undone.
-    pub fn activate(self) -> Result<CowSnapshot> {
+    pub fn activate(mut self) -> Result<CowSnapshot> {
+        let (dm, origin) = (self.dm, self.origin);
+        suspend_undoable(dm, &mut self.undo, origin, Suspend::FREEZE)?;
+        self.resume_layers()?;
+        // The origin's resume swaps in snapshot-origin: from here on, writes COW.
+        dm.resume(origin)?;
+        Ok(self.into_live())
+    }
+
+    /// The origin this snapshot is of.
+    pub fn origin(&self) -> &DmName {
+        self.origin
+    }
+
+    /// For a caller that suspends the origin itself (several snapshots taken
+    /// at one instant): with the origin suspended, resumes `-real` and the
+    /// snapshot. The origin's resume, which makes the snapshot live, is the
+    /// caller's, then [`PreparedCow::into_live`]. Until then, dropping this
+    /// still removes everything and drops the origin's waiting table; the
+    /// caller then resumes the origin unchanged.
+    pub fn resume_layers(&mut self) -> Result<()> {
+        if self.new_real {
+            self.dm.resume(&self.real)?;
+            node::ensure_node(&self.real, self.real_dev)?;
+        }
+        self.dm.resume(self.snapshot)
+    }
+
+    /// Once the origin is resumed with its new table: the live snapshot,
+    /// whose devices are kept from now on.
+    pub fn into_live(self) -> CowSnapshot {
         let PreparedCow {
             dm,
-            mut undo,
+            undo,
             origin,
             snapshot,
             real,
-            real_dev,
-            new_real,
             cow,
             params,
             size,
+            ..
         } = self;
-        suspend_undoable(dm, &mut undo, origin, Suspend::FREEZE)?;
-        if new_real {
-            dm.resume(&real)?;
-            node::ensure_node(&real, real_dev)?;
-        }
-        dm.resume(snapshot)?;
-        // The origin's resume swaps in snapshot-origin: from here on, writes COW.
-        dm.resume(origin)?;
         undo.done();
-        let snap_dev = dm.info(snapshot)?.device;
-        if let Err(e) = node::ensure_node(snapshot, snap_dev) {
-            log::warn!("snapshot {snapshot} works but has no node: {e}");
+        match dm.info(snapshot) {
+            Ok(i) => {
+                if let Err(e) = node::ensure_node(snapshot, i.device) {
+                    log::warn!("snapshot {snapshot} works but has no node: {e}");
+                }
+            }
+            Err(e) => log::warn!("snapshot {snapshot}: {e}"),
         }
-        Ok(CowSnapshot {
+        CowSnapshot {
             origin: origin.to_owned(),
             real,
             snapshot: snapshot.to_owned(),
             cow,
             params,
             size,
-        })
+        }
     }
 }
 

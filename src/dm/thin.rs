@@ -67,21 +67,12 @@ pub fn thin_create_snap(dm: &DmControl, spec: &ThinSnapshotSpec<'_>) -> Result<(
     if let Some(o) = spec.origin {
         dm.suspend(o, Suspend::FREEZE)?;
     }
-    let r = dm
-        .message(
-            spec.pool,
-            &format!("create_snap {} {}", spec.snapshot_id, spec.origin_id),
-        )
-        .and_then(|_| match spec.transaction {
-            Some((old, new)) => {
-                let r = thin_set_transaction_id(dm, spec.pool, old, new);
-                if r.is_err() {
-                    let _ = dm.message(spec.pool, &format!("delete {}", spec.snapshot_id));
-                }
-                r
-            }
-            None => Ok(()),
-        });
+    let r = thin_create_snaps(
+        dm,
+        spec.pool,
+        &[(spec.snapshot_id, spec.origin_id)],
+        spec.transaction,
+    );
     if let Some(o) = spec.origin {
         let resumed = dm.resume(o);
         if let (Ok(()), Err(e)) = (&r, resumed) {
@@ -89,6 +80,61 @@ pub fn thin_create_snap(dm: &DmControl, spec: &ThinSnapshotSpec<'_>) -> Result<(
         }
     }
     r
+}
+
+/// Sends `create_snap <snapshot> <origin>` for each pair, then moves the
+/// transaction id from `.0` to `.1` (LVM: one id step for all the messages
+/// of one commit). Suspends nothing: the caller has the active origins
+/// suspended. On error the snapshots made are deleted again.
+pub fn thin_create_snaps(
+    dm: &DmControl,
+    pool: &DmName,
+    snaps: &[(ThinDevId, ThinDevId)],
+    transaction: Option<(u64, u64)>,
+) -> Result<()> {
+    let mut made = Vec::with_capacity(snaps.len());
+    let r = (|| {
+        for &(snap, origin) in snaps {
+            dm.message(pool, &format!("create_snap {snap} {origin}"))?;
+            made.push(snap);
+        }
+        match transaction {
+            Some((old, new)) => thin_set_transaction_id(dm, pool, old, new),
+            None => Ok(()),
+        }
+    })();
+    if r.is_err() {
+        for id in made.iter().rev() {
+            if let Err(e) = thin_delete(dm, pool, *id) {
+                log::error!("undo: delete thin device {id} in {pool}: {e}");
+            }
+        }
+    }
+    r
+}
+
+/// Undoes a [`thin_create_snaps`] that succeeded: deletes the snapshots
+/// (none may be active) and moves the transaction id back from `.1` to `.0`.
+pub fn thin_undo_snaps(
+    dm: &DmControl,
+    pool: &DmName,
+    snaps: &[ThinDevId],
+    transaction: Option<(u64, u64)>,
+) -> Result<()> {
+    let mut first = None;
+    for id in snaps.iter().rev() {
+        if let Err(e) = thin_delete(dm, pool, *id) {
+            log::error!("undo: delete thin device {id} in {pool}: {e}");
+            first.get_or_insert(e);
+        }
+    }
+    if let Some((old, new)) = transaction {
+        if let Err(e) = thin_set_transaction_id(dm, pool, new, old) {
+            log::error!("undo: transaction id of {pool} back to {old}: {e}");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 /// Sends `set_transaction_id <old> <new>` to a pool.

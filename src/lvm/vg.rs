@@ -1502,12 +1502,45 @@ impl Metadata {
         activation_skip: bool,
         creation: &Creation,
     ) -> Result<u64> {
+        let args = (name, pool, extents, origin);
+        self.add_thin_lv_queued(args, activation_skip, creation, false)
+    }
+
+    /// As [`Metadata::add_thin_lv`], after other thin LVs of the pool were
+    /// added by this same edit: its message joins theirs, under the pool's
+    /// one transaction id step (several thin snapshots in one commit). The
+    /// new LV records the transaction id they all were made in.
+    pub fn add_thin_lv_batched(
+        &mut self,
+        name: &str,
+        pool: &str,
+        extents: Extents,
+        origin: Option<&str>,
+        activation_skip: bool,
+        creation: &Creation,
+    ) -> Result<u64> {
+        let args = (name, pool, extents, origin);
+        self.add_thin_lv_queued(args, activation_skip, creation, true)
+    }
+
+    fn add_thin_lv_queued(
+        &mut self,
+        (name, pool, extents, origin): (&str, &str, Extents, Option<&str>),
+        activation_skip: bool,
+        creation: &Creation,
+        batched: bool,
+    ) -> Result<u64> {
         self.check_new_lv_name(name)?;
-        let (tid, messages) = self.pool_segment(pool)?;
+        let (mut tid, messages) = self.pool_segment(pool)?;
         if !messages.is_empty() {
-            return Err(ModelError::Refused(format!(
-                "Thin pool {pool} has queued messages: finish or clear them first"
-            )));
+            if !batched {
+                return Err(ModelError::Refused(format!(
+                    "Thin pool {pool} has queued messages: finish or clear them first"
+                )));
+            }
+            tid = tid.checked_sub(1).ok_or_else(|| {
+                ModelError::Refused(format!("thin pool {pool}: transaction_id 0 with messages"))
+            })?;
         }
         if let Some(o) = origin {
             if self.vg.thin_pool_of(o) != Some(pool) {

@@ -6,6 +6,7 @@ mod create;
 mod delete;
 mod error;
 mod extend;
+mod group;
 mod options;
 mod report;
 mod restore;

@@ -206,7 +206,7 @@ impl VolumeGroup {
     }
 }
 
-fn pool_transaction(s: &Session, pool: &str) -> Result<u64> {
+pub(super) fn pool_transaction(s: &Session, pool: &str) -> Result<u64> {
     let lv =
         s.md.vg()
             .lv(pool)

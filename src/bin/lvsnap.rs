@@ -40,6 +40,24 @@ enum Cmd {
         #[arg(long)]
         writable: bool,
     },
+    /// Create one snapshot per origin, all of VG, at one instant and in one
+    /// commit: all or none.
+    CreateGroup {
+        /// The volume group.
+        vg: String,
+        /// LV=SNAP: snapshot SNAP of origin LV (one or more).
+        #[arg(required = true, value_name = "LV=SNAP")]
+        pairs: Vec<String>,
+        /// COW size of each snapshot, as for create. Ignored for thin origins.
+        #[arg(long)]
+        snapsize: Option<String>,
+        /// Make the snapshots writable (default: read-only).
+        #[arg(long)]
+        writable: bool,
+        /// Print an array of the snapshots' statuses as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List snapshots, of one VG or of all.
     List {
         vg: Option<String>,
@@ -151,6 +169,48 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                 created.status.vg, created.status.name, created.status.source_volume
             )
             .ok();
+        }
+        Cmd::CreateGroup {
+            vg,
+            pairs,
+            snapsize,
+            writable,
+            json,
+        } => {
+            let items = pairs
+                .iter()
+                .map(|p| match p.split_once('=') {
+                    Some((lv, snap)) if !lv.is_empty() && !snap.is_empty() => Ok((lv, snap)),
+                    _ => Err(SnapError::InvalidArgument(format!(
+                        "'{p}': expected LV=SNAP"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut opts = SnapshotOptions::default().writable(writable);
+            if let Some(s) = snapsize {
+                opts = opts.snapsize(s.parse::<SnapSize>()?);
+            }
+            let vg = VolumeGroup::open(&vg)?;
+            let made = vg.create_group(&items, &opts)?;
+            for c in made.iter().filter(|c| c.snapsize_ignored) {
+                eprintln!(
+                    "lvsnap: {}/{} is thin: its snapshot is thin and takes no snapsize",
+                    c.status.vg, c.status.source_volume
+                );
+            }
+            if json {
+                let v: Vec<_> = made.iter().map(|c| to_json(&c.status)).collect();
+                writeln!(out, "{}", serde_json::Value::Array(v)).ok();
+            } else {
+                for c in &made {
+                    writeln!(
+                        out,
+                        "Snapshot {}/{} of {} created.",
+                        c.status.vg, c.status.name, c.status.source_volume
+                    )
+                    .ok();
+                }
+            }
         }
         Cmd::List { vg, json } => {
             let snaps = match vg {

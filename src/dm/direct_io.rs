@@ -109,22 +109,13 @@ impl ReadAt for DirectReader {
     }
 }
 
-/// A block device's size (BLKGETSIZE64), or a file's length.
+/// A block device's size (BLKGETSIZE64, through [`crate::sys`]), or a file's length.
 fn device_size(f: &File) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
     let meta = f.metadata()?;
     if !std::os::unix::fs::FileTypeExt::is_block_device(&meta.file_type()) {
         return Ok(meta.len());
     }
-    // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
-    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-    let mut size: u64 = 0;
-    // SAFETY: BLKGETSIZE64 writes one u64 through the pointer.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), BLKGETSIZE64 as _, &mut size as *mut u64) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(size)
+    crate::sys::block_device_size(f).map(|(size, _)| size)
 }
 
 #[cfg(test)]

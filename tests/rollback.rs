@@ -217,23 +217,38 @@ fn deferred_merges() {
     vg.vgck();
     assert!(read(&origin, 16 * MIB) == want);
 
-    // lvsnap defers on an inactive origin; LVM's activation runs it.
+    // An inactive origin: lvsnap activates it as LVM's activation would,
+    // which starts the merge, and leaves it active.
     v.create_snapshot("lv0", "s3", &SnapshotOptions::default())
         .unwrap();
     write_pattern(origin.as_ref(), 0, 4 * MIB as usize, 0x55);
     sh("lvchange -an dfvg/lv0");
-    let st = v.rollback("s3").unwrap().state();
-    let RollbackState::Deferred { reason } = st else {
-        panic!("{st:?}")
-    };
-    assert!(reason.contains("not active"), "{reason}");
-    vg.vgck();
-    sh("lvchange -ay dfvg/lv0");
-    eventually("LVM merges on activation", || {
-        !sh("lvs -a --noheadings -o lv_name dfvg").contains("s3")
-    });
+    let mut rb = v.rollback("s3").unwrap();
+    assert!(
+        matches!(
+            rb.state(),
+            RollbackState::InProgress { .. } | RollbackState::Completed
+        ),
+        "{:?}",
+        rb.state()
+    );
+    assert_eq!(rb.wait().unwrap(), RollbackState::Completed);
     vg.vgck();
     assert!(read(&origin, 16 * MIB) == want);
+    let lvs = vg.lvs("lv_attr");
+    assert!(!lvs.contains_key("s3"), "{lvs:?}");
+    assert!(lvs["lv0"]["lv_attr"].starts_with("-wi-a-"), "{lvs:?}");
+
+    // Recorded by LVM with the origin inactive: lvsnap activates and ends it.
+    sh("lvcreate -q -s -L 8M -n s3b dfvg/lv0");
+    write_pattern(origin.as_ref(), 0, 4 * MIB as usize, 0x56);
+    sh("lvchange -an dfvg/lv0 && lvconvert -q --merge dfvg/s3b");
+    let (code, out, err) = lvsnap(&["rollback", "dfvg/s3b", "--wait", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["state"], "Completed", "{out}");
+    vg.vgck();
+    assert!(read(&origin, 16 * MIB) == want);
+    assert!(vg.lvs("lv_attr")["lv0"]["lv_attr"].starts_with("-wi-a-"));
 
     // An open snapshot defers too; status shows it merging meanwhile.
     v.create_snapshot("lv0", "s4", &SnapshotOptions::default())

@@ -47,6 +47,7 @@
 //! ```
 
 pub mod alloc;
+pub mod config;
 pub mod crc;
 pub mod disk;
 mod error;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use super::disk::BlockDev;
 use super::error::{Error, Result};
 use super::label::{DiskLocn, LABEL_SCAN_SECTORS, LABEL_SIZE, PvLabel, find_label};
-use super::lock::DEFAULT_LOCK_DIR;
 use super::mda::{MDA_HEADER_SIZE, MdaHeader, RawLocn, decode_text};
 use super::text::find2;
 use crate::units::Bytes;
@@ -46,7 +45,8 @@ impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
             devices: None,
-            lock_dir: PathBuf::from(DEFAULT_LOCK_DIR),
+            // lvm.conf's global/locking_dir, as LVM locks there.
+            lock_dir: super::config::LvmConfig::load_or_default().locking_dir,
             wait: true,
             known: None,
             hints: Some(PathBuf::from(super::hints::DEFAULT_HINTS)),

@@ -1698,6 +1698,65 @@ impl Metadata {
         })
     }
 
+    /// Records thin LV `name`, about to be removed, as LVM does with
+    /// `metadata/record_lvs_history`: an entry in `historical_logical_volumes`
+    /// with its id, creation and removal times, its origin and the thin LVs
+    /// made from it, so `lvs -H -o full_ancestors` keeps the chain. Other
+    /// LVs are not recorded (LVM records thin LVs only).
+    pub fn record_history(&mut self, name: &str, removal_time: i64) -> Result<()> {
+        let lv = self
+            .vg
+            .lv(name)
+            .ok_or_else(|| ModelError::NotFound(name.into()))?;
+        if lv.thin().is_none() {
+            return Ok(());
+        }
+        let mut sec = Section::new(name);
+        let b = &mut sec.body;
+        b.push("id", Value::str(&lv.id));
+        if let Some(t) = lv.creation_time {
+            b.push("creation_time", Value::int(t));
+        }
+        b.push("removal_time", Value::int(removal_time));
+        if let Some(o) = lv.thin_origin() {
+            b.push("origin", Value::str(o));
+        }
+        let children: Vec<&str> = self
+            .vg
+            .lvs
+            .iter()
+            .filter(|l| l.thin_origin() == Some(name))
+            .map(|l| l.name.as_str())
+            .collect();
+        if !children.is_empty() {
+            b.push("descendants", Value::strings(&children));
+        }
+        self.change(&[], |doc| {
+            let vg = &mut doc
+                .vg_section_mut()
+                .ok_or_else(|| invalid("no volume group section"))?
+                .body;
+            if vg.section("historical_logical_volumes").is_none() {
+                let at = vg
+                    .entries
+                    .iter()
+                    .position(|e| matches!(e, Entry::Section(s) if s.name == "logical_volumes"))
+                    .map_or(vg.entries.len(), |i| i + 1);
+                vg.entries.insert(
+                    at,
+                    Entry::Section(Section::new("historical_logical_volumes")),
+                );
+            }
+            let h = vg
+                .section_mut("historical_logical_volumes")
+                .ok_or_else(|| invalid("no historical_logical_volumes"))?;
+            h.body.remove_section(name);
+            h.body.entries.push(Entry::Blank);
+            h.body.entries.push(Entry::Section(sec));
+            Ok(())
+        })
+    }
+
     /// Gives LV `name` LVM's permission `rw` (status READ, WRITE) or `r`
     /// (READ only), as `lvcreate -p` or `lvchange -p` write it.
     pub fn set_writable(&mut self, name: &str, writable: bool) -> Result<()> {

@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use super::Error as SnapError;
 use super::vg::VolumeGroup;
+use crate::activate;
 use crate::dm::{self, CowMerge, CowSnapshot, DmControl, LvmDmName};
 use crate::error::Result;
+use crate::lvm::config::LvmConfig;
 use crate::units::Sectors;
 
 /// Where a rollback stands (HwameiStor's states).
@@ -229,13 +231,6 @@ impl VolumeGroup {
             state: RollbackState::Submitted,
             start: None,
         };
-        let inactive = || RollbackState::Deferred {
-            reason: format!(
-                "origin {origin_full} is not active: the merge is recorded and runs when it is \
-                 next activated"
-            ),
-        };
-
         if !snap.merging {
             if vg.snapshots_of(&origin).iter().any(|o| o.merging) {
                 return Err(SnapError::Busy(format!(
@@ -266,12 +261,16 @@ impl VolumeGroup {
             }
             s.md.start_merge(name)?;
             s.precommit(&format!("merge snapshot {full} into {origin}"))?;
-            // TODO(activate): with the activation layer, activate the origin
-            // here (it builds the snapshot-merge tree, as LVM's activation
-            // does) and return InProgress instead of Deferred.
             let (Some(dm), true) = (&dm, origin_live) else {
-                s.commit()?;
-                rb.state = inactive();
+                if let Err(e) = s.commit() {
+                    s.revert();
+                    return Err(e);
+                }
+                rb.state = self.activate_for_merge(&s, dm.as_ref(), &origin);
+                drop(s);
+                if !rb.state.is_settled() && rb.state != RollbackState::Submitted {
+                    rb.poll()?;
+                }
                 return Ok(rb);
             };
             match open_reason(dm, &origin_full, &origin_dev, &full, &snap_dev) {
@@ -312,9 +311,12 @@ impl VolumeGroup {
             rb.state = RollbackState::InProgress { percent: 0.0 };
         } else {
             // Recorded already (by lvsnap or `lvconvert --merge`): resume.
-            // TODO(activate): activate the origin here too.
             let (Some(dm), true) = (&dm, origin_live) else {
-                rb.state = inactive();
+                rb.state = self.activate_for_merge(&s, dm.as_ref(), &origin);
+                drop(s);
+                if !rb.state.is_settled() && rb.state != RollbackState::Submitted {
+                    rb.poll()?;
+                }
                 return Ok(rb);
             };
             let ty = origin_type(dm, &origin_dev)?;
@@ -338,6 +340,55 @@ impl VolumeGroup {
         drop(s);
         rb.poll()?;
         Ok(rb)
+    }
+}
+
+impl VolumeGroup {
+    /// With the merge recorded and the origin inactive: activates the origin
+    /// as LVM's activation does (snapshot-merge on it, an error table on the
+    /// snapshot), which starts the merge, and leaves it active, as LVM
+    /// leaves it. Submitted where lvsnap may not activate it (no
+    /// device-mapper here, or lvm.conf's volume_list leaves it out): the
+    /// merge starts at its next activation. An activation that fails gives
+    /// Deferred with the reason.
+    fn activate_for_merge(
+        &self,
+        s: &super::vg::Session,
+        dm: Option<&DmControl>,
+        origin: &str,
+    ) -> RollbackState {
+        let Some(dm) = dm else {
+            return RollbackState::Submitted;
+        };
+        let vg = s.md.vg();
+        let tags: Vec<String> = vg
+            .tags
+            .iter()
+            .chain(vg.lv(origin).into_iter().flat_map(|l| &l.tags))
+            .cloned()
+            .collect();
+        let conf = LvmConfig::load_or_default();
+        if !conf.volume_allowed(self.name(), origin, &tags) {
+            log::info!(
+                "{}/{origin}: not in lvm.conf's activation/volume_list; the merge waits for \
+                 its next activation",
+                self.name()
+            );
+            return RollbackState::Submitted;
+        }
+        let activated = activate::pv_map(vg, &s.disk).and_then(|pvs| {
+            activate::activate(dm, vg, &pvs, origin, &activate::ActivateOptions::default())
+        });
+        match activated {
+            Ok(_) => RollbackState::InProgress { percent: 0.0 },
+            Err(e) => RollbackState::Deferred {
+                reason: format!(
+                    "the merge is recorded, but activating origin {}/{origin} failed: {e}; it \
+                     runs when the origin is next activated",
+                    self.name()
+                ),
+            },
+        }
     }
 }
 

@@ -129,7 +129,7 @@ impl VolumeGroup {
         let dm = DmControl::shared()?;
         let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
         if !dm.exists(&tpool)? {
-            s.md.remove_lv(name)?;
+            remove_thin_lv(s, name)?;
             return self.through_inactive_pool(
                 s,
                 &dm,
@@ -149,7 +149,7 @@ impl VolumeGroup {
                 .into());
             }
         }
-        s.md.remove_lv(name)?;
+        remove_thin_lv(s, name)?;
         s.precommit(&format!("delete thin snapshot {full}"))?;
         if let Err(e) = s.commit() {
             s.revert();
@@ -204,6 +204,16 @@ impl VolumeGroup {
         }
         done
     }
+}
+
+/// Removes thin LV `name` from the metadata, leaving a historical record
+/// of it where lvm.conf asks for one (`record_lvs_history`), as `lvremove`.
+fn remove_thin_lv(s: &mut Session, name: &str) -> Result<()> {
+    if crate::lvm::config::LvmConfig::load_or_default().record_lvs_history {
+        s.md.record_history(name, Creation::now().time)?;
+    }
+    s.md.remove_lv(name)?;
+    Ok(())
 }
 
 pub(super) fn pool_transaction(s: &Session, pool: &str) -> Result<u64> {

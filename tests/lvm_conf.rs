@@ -1,0 +1,123 @@
+//! lvm.conf settings lvsnap follows, with LVM_SYSTEM_DIR pointing both LVM
+//! and lvsnap at a test's own lvm.conf (the VM's, plus the settings tried).
+
+mod common;
+
+use common::lvm::ScratchVg;
+use common::{require_dm, sh};
+use lvsnap::snapshot::{RollbackState, SnapshotOptions, VolumeGroup};
+use serial_test::serial;
+
+/// Points LVM_SYSTEM_DIR at a fresh dir whose lvm.conf is the VM's with
+/// `extra` appended; the previous value comes back on drop.
+struct Conf {
+    dir: std::path::PathBuf,
+    old: Option<std::ffi::OsString>,
+}
+
+impl Conf {
+    fn with(extra: &str) -> Conf {
+        let dir = std::env::temp_dir().join(format!("lvsnap-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = std::fs::read_to_string("/etc/lvm/lvm.conf").unwrap_or_default();
+        std::fs::write(dir.join("lvm.conf"), format!("{base}\n{extra}\n")).unwrap();
+        let old = std::env::var_os("LVM_SYSTEM_DIR");
+        // SAFETY: the tests here are serial and spawn no threads meanwhile.
+        unsafe { std::env::set_var("LVM_SYSTEM_DIR", &dir) };
+        Conf { dir, old }
+    }
+}
+
+impl Drop for Conf {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe {
+            match &self.old {
+                Some(v) => std::env::set_var("LVM_SYSTEM_DIR", v),
+                None => std::env::remove_var("LVM_SYSTEM_DIR"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `lvs -H` rows: name, full ancestors, full descendants.
+fn history(vg: &str) -> Vec<String> {
+    let mut v: Vec<String> = sh(&format!(
+        "lvs -H --noheadings -o lv_name,lv_full_ancestors,lv_full_descendants -S 'lv_name=~^[os]' {vg}"
+    ))
+    .lines()
+    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+    .collect();
+    v.sort();
+    v
+}
+
+/// With `record_lvs_history = 1`, deleting a thin snapshot in the middle of
+/// a chain leaves the historical record `lvremove` leaves: `lvs -H` shows
+/// the same ancestors and descendants for lvsnap's VG as for LVM's twin.
+#[test]
+#[serial]
+fn record_lvs_history_keeps_the_chain() {
+    require_dm();
+    let _conf = Conf::with("metadata {\n\trecord_lvs_history = 1\n}");
+    let a = ScratchVg::new("hista", 1, 128, "");
+    let b = ScratchVg::new("histb", 1, 128, "");
+    for vg in ["hista", "histb"] {
+        sh(&format!("lvcreate -q -y -L 32M -T {vg}/pool -V 8M -n o"));
+    }
+    let v = VolumeGroup::open("hista").unwrap();
+    let opts = SnapshotOptions::default().writable(true);
+    for (origin, snap) in [("o", "s1"), ("s1", "s2"), ("s2", "s3")] {
+        v.create_snapshot(origin, snap, &opts).unwrap();
+        sh(&format!("lvcreate -q -s -n {snap} histb/{origin}"));
+    }
+    v.delete_snapshot("s2").unwrap();
+    sh("lvremove -q -y histb/s2");
+    a.vgck();
+    let (ha, hb) = (history("hista"), history("histb"));
+    assert_eq!(ha, hb);
+    assert!(
+        ha.iter().any(|r| r.starts_with("-s2 ")),
+        "no historical s2: {ha:?}"
+    );
+    assert!(ha.iter().any(|r| r == "s3 -s2,s1,o"), "{ha:?}");
+    drop(b);
+}
+
+/// An inactive origin's rollback is started by activating it, as LVM's
+/// activation does, unless lvm.conf's volume_list forbids activating it:
+/// then it is recorded and Submitted (the kernel has not started it).
+#[test]
+#[serial]
+fn volume_list_leaves_a_rollback_submitted() {
+    require_dm();
+    let vg = ScratchVg::new("vlist", 1, 128, "");
+    vg.lvm("lvcreate -q -y -L 16M -n lv0");
+    let v = VolumeGroup::open("vlist").unwrap();
+    v.create_snapshot("lv0", "s0", &SnapshotOptions::default())
+        .unwrap();
+    sh("lvchange -an vlist/lv0");
+    {
+        let _conf = Conf::with("activation {\n\tvolume_list = [ \"othervg\" ]\n}");
+        let rb = v.rollback("s0").unwrap();
+        assert_eq!(rb.state(), RollbackState::Submitted);
+        vg.vgck();
+        let lvs = vg.lvs("lv_attr,lv_merging");
+        assert!(lvs["lv0"]["lv_attr"].starts_with("Owi-"), "{lvs:?}");
+    }
+    // Allowed again: running rollback again activates the origin.
+    let mut rb = v.rollback("s0").unwrap();
+    assert!(
+        matches!(
+            rb.state(),
+            RollbackState::InProgress { .. } | RollbackState::Completed
+        ),
+        "{:?}",
+        rb.state()
+    );
+    assert_eq!(rb.wait().unwrap(), RollbackState::Completed);
+    vg.vgck();
+    let lvs = vg.lvs("lv_attr");
+    assert!(lvs["lv0"]["lv_attr"].starts_with("-wi-a-"), "{lvs:?}");
+}

@@ -340,7 +340,8 @@ type RestoreOptions struct {
 	// below the snapshot's); 0 means the snapshot's size.
 	Size uint64
 	// Progress, if set, is called after each buffer copied and at the end,
-	// on the calling goroutine.
+	// on the calling goroutine. If it panics, it is not called again, the
+	// restore runs to its end, and Restore re-raises the panic.
 	Progress func(done, total uint64)
 }
 
@@ -358,13 +359,22 @@ func (v *VG) Restore(snapshot, newLV string, opts RestoreOptions) error {
 	defer C.free(unsafe.Pointer(csnap))
 	defer C.free(unsafe.Pointer(clv))
 	var ctx C.uintptr_t
+	var prog *progress
 	if opts.Progress != nil {
-		h := cgo.NewHandle(opts.Progress)
+		prog = &progress{f: opts.Progress}
+		h := cgo.NewHandle(prog)
 		defer h.Delete()
 		ctx = C.uintptr_t(h)
 	}
 	var cerr *C.lvsnap_error
-	if rc := C.lvsnap_go_restore(p, csnap, clv, C.uint64_t(opts.Size), ctx, &cerr); rc < 0 {
+	rc := C.lvsnap_go_restore(p, csnap, clv, C.uint64_t(opts.Size), ctx, &cerr)
+	if prog != nil && prog.panicked != nil {
+		if rc < 0 {
+			C.lvsnap_error_free(cerr)
+		}
+		panic(prog.panicked)
+	}
+	if rc < 0 {
 		return failure(op, rc, cerr)
 	}
 	return nil

@@ -285,6 +285,22 @@ func TestRestore(t *testing.T) {
 		t.Fatalf("lvs: restored size %q", got)
 	}
 	kind(t, vg.Restore("go-src", "go-restored", RestoreOptions{}), ErrInvalidArgument)
+
+	// A panicking Progress does not unwind through the library: the
+	// restore ends (the VG lock is released), then the panic comes back.
+	func() {
+		defer func() {
+			if r := recover(); r != "stop" {
+				t.Fatalf("recovered %v, want the callback's panic", r)
+			}
+		}()
+		vg.Restore("go-src", "go-restored-2", RestoreOptions{Progress: func(d, n uint64) { panic("stop") }})
+		t.Fatal("Restore returned after its callback panicked")
+	}()
+	if got := lvs(t, "go-restored-2", "lv_name"); got != "go-restored-2" {
+		t.Fatalf("lvs: %q after a restore whose callback panicked", got)
+	}
+	sh(t, "lvremove", "-f", "-q", testVG+"/go-restored-2")
 }
 
 func TestWatchAndSharedHandle(t *testing.T) {

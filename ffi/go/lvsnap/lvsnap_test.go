@@ -255,6 +255,49 @@ func TestRollback(t *testing.T) {
 	sh(t, "vgck", testVG)
 }
 
+func TestDeferredRollbackAndBusy(t *testing.T) {
+	vg := open(t)
+	if err := vg.CreateSnapshot(origin, "go-defer", SnapshotOptions{SnapSize: 4 * mib}); err != nil {
+		t.Fatal(err)
+	}
+	// An open origin defers the merge; it stays recorded.
+	f, err := os.Open(originDev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := vg.Rollback("go-defer")
+	if err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	st, err := rb.Poll()
+	reason := rb.Reason()
+	rb.Close()
+	if err != nil || st != RollbackDeferred || reason == "" {
+		f.Close()
+		t.Fatalf("rollback with the origin open: %v %v (%q)", st, err, reason)
+	}
+	if s, err := vg.Status("go-defer"); err != nil || !s.Merging || s.State != StateNotReady {
+		f.Close()
+		t.Fatalf("a deferred merge's snapshot: %+v %v", s, err)
+	}
+	kind(t, vg.Restore("go-defer", "go-never", RestoreOptions{}), ErrBusy)
+	f.Close()
+	// Once the origin is free, rolling back again runs the merge to its end.
+	rb, err = vg.Rollback("go-defer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	if st, err = rb.Wait(); err != nil || st != RollbackCompleted {
+		t.Fatalf("resumed rollback: %v %v (%s)", st, err, rb.Reason())
+	}
+	if got := lvs(t, "go-never", "lv_name"); got != "" {
+		t.Fatalf("a refused restore left %q", got)
+	}
+	sh(t, "vgck", testVG)
+}
+
 func TestRestore(t *testing.T) {
 	vg := open(t)
 	pattern(t, originDev, 0xc3)

@@ -14,7 +14,7 @@ fn main() {
         .header(header)
         // The _IO/_IOR macros are function-like; clang evaluates them for us.
         .clang_macro_fallback()
-        .allowlist_var("BLKGETSIZE64|BLKSSZGET")
+        .allowlist_var("BLKGETSIZE64|BLKSSZGET|BLKZEROOUT")
         .allowlist_var("LOOP_CTL_GET_FREE|LOOP_CONFIGURE|LOOP_CLR_FD")
         .allowlist_type("loop_config")
         .derive_default(true)

@@ -89,10 +89,12 @@ impl VolumeGroup {
     /// Restores snapshot `snapshot` into a new, active LV `new_lv`, as
     /// HwameiStor does, and returns when done: from a COW snapshot a linear
     /// LV filled by a copy (O_DIRECT, `opts` buffer, fsync at the end; the
-    /// part beyond the snapshot's size is left as allocated); from a thin
-    /// snapshot, a thin snapshot of it of the requested size.
+    /// part beyond the snapshot's size zeroed with BLKZEROOUT, so no bytes
+    /// of an earlier LV show through); from a thin snapshot, a thin snapshot
+    /// of it of the requested size (which reads zeros past the snapshot).
     /// `on_progress` is called after each buffer copied, and with 100% at
-    /// the end. A COW snapshot must be active (its origin active).
+    /// the end. An inactive COW snapshot's origin is activated for the copy
+    /// (with its snapshots, as `lvchange -ay` does) and deactivated after.
     ///
     /// Refused before anything changes: a size below the snapshot's, a
     /// taken name, an invalid or merging snapshot, not enough space. A
@@ -189,7 +191,7 @@ impl VolumeGroup {
     #[allow(clippy::too_many_arguments)]
     fn restore_cow(
         &self,
-        mut s: Session,
+        s: Session,
         snapshot: &str,
         new_lv: &str,
         extents: Extents,
@@ -200,19 +202,54 @@ impl VolumeGroup {
         let full = format!("{}/{snapshot}", self.name());
         let dm = DmControl::shared()?;
         let snap_dev = self.dm_name(snapshot, None)?;
-        // TODO(activate): activate the origin (and so the snapshot) for the
-        // copy and deactivate it afterwards, instead of refusing.
-        if !dm.exists(&snap_dev)? {
-            return Err(SnapError::Unsupported(format!(
-                "snapshot {full} is not active: activate its origin (lvchange -ay) first"
-            ))
-            .into());
-        }
         let snap =
             s.md.vg()
                 .cow_snapshot(snapshot)
                 .ok_or_else(|| SnapError::NotFound(format!("snapshot {full}")))?;
-        if self.cow_status(&s, &snap, Some(&dm))?.invalid {
+        // An inactive snapshot: its origin's tree is activated for the copy,
+        // as `lvchange -ay` would, and deactivated again afterwards.
+        let woke = !dm.exists(&snap_dev)? && {
+            let pvs = activate::pv_map(s.md.vg(), &s.disk)?;
+            let opts = activate::ActivateOptions::default();
+            matches!(
+                activate::activate(&dm, s.md.vg(), &pvs, &snap.origin, &opts)?,
+                activate::Activation::Activated(_)
+            )
+        };
+        let r = self.restore_cow_live(s, &snap, new_lv, extents, total, opts, on_progress);
+        if woke {
+            let back = self
+                .session()
+                .and_then(|s| Ok(activate::deactivate(&dm, s.md.vg(), &snap.origin)?));
+            if let Err(e) = back {
+                log::warn!(
+                    "{}/{}: activated for the restore, but deactivating it again failed: {e}",
+                    self.name(),
+                    snap.origin
+                );
+            }
+        }
+        r
+    }
+
+    /// [`VolumeGroup::restore_cow`] once the snapshot is active.
+    #[allow(clippy::too_many_arguments)]
+    fn restore_cow_live(
+        &self,
+        mut s: Session,
+        snap: &crate::lvm::vg::CowSnapshot,
+        new_lv: &str,
+        extents: Extents,
+        total: Bytes,
+        opts: &RestoreOptions,
+        on_progress: &mut dyn FnMut(&RestoreProgress),
+    ) -> Result<()> {
+        let snapshot = snap.name.as_str();
+        let full = format!("{}/{snapshot}", self.name());
+        let size = extents.0.saturating_mul(*s.md.vg().extent_size * 512);
+        let dm = DmControl::shared()?;
+        let snap_dev = self.dm_name(snapshot, None)?;
+        if self.cow_status(&s, snap, Some(&dm))?.invalid {
             return Err(SnapError::InvalidArgument(format!(
                 "snapshot {full} is invalid (its COW store overflowed): nothing to restore"
             ))
@@ -237,8 +274,10 @@ impl VolumeGroup {
         }
         drop(s);
 
-        let copied = open_direct(&dm::node_path(&new_dev), true)
-            .and_then(|dst| copy(&src, &dst, total, opts.buffer, on_progress));
+        let copied = open_direct(&dm::node_path(&new_dev), true).and_then(|dst| {
+            zero_tail(&dst, total, size)?;
+            copy(&src, &dst, total, opts.buffer, on_progress)
+        });
         if let Err(e) = copied {
             log::error!("restore of {full} into {new_lv} failed: {e}; removing {new_lv}");
             if let Err(u) = self.undo_restore(&dm, new_lv) {
@@ -306,6 +345,39 @@ fn open_direct(path: &Path, write: bool) -> Result<File> {
         .custom_flags(libc::O_DIRECT)
         .open(path)
         .map_err(|e| Error::io(format!("open {}", path.display()), e))
+}
+
+/// Zeroes `dst` from `from` to `to` (the part of a new LV beyond the
+/// snapshot's size, which may hold an old LV's data) with BLKZEROOUT;
+/// where the device has no such ioctl, by writing zeros.
+fn zero_tail(dst: &File, from: Bytes, to: u64) -> Result<()> {
+    let from = u64::try_from(from.0).unwrap_or(u64::MAX);
+    if from >= to {
+        return Ok(());
+    }
+    match crate::sys::zero_out(dst, from, to - from) {
+        Ok(()) => return Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOTTY | libc::EOPNOTSUPP | libc::EINVAL)
+            ) =>
+        {
+            log::debug!("BLKZEROOUT: {e}; writing zeros");
+        }
+        Err(e) => return Err(Error::io("zero the new volume past the snapshot's size", e)),
+    }
+    let raw = vec![0u8; DEFAULT_BUFFER + ALIGN];
+    let at = raw.as_ptr().align_offset(ALIGN);
+    let buf = &raw[at..at + DEFAULT_BUFFER];
+    let mut off = from;
+    while off < to {
+        let n = usize::try_from((to - off).min(DEFAULT_BUFFER as u64)).unwrap_or(DEFAULT_BUFFER);
+        dst.write_all_at(&buf[..n], off)
+            .map_err(|e| Error::io(format!("zero the new volume at byte {off}"), e))?;
+        off += n as u64;
+    }
+    Ok(())
 }
 
 /// Copies the first `total` bytes of `src` to `dst` through an aligned

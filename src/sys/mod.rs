@@ -31,6 +31,21 @@ pub(crate) fn block_device_size(file: &File) -> io::Result<(u64, u32)> {
     Ok((size, u32::try_from(ss).unwrap_or(512)))
 }
 
+/// Zeroes `len` bytes at `offset` of the block device `file` (BLKZEROOUT:
+/// the kernel writes zeroes, or uses a write-zeroes command that guarantees
+/// them; never a discard that might not). Both must be multiples of the
+/// logical sector size.
+pub(crate) fn zero_out(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let range: [u64; 2] = [offset, len];
+    // SAFETY: BLKZEROOUT reads two u64s (start, length) through the pointer,
+    // which points at a live local array of two u64s.
+    if unsafe { libc::ioctl(file.as_raw_fd(), uapi::BLKZEROOUT as _, range.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// A loop device attached to a backing file, detached when dropped (the
 /// kernel defers the detach while something, e.g. a device-mapper table,
 /// still holds it). For examples and tests that need a block device.

@@ -402,7 +402,8 @@ pub unsafe extern "C" fn lvsnap_vg_open(
 pub unsafe extern "C" fn lvsnap_vg_free(vg: *mut lvsnap_vg) {
     if !vg.is_null() {
         // SAFETY: made by Box::into_raw in lvsnap_vg_open; freed once.
-        drop(unsafe { Box::from_raw(vg) });
+        let vg = unsafe { Box::from_raw(vg) };
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(vg)));
     }
 }
 
@@ -636,7 +637,8 @@ pub unsafe extern "C" fn lvsnap_rollback_reason(rb: *const lvsnap_rollback) -> *
 pub unsafe extern "C" fn lvsnap_rollback_free(rb: *mut lvsnap_rollback) {
     if !rb.is_null() {
         // SAFETY: made by Box::into_raw in lvsnap_rollback_start; freed once.
-        drop(unsafe { Box::from_raw(rb) });
+        let rb = unsafe { Box::from_raw(rb) };
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(rb)));
     }
 }
 

@@ -478,27 +478,40 @@ fn not_in_older(new: &OpenStore, old: &OpenStore) -> Option<u64> {
 /// the origin as it was when it was taken, whatever is written since),
 /// sorted. Blocks the older snapshot did not save are the same in both.
 fn compare_stores(old: &OpenStore, view: &DirectReader, g: u64, limit: u64) -> Result<Vec<u64>> {
+    /// Chunks read at once where both the origin chunks and their saved
+    /// copies are consecutive (the kernel allocates copies in order).
+    const RUN_BYTES: u64 = 1 << 20;
     let c0 = old.chunk_bytes;
     let mut ex: Vec<Exception> = old.exceptions.clone();
     ex.sort_unstable();
     ex.dedup_by_key(|e| e.old_chunk);
-    let len = usize::try_from(c0).map_err(|_| SnapError::InvalidArgument("chunk size".into()))?;
-    let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+    let max_run = (RUN_BYTES / c0).max(1);
+    let cap = usize::try_from(max_run * c0)
+        .map_err(|_| SnapError::InvalidArgument("chunk size".into()))?;
+    let (mut a, mut b) = (vec![0u8; cap], vec![0u8; cap]);
+    let gs = usize::try_from(g).map_err(|_| SnapError::InvalidArgument("chunk size".into()))?;
     let mut out = Vec::new();
-    for e in ex {
-        let start = e.old_chunk.saturating_mul(c0);
+    let mut i = 0;
+    while i < ex.len() {
+        let first = ex[i];
+        let mut n = 1u64;
+        while (i as u64 + n) < ex.len() as u64 && n < max_run {
+            let e = ex[i + n as usize];
+            if e.old_chunk != first.old_chunk + n || e.new_chunk != first.new_chunk + n {
+                break;
+            }
+            n += 1;
+        }
+        i += n as usize;
+        let start = first.old_chunk.saturating_mul(c0);
         // The origin's last chunk may be partial.
-        let n = usize::try_from(c0.min(limit.saturating_sub(start))).unwrap_or(len);
-        old.read(e.new_chunk, 0, &mut a[..n])?;
-        view.read_exact_at(&mut b[..n], start)
+        let len = usize::try_from((n * c0).min(limit.saturating_sub(start))).unwrap_or(cap);
+        old.read(first.new_chunk, 0, &mut a[..len])?;
+        view.read_exact_at(&mut b[..len], start)
             .map_err(|err| Error::io(format!("read {}", view.path().display()), err))?;
-        for (i, (x, y)) in a[..n]
-            .chunks(g as usize)
-            .zip(b[..n].chunks(g as usize))
-            .enumerate()
-        {
+        for (k, (x, y)) in a[..len].chunks(gs).zip(b[..len].chunks(gs)).enumerate() {
             if x != y {
-                out.push(start / g + i as u64);
+                out.push(start / g + k as u64);
             }
         }
     }

@@ -5,7 +5,8 @@ mod common;
 
 use common::lvm::ScratchVg;
 use common::{require_dm, sh};
-use lvsnap::snapshot::{RollbackState, SnapshotOptions, VolumeGroup};
+use lvsnap::ErrorKind;
+use lvsnap::snapshot::{RestoreOptions, RollbackState, SnapshotOptions, VolumeGroup};
 use serial_test::serial;
 
 /// Points LVM_SYSTEM_DIR at a fresh dir whose lvm.conf is the VM's with
@@ -97,7 +98,10 @@ fn volume_list_leaves_a_rollback_submitted() {
     let v = VolumeGroup::open("vlist").unwrap();
     v.create_snapshot("lv0", "s0", &SnapshotOptions::default())
         .unwrap();
-    sh("lvchange -an vlist/lv0");
+    vg.lvm("lvcreate -q -y -L 8M -n lv1");
+    v.create_snapshot("lv1", "t0", &SnapshotOptions::default())
+        .unwrap();
+    sh("lvchange -an vlist/lv0 vlist/lv1");
     {
         let _conf = Conf::with("activation {\n\tvolume_list = [ \"othervg\" ]\n}");
         let rb = v.rollback("s0").unwrap();
@@ -105,6 +109,14 @@ fn volume_list_leaves_a_rollback_submitted() {
         vg.vgck();
         let lvs = vg.lvs("lv_attr,lv_merging");
         assert!(lvs["lv0"]["lv_attr"].starts_with("Owi-"), "{lvs:?}");
+        // Nor is an inactive snapshot's origin activated for a restore.
+        let seq = vg.seqno();
+        let e = v
+            .restore("t0", "new", &RestoreOptions::default(), |_| {})
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert_eq!(vg.seqno(), seq);
+        assert_eq!(&vg.lvs("lv_attr")["lv1"]["lv_attr"][4..5], "-");
     }
     // Allowed again: running rollback again activates the origin.
     let mut rb = v.rollback("s0").unwrap();

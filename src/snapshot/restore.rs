@@ -209,6 +209,22 @@ impl VolumeGroup {
         // An inactive snapshot: its origin's tree is activated for the copy,
         // as `lvchange -ay` would, and deactivated again afterwards.
         let woke = !dm.exists(&snap_dev)? && {
+            let vg = s.md.vg();
+            let tags: Vec<String> = vg
+                .tags
+                .iter()
+                .chain(vg.lv(&snap.origin).into_iter().flat_map(|l| &l.tags))
+                .cloned()
+                .collect();
+            let conf = crate::lvm::config::LvmConfig::load_or_default();
+            if !conf.volume_allowed(self.name(), &snap.origin, &tags) {
+                return Err(SnapError::InvalidArgument(format!(
+                    "snapshot {full} is inactive and lvm.conf's activation/volume_list does \
+                     not let its origin {} be activated for the copy",
+                    snap.origin
+                ))
+                .into());
+            }
             let pvs = activate::pv_map(s.md.vg(), &s.disk)?;
             let opts = activate::ActivateOptions::default();
             matches!(

@@ -582,3 +582,73 @@ fn failed_edits_inside_change_are_undone() {
     .unwrap();
     assert!(lv_text(&md, &snap).contains("x = 1"));
 }
+
+/// Thin rollback in the metadata: the origin takes the snapshot's device,
+/// a kept snapshot a new one (queued as `create`), the old origin device is
+/// queued for `delete`, with the pool's transaction id one up; without
+/// keep the snapshot goes. The text parses back to the same view.
+#[test]
+fn thin_rollback_records_the_pool_work() {
+    let base = fixture("thinsnap");
+    let tid = |md: &Metadata| match &md.vg().lv("pool").unwrap().segments[0].kind {
+        SegmentKind::ThinPool {
+            transaction_id,
+            messages,
+            ..
+        } => (*transaction_id, messages.clone()),
+        _ => panic!("not a pool"),
+    };
+    let (t0, _) = tid(&base);
+    let mut md = base.clone();
+    let ids = md.thin_rollback("thin1", "tsnap", true).unwrap();
+    assert_eq!(
+        (ids.old_origin_id, ids.snap_id, ids.new_snap_id),
+        (1, 2, Some(3))
+    );
+    assert_eq!(md.vg().lv("thin1").unwrap().thin(), Some(("pool", 2)));
+    assert_eq!(md.vg().lv("tsnap").unwrap().thin(), Some(("pool", 3)));
+    assert_eq!(md.vg().lv("tsnap").unwrap().thin_origin(), Some("thin1"));
+    let (t1, msgs) = tid(&md);
+    assert_eq!(t1, t0 + 1);
+    assert_eq!(
+        msgs,
+        [ThinMessage::Create("tsnap".into()), ThinMessage::Delete(1)]
+    );
+    let again = Metadata::parse(&md.to_text(Style::Raw)).unwrap();
+    assert_eq!(again.vg(), md.vg());
+    md.clear_thin_messages("pool").unwrap();
+    assert!(tid(&md).1.is_empty());
+
+    let mut md = base.clone();
+    md.thin_rollback("thin1", "tsnap", false).unwrap();
+    assert!(md.vg().lv("tsnap").is_none());
+    assert_eq!(md.vg().lv("thin1").unwrap().thin(), Some(("pool", 2)));
+    assert_eq!(tid(&md).1, [ThinMessage::Delete(1)]);
+    // Not a snapshot of that origin, or the origin itself: refused, unchanged.
+    let mut md = base.clone();
+    assert!(md.thin_rollback("tsnap", "thin1", true).is_err());
+    assert_eq!(md.vg(), base.vg());
+}
+
+/// extend_lv: the free run right after the LV joins its last segment, the
+/// rest goes in a new segment; beyond the free space is refused.
+#[test]
+fn extend_lv_places_as_lvextend() {
+    let mut md = fixture("linear");
+    md.add_linear_lv("a", Extents(2), &creation()).unwrap();
+    md.add_linear_lv("b", Extents(1), &creation()).unwrap();
+    let before = md.vg().lv("a").unwrap().clone();
+    let areas = md.extend_lv("b", Extents(3)).unwrap();
+    let b = md.vg().lv("b").unwrap();
+    assert_eq!(b.extents(), Extents(4));
+    assert_eq!(b.segments.len(), 1, "contiguous growth joins the segment");
+    assert_eq!(areas.iter().map(|a| a.count).sum::<u64>(), 3);
+    assert_eq!(md.vg().lv("a").unwrap(), &before);
+    let again = Metadata::parse(&md.to_text(Style::Raw)).unwrap();
+    assert_eq!(again.vg(), md.vg());
+    let free = md.free_space().total();
+    assert!(matches!(
+        md.extend_lv("b", Extents(free + 1)),
+        Err(ModelError::NoSpace { .. })
+    ));
+}

@@ -14,6 +14,7 @@
 pub mod activate;
 pub mod dm;
 pub mod error;
+mod fault;
 pub mod lvm;
 pub mod snapshot;
 pub mod sys;

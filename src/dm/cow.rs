@@ -600,17 +600,23 @@ impl CowSnapshot {
         // LVM's order: both tables loaded, origin then snapshot suspended
         // (freeze and flush), origin resumed first: the kernel hands the
         // exceptions over from the suspended snapshot to the merging origin.
+        // The guards resume both devices on every path: with their old
+        // tables until `while_suspended` has succeeded, with the new ones after.
         let mut undo = Undo::new(dm);
         load_undoable(dm, &mut undo, o, &origin_table, false)?;
         load_undoable(dm, &mut undo, s, &snap_table, false)?;
-        suspend_undoable(dm, &mut undo, o, Suspend::FREEZE)?;
-        suspend_undoable(dm, &mut undo, s, Suspend::FREEZE)?;
+        let mut go = dm.suspend_guard(o, Suspend::FREEZE)?;
+        go.undo_on_drop();
+        let mut gs = dm.suspend_guard(s, Suspend::FREEZE)?;
+        gs.undo_on_drop();
         while_suspended()?;
-        dm.resume(o)?;
+        go.keep_on_drop();
+        gs.keep_on_drop();
         undo.done();
-        if let Err(e) = dm.resume(s) {
-            // The merge runs; only the old snapshot device is left suspended.
-            log::error!("merge of {s} into {o} started, but: {e}");
+        let ro = go.resume();
+        let rs = gs.resume();
+        if let Err(e) = ro.and(rs) {
+            log::error!("merge of {s} into {o} committed, but: {e}");
             return Err(e.into());
         }
         Ok(CowMerge { snap: self, start })
@@ -625,13 +631,10 @@ impl CowSnapshot {
         }
         // Others stay: with the origin frozen and flushed (as LVM does
         // here), drop this one.
-        let o = self.origin.as_ref();
-        let mut undo = Undo::new(dm);
-        suspend_undoable(dm, &mut undo, o, Suspend::FREEZE)?;
+        let g = dm.suspend_guard(self.origin.as_ref(), Suspend::FREEZE)?;
         dm.remove(&self.snapshot)?;
-        undo.done();
         let r = dm.remove(&self.cow);
-        dm.resume(o)?;
+        g.resume()?;
         r
     }
 
@@ -728,10 +731,12 @@ impl CowSnapshot {
         // it shows does not change.
         let mut undo = Undo::new(dm);
         load_undoable(dm, &mut undo, o, &table, ro)?;
-        suspend_undoable(dm, &mut undo, o, Suspend::FLUSH)?;
+        let mut g = dm.suspend_guard(o, Suspend::FLUSH)?;
+        g.undo_on_drop();
         while_suspended()?;
-        dm.resume(o)?;
+        g.keep_on_drop();
         undo.done();
+        g.resume()?;
         let mut first = None;
         let layers = [&self.snapshot, &self.cow, &self.real];
         for n in &layers[..if keep_real { 2 } else { 3 }] {
@@ -754,6 +759,7 @@ fn zero_header(cow: &DmName, chunk: ChunkSize) -> Result<()> {
         .open(&path)
         .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let len = (*chunk.sectors() * 512) as usize;
+    crate::fault::point("zero the COW header");
     f.write_all_at(&vec![0u8; len], 0)
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(format!("zero the header of {}", path.display()), e))

@@ -157,6 +157,66 @@ impl Suspend {
     }
 }
 
+/// A suspended device that is resumed when this is dropped: see
+/// [`DmControl::suspend_guard`].
+#[must_use = "dropping the guard resumes the device at once"]
+pub struct Suspended<'a> {
+    dm: &'a DmControl,
+    name: &'a DmName,
+    unchanged: bool,
+    armed: bool,
+}
+
+impl Suspended<'_> {
+    /// On drop, drop any table loaded into the inactive slot first, so the
+    /// device resumes with the table it had (an undo).
+    pub fn undo_on_drop(&mut self) {
+        self.unchanged = true;
+    }
+
+    /// On drop, resume with whatever table is loaded (the new one).
+    pub fn keep_on_drop(&mut self) {
+        self.unchanged = false;
+    }
+
+    /// Resumes now (with a loaded table, if any). On failure the guard
+    /// still tries once more, then resumes the old table, when dropped.
+    pub fn resume(mut self) -> Result<()> {
+        let r = self.dm.resume(self.name);
+        if r.is_ok() {
+            self.armed = false;
+        }
+        r
+    }
+}
+
+impl Drop for Suspended<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let dm = self.dm;
+        let name = self.name;
+        if self.unchanged {
+            if let Ok(i) = dm.info(name) {
+                if i.inactive_table {
+                    if let Err(e) = dm.clear_inactive(name) {
+                        log::error!("undo: {e}");
+                    }
+                }
+            }
+        }
+        if let Err(e) = dm.resume(name) {
+            // A table that cannot go live: fall back to the live one.
+            log::error!("resuming {name}: {e}; retrying with its live table");
+            let _ = dm.clear_inactive(name);
+            if let Err(e) = dm.resume(name) {
+                log::error!("{name} is left suspended: {e}");
+            }
+        }
+    }
+}
+
 /// What the kernel says about a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
@@ -281,6 +341,7 @@ impl DmControl {
         read_only: bool,
     ) -> Result<Device> {
         check_table(table)?;
+        crate::fault::point("dm create");
         let info = self
             .dm
             .device_create(name, uuid, DmOptions::default())
@@ -304,6 +365,7 @@ impl DmControl {
         } else {
             DmOptions::default()
         };
+        crate::fault::point("dm load");
         self.dm
             .table_load(&DevId::Name(name), &raw, opts)
             .map_err(|e| Error::ioctl("table load", name, e))?;
@@ -312,6 +374,7 @@ impl DmControl {
 
     /// Drops a table loaded into the inactive slot of `name`.
     pub fn clear_inactive(&self, name: &DmName) -> Result<()> {
+        crate::fault::point("dm clear");
         self.dm
             .table_clear(&DevId::Name(name))
             .map_err(|e| Error::ioctl("table clear", name, e))?;
@@ -320,6 +383,7 @@ impl DmControl {
 
     /// Suspends `name`.
     pub fn suspend(&self, name: &DmName, how: Suspend) -> Result<()> {
+        crate::fault::point("dm suspend");
         self.dm
             .device_suspend(
                 &DevId::Name(name),
@@ -329,8 +393,24 @@ impl DmControl {
         Ok(())
     }
 
+    /// Suspends `name` and returns a guard that resumes it when dropped,
+    /// on every path (an error, an early return, a panic): a device is
+    /// never left suspended by lvsnap. [`Suspended::resume`] resumes it
+    /// early and reports the error; after [`Suspended::undo_on_drop`] the
+    /// drop first drops a table loaded meanwhile.
+    pub fn suspend_guard<'a>(&'a self, name: &'a DmName, how: Suspend) -> Result<Suspended<'a>> {
+        self.suspend(name, how)?;
+        Ok(Suspended {
+            dm: self,
+            name,
+            unchanged: false,
+            armed: true,
+        })
+    }
+
     /// Resumes `name`, making a loaded inactive table live.
     pub fn resume(&self, name: &DmName) -> Result<()> {
+        crate::fault::point("dm resume");
         self.dm
             .device_suspend(&DevId::Name(name), DmOptions::default())
             .map_err(|e| Error::ioctl("resume", name, e))?;
@@ -339,6 +419,7 @@ impl DmControl {
 
     /// Removes device `name` and its node.
     pub fn remove(&self, name: &DmName) -> Result<()> {
+        crate::fault::point("dm remove");
         self.dm
             .device_remove(&DevId::Name(name), DmOptions::default())
             .map_err(|e| Error::ioctl("remove", name, e))?;
@@ -469,6 +550,7 @@ impl DmControl {
 
     /// Sends a target message (e.g. to a thin pool) to sector 0 of `name`.
     pub fn message(&self, name: &DmName, msg: &str) -> Result<Option<String>> {
+        crate::fault::point("dm message");
         let (_, out) = self
             .dm
             .target_msg(&DevId::Name(name), None, msg)

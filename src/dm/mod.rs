@@ -27,7 +27,7 @@ mod thin;
 pub mod thin_metadata;
 
 pub use cow::{CowMerge, CowSnapshot, CowSnapshotSpec, MergeProgress, PreparedCow, Until};
-pub use device::{DmControl, Info, Suspend, TableLine, table_size};
+pub use device::{DmControl, Info, Suspend, Suspended, TableLine, table_size};
 pub use direct_io::{DirectReader, ReadAt};
 pub use error::{Error, Result};
 pub use event::WaitOutcome;

@@ -64,17 +64,18 @@ pub fn thin_create_snap(dm: &DmControl, spec: &ThinSnapshotSpec<'_>) -> Result<(
             }
         }
     }
-    if let Some(o) = spec.origin {
-        dm.suspend(o, Suspend::FREEZE)?;
-    }
+    let frozen = match spec.origin {
+        Some(o) => Some(dm.suspend_guard(o, Suspend::FREEZE)?),
+        None => None,
+    };
     let r = thin_create_snaps(
         dm,
         spec.pool,
         &[(spec.snapshot_id, spec.origin_id)],
         spec.transaction,
     );
-    if let Some(o) = spec.origin {
-        let resumed = dm.resume(o);
+    if let Some(g) = frozen {
+        let resumed = g.resume();
         if let (Ok(()), Err(e)) = (&r, resumed) {
             return Err(e);
         }

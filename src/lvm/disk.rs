@@ -157,6 +157,7 @@ impl BlockDev {
 
     /// Flushes written data to stable storage.
     pub fn sync(&self) -> Result<()> {
+        crate::fault::point("metadata sync");
         self.file
             .sync_data()
             .map_err(|e| Error::io_path("fdatasync", &self.path, e))
@@ -221,6 +222,7 @@ pub struct VgDisk {
     missing: Vec<String>,
     problems: Vec<String>,
     pending: Option<Pending>,
+    warnings: Vec<String>,
     _lock: LockGuard,
 }
 
@@ -401,6 +403,7 @@ impl VgDisk {
             missing,
             problems,
             pending: None,
+            warnings: Vec::new(),
             _lock: lock,
         })
     }
@@ -508,18 +511,28 @@ impl VgDisk {
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
+        // Only PVs with a metadata area are written, so only they are
+        // synced: a data PV failing must not fail a metadata write.
         let r = (|| {
             for (pv, pplans) in self.pvs.iter().zip(&plans) {
+                if pv.areas.is_empty() {
+                    continue;
+                }
                 for plan in pplans {
                     for (off, bytes) in &plan.writes {
+                        crate::fault::point("metadata text write");
                         pv.dev.write_at(*off, bytes)?;
                     }
                 }
                 pv.dev.sync()?;
             }
             for (pv, pplans) in self.pvs.iter_mut().zip(&plans) {
+                if pv.areas.is_empty() {
+                    continue;
+                }
                 for (a, plan) in pv.areas.iter_mut().zip(pplans) {
                     let h = a.header.precommit(&plan.locn);
+                    crate::fault::point("metadata precommit");
                     write_header(&pv.dev, &h)?;
                     a.header = h;
                 }
@@ -545,21 +558,75 @@ impl VgDisk {
 
     /// Commits the precommitted text: the commit slot of every area.
     ///
-    /// If a write fails part way, the areas already written hold the new
-    /// text and the rest the old; LVM reads the highest seqno and rewrites
-    /// the others on its next commit, as after an interrupted `lvm` command.
+    /// Success is decided by what is on disk: the commit has landed once
+    /// any area's commit slot holds the new text (LVM's readers take the
+    /// highest seqno, and rewrite the stale areas on their next commit), so
+    /// areas that failed then are reported by [`VgDisk::take_warnings`], not as
+    /// an error. Only if no area holds it is the commit an error, and the
+    /// old metadata is still what every reader sees.
     pub fn commit_precommitted(&mut self) -> Result<()> {
         let p = self
             .pending
             .take()
             .ok_or_else(|| Error::InvalidArgument("nothing precommitted".into()))?;
+        let old: Vec<Vec<MdaHeader>> = self
+            .pvs
+            .iter()
+            .map(|pv| pv.areas.iter().map(|a| a.header.clone()).collect())
+            .collect();
+        let mut landed = 0usize;
+        let mut failed: Vec<Error> = Vec::new();
         for (pv, locns) in self.pvs.iter_mut().zip(&p.locns) {
-            for (a, locn) in pv.areas.iter_mut().zip(locns) {
+            if pv.areas.is_empty() {
+                continue;
+            }
+            let mut written = Vec::new();
+            for (ai, (a, locn)) in pv.areas.iter_mut().zip(locns).enumerate() {
                 let h = a.header.commit(locn);
-                write_header(&pv.dev, &h)?;
+                crate::fault::point("metadata commit");
+                match write_header(&pv.dev, &h) {
+                    Ok(()) => written.push(ai),
+                    Err(e) => failed.push(e),
+                }
                 a.header = h;
             }
-            pv.dev.sync()?;
+            match pv.dev.sync() {
+                Ok(()) => landed += written.len(),
+                Err(e) => {
+                    // Written but maybe not stable: what the device reads back decides.
+                    for ai in written {
+                        if area_holds(&pv.dev, &pv.areas[ai], locns.get(ai)) {
+                            landed += 1;
+                        }
+                    }
+                    failed.push(e);
+                }
+            }
+        }
+        if landed == 0 {
+            // Nothing landed: the old text stays committed, and the
+            // precommit stays pending for the caller's revert.
+            for (pv, hs) in self.pvs.iter_mut().zip(old) {
+                for (a, h) in pv.areas.iter_mut().zip(hs) {
+                    a.header = h;
+                }
+            }
+            if let Err(e) = self.reload_headers() {
+                log::debug!("VG {}: re-reading headers: {e}", self.name);
+            }
+            let e = failed.into_iter().next().unwrap_or_else(|| {
+                Error::Unsupported(format!("VG {} has no metadata area in use", self.name))
+            });
+            self.pending = Some(p);
+            return Err(e);
+        }
+        for e in failed {
+            let w = format!(
+                "VG {}: metadata seqno {} committed, but one copy failed: {e}",
+                self.name, p.seqno
+            );
+            log::warn!("{w}");
+            self.warnings.push(w);
         }
         let first = self
             .pvs
@@ -579,6 +646,26 @@ impl VgDisk {
         Ok(())
     }
 
+    /// What went wrong after a change had landed (a metadata copy that
+    /// could not be written), oldest first; taking them clears the list.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Re-reads every area's header from disk, after a failed commit left
+    /// the in-memory copies unsure.
+    fn reload_headers(&mut self) -> Result<()> {
+        for pv in &mut self.pvs {
+            for a in &mut pv.areas {
+                let off = u64::try_from(*a.locn.offset)
+                    .map_err(|_| Error::InvalidArgument(format!("area at {}", a.locn.offset)))?;
+                let sector = pv.dev.read_at(off, 512)?;
+                a.header = MdaHeader::parse(&sector, a.locn.offset, a.locn.size)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Drops the precommitted text: clears every precommit slot; the
     /// committed metadata was never changed.
     pub fn revert(&mut self) -> Result<()> {
@@ -591,6 +678,9 @@ impl VgDisk {
     fn clear_precommit(&mut self) -> Result<()> {
         let mut first_err = None;
         for pv in &mut self.pvs {
+            if pv.areas.is_empty() {
+                continue;
+            }
             for a in &mut pv.areas {
                 let h = a.header.revert();
                 match write_header(&pv.dev, &h) {
@@ -652,6 +742,17 @@ fn found(scanned: &[ScannedPv], p: usize, a: usize) -> Option<&super::scan::Foun
         .as_ref()?
         .as_ref()
         .ok()
+}
+
+/// Whether the header of `area` on `dev` now commits `locn`.
+fn area_holds(dev: &BlockDev, area: &Area, locn: Option<&RawLocn>) -> bool {
+    let Some(locn) = locn else { return false };
+    let Ok(off) = u64::try_from(*area.locn.offset) else {
+        return false;
+    };
+    dev.read_at(off, 512)
+        .and_then(|s| MdaHeader::parse(&s, area.locn.offset, area.locn.size))
+        .is_ok_and(|h| h.committed == *locn)
 }
 
 fn write_header(dev: &BlockDev, h: &MdaHeader) -> Result<()> {

@@ -159,7 +159,9 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                 opts = opts.chunk_size(parse_size(&c)?);
             }
             let vg = VolumeGroup::open(vg)?;
-            let created = vg.create_snapshot(lv, &snap, &opts)?;
+            let created = vg.create_snapshot(lv, &snap, &opts);
+            aftermath(&vg, &created);
+            let created = created?;
             if created.snapsize_ignored {
                 eprintln!("lvsnap: {origin} is thin: the snapshot is thin and takes no snapsize");
             }
@@ -214,7 +216,12 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
         }
         Cmd::List { vg, json } => {
             let snaps = match vg {
-                Some(vg) => VolumeGroup::open(&vg)?.snapshots()?,
+                Some(vg) => {
+                    let vg = VolumeGroup::open(&vg)?;
+                    let snaps = vg.snapshots();
+                    aftermath(&vg, &snaps);
+                    snaps?
+                }
                 None => lvsnap::snapshot::all_snapshots()?,
             };
             if json {
@@ -226,7 +233,13 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
         }
         Cmd::Status { snap, json } => {
             let (vg, name) = vg_and_name(&snap)?;
-            let st = VolumeGroup::open(vg)?.snapshot_status(name)?;
+            let vg = VolumeGroup::open(vg)?;
+            let st = vg.snapshot_status(name);
+            aftermath(&vg, &st);
+            let st = st?;
+            if let Some(r) = &st.reason {
+                eprintln!("lvsnap: {snap} is {}: {r}", st.state);
+            }
             if json {
                 writeln!(out, "{}", to_json(&st)).ok();
             } else {
@@ -246,7 +259,9 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
         } => {
             let (vg, name) = vg_and_name(&snap)?;
             let vg = VolumeGroup::open(vg)?;
-            let mut rb = vg.rollback_with(name, &RollbackOptions::default().keep(keep))?;
+            let rb = vg.rollback_with(name, &RollbackOptions::default().keep(keep));
+            aftermath(&vg, &rb);
+            let mut rb = rb?;
             let mut state = rb.state();
             if wait && !state.is_settled() {
                 let mut bar = Progress::new();
@@ -283,8 +298,10 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             }
             let vg = VolumeGroup::open(vg)?;
             let mut bar = Progress::new();
-            let made = vg.restore(name, &newlv, &opts, |p| bar.show("copying", p.percent))?;
+            let made = vg.restore(name, &newlv, &opts, |p| bar.show("copying", p.percent));
             bar.done();
+            aftermath(&vg, &made);
+            let made = made?;
             writeln!(
                 out,
                 "Snapshot {snap} restored into {}/{} ({}{}).",
@@ -315,7 +332,10 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
         }
         Cmd::Delete { snap } => {
             let (vg, name) = vg_and_name(&snap)?;
-            VolumeGroup::open(vg)?.delete_snapshot(name)?;
+            let v = VolumeGroup::open(vg)?;
+            let r = v.delete_snapshot(name);
+            aftermath(&v, &r);
+            r?;
             writeln!(out, "Snapshot {vg}/{name} deleted.").ok();
         }
         Cmd::Changed { snap, base, json } => {
@@ -369,6 +389,25 @@ fn changed_text(c: &ChangedBlocks) -> String {
     s
 }
 
+/// Tells what recovery repaired and what went wrong after a change had
+/// landed, one line each on stderr, after a command that succeeded.
+fn aftermath<T, E>(vg: &VolumeGroup, outcome: &Result<T, E>) {
+    // A failed command prints its one error line only; the library logs the rest.
+    if outcome.is_err() {
+        return;
+    }
+    let rec = vg.take_recovery();
+    for r in &rec.repairs {
+        eprintln!("lvsnap: recovered {}: {r}", vg.name());
+    }
+    for u in &rec.unresolved {
+        eprintln!("lvsnap: warning: {u}");
+    }
+    for w in vg.take_warnings() {
+        eprintln!("lvsnap: warning: {w}");
+    }
+}
+
 /// `{"state": .., "percent": .., "reason": ..}`; reason is "" when none.
 fn rollback_json(st: &RollbackState) -> serde_json::Value {
     json!({
@@ -419,7 +458,7 @@ impl Progress {
 }
 
 fn to_json(s: &SnapshotStatus) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "name": s.name,
         "vg": s.vg,
         "source_volume": s.source_volume,
@@ -430,7 +469,11 @@ fn to_json(s: &SnapshotStatus) -> serde_json::Value {
         "invalid": s.invalid,
         "data_percent": s.data_percent,
         "creation_time": humantime::format_rfc3339_seconds(s.creation_time).to_string(),
-    })
+    });
+    if let Some(r) = &s.reason {
+        v["reason"] = json!(r);
+    }
+    v
 }
 
 /// `kubectl get lvs` columns; booleans print `true` or nothing, as there.

@@ -1381,6 +1381,58 @@ impl Metadata {
         })
     }
 
+    /// Adds (`on`) or removes tag `tag` of LV `name`, as `lvchange
+    /// --addtag`/`--deltag` do; the `tags` key goes after `flags`, where
+    /// LVM writes it, and goes away with its last tag.
+    pub fn set_lv_tag(&mut self, name: &str, tag: &str, on: bool) -> Result<()> {
+        let valid = !tag.is_empty()
+            && tag.len() <= 1024
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+.-/=!:&#".contains(c));
+        if !valid {
+            return Err(ModelError::Refused(format!("Invalid tag \"{tag}\"")));
+        }
+        let lv = self
+            .vg
+            .lv(name)
+            .ok_or_else(|| ModelError::Refused(format!("no logical volume \"{name}\"")))?;
+        let mut tags = lv.tags.clone();
+        let has = tags.iter().any(|t| t == tag);
+        if has == on {
+            return Ok(());
+        }
+        if on {
+            tags.push(tag.to_owned());
+        } else {
+            tags.retain(|t| t != tag);
+        }
+        self.change(&[name], |doc| {
+            let lv = lv_section_mut(doc, name)?;
+            let b = &mut lv.body;
+            if tags.is_empty() {
+                b.remove("tags");
+            } else if b.get("tags").is_some() {
+                b.set("tags", Value::strings(&tags));
+            } else {
+                let at = b
+                    .entries
+                    .iter()
+                    .position(|e| matches!(e, Entry::Assign(a) if a.key == "flags"))
+                    .map_or(0, |i| i + 1);
+                b.entries.insert(
+                    at,
+                    Entry::Assign(crate::lvm::text::Assign {
+                        key: "tags".into(),
+                        value: Value::strings(&tags),
+                        comment: None,
+                    }),
+                );
+            }
+            Ok(())
+        })
+    }
+
     /// Removes LV `name`. A COW snapshot is removed with its `snapshotN`
     /// LV; an origin with snapshots, a thin pool with thin LVs, or an LV
     /// another LV's segments use is refused.

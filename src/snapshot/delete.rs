@@ -14,6 +14,11 @@ impl VolumeGroup {
         let full = format!("{}/{name}", self.name());
         let Some(snap) = vg.cow_snapshot(name) else {
             return match vg.lv(name) {
+                Some(lv) if lv.tags.iter().any(|t| t == super::RESTORE_INCOMPLETE_TAG) => {
+                    let mut s = s;
+                    let dm = DmControl::shared().ok();
+                    self.remove_restore_target(&mut s, dm.as_ref(), name)
+                }
                 Some(lv) if lv.thin_origin().is_some() => {
                     let mut s = s;
                     self.delete_thin(&mut s, name)
@@ -33,8 +38,9 @@ impl VolumeGroup {
         }
         let origin_dev = self.dm_name(&snap.origin, None)?;
         let snap_dev = self.dm_name(name, None)?;
-        let live = match DmControl::shared() {
-            Ok(dm) if dm.exists(&snap_dev)? => {
+        let dm = DmControl::shared().ok();
+        if let Some(dm) = &dm {
+            if dm.exists(&snap_dev)? {
                 let info = dm.info(&snap_dev)?;
                 if info.open_count > 0 {
                     return Err(SnapError::Busy(format!(
@@ -43,23 +49,44 @@ impl VolumeGroup {
                     ))
                     .into());
                 }
-                let devs = CowSnapshot::open(&dm, &origin_dev, &snap_dev)?;
-                Some((dm, devs))
             }
-            _ => None,
-        };
+        }
+        // The metadata commits first: once it has landed the snapshot is
+        // deleted, whatever happens to its devices. They go next, as LVM
+        // lays them down; what is left of them (an `error` table after
+        // `dmsetup remove --force`, a device already gone, a step that
+        // failed) recovery removes at once, or at the next operation.
         s.md.remove_lv(name)?;
         s.precommit(&format!("delete snapshot {full}"))?;
-        if let Some((dm, devs)) = live {
-            if let Err(e) = devs.remove(&dm) {
-                s.revert();
-                return Err(e.into());
-            }
-            self.remove_link(name);
-        }
         if let Err(e) = s.commit() {
             s.revert();
             return Err(e);
+        }
+        self.remove_link(name);
+        let Some(dm) = dm else { return Ok(()) };
+        if dm.exists(&snap_dev)? {
+            match CowSnapshot::open(&dm, &origin_dev, &snap_dev) {
+                Ok(devs) => {
+                    if let Err(e) = devs.remove(&dm) {
+                        log::info!("removing the devices of {full}: {e}; cleaning up");
+                    }
+                }
+                Err(e) => {
+                    log::info!("devices of {full} are not a whole snapshot ({e}); cleaning up")
+                }
+            }
+        }
+        match self.recover_in(&mut s) {
+            Ok(rep) => {
+                for u in &rep.unresolved {
+                    s.warn(format!("{full} is deleted, but: {u}"));
+                }
+            }
+            Err(e) => s.warn(format!(
+                "{full} is deleted, but removing its devices failed: {e}; the next lvsnap \
+                 operation on {} retries",
+                self.name()
+            )),
         }
         Ok(())
     }

@@ -33,6 +33,7 @@ impl VolumeGroup {
             return self.cow_status(s, &snap, dm.as_ref());
         }
         match vg.lv(name) {
+            Some(lv) if is_incomplete_restore(lv) => Ok(self.restore_status(s, lv)),
             Some(lv) if lv.thin_origin().is_some() => self.thin_status(s, lv, dm.as_ref()),
             Some(_) => Err(SnapError::InvalidArgument(format!(
                 "{}/{name} is not a snapshot",
@@ -58,6 +59,8 @@ impl VolumeGroup {
         for lv in &vg.lvs {
             if let Some(snap) = cows.remove(&lv.name) {
                 out.push(self.cow_status(&s, &snap, dm.as_ref())?);
+            } else if is_incomplete_restore(lv) {
+                out.push(self.restore_status(&s, lv));
             } else if lv.thin_origin().is_some() {
                 out.push(self.thin_status(&s, lv, dm.as_ref())?);
             }
@@ -102,6 +105,7 @@ impl VolumeGroup {
             invalid,
             data_percent,
             creation_time: created(cow_lv),
+            reason: None,
         })
     }
 
@@ -155,8 +159,36 @@ impl VolumeGroup {
             invalid: false,
             data_percent,
             creation_time: created(lv),
+            reason: None,
         })
     }
+
+    /// A restore target whose copy has not completed: never Ready.
+    fn restore_status(&self, s: &Session, lv: &Lv) -> SnapshotStatus {
+        SnapshotStatus {
+            name: lv.name.clone(),
+            vg: self.name().to_owned(),
+            source_volume: String::new(),
+            capacity: lv_bytes(s, lv),
+            thin: lv.thin().is_some(),
+            state: State::NotReady,
+            merging: false,
+            invalid: false,
+            data_percent: None,
+            creation_time: created(lv),
+            reason: Some(format!(
+                "restore into {}/{} has not completed (tagged {}); it is removed by the next \
+                 lvsnap operation, or run the restore again",
+                self.name(),
+                lv.name,
+                super::RESTORE_INCOMPLETE_TAG
+            )),
+        }
+    }
+}
+
+fn is_incomplete_restore(lv: &Lv) -> bool {
+    lv.tags.iter().any(|t| t == super::RESTORE_INCOMPLETE_TAG)
 }
 
 fn state(invalid: bool, merging: bool) -> State {

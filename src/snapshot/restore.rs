@@ -14,6 +14,12 @@ use crate::lvm::names::validate_lv_name;
 use crate::lvm::vg::Creation;
 use crate::units::{Bytes, Extents};
 
+/// The LV tag a COW restore's target carries until its copy is complete
+/// and synced: such an LV is never shown Ready, a re-run of the restore
+/// starts over, `delete` removes it, and the next lvsnap operation on the
+/// VG removes it if no restore is still copying into it.
+pub const RESTORE_INCOMPLETE_TAG: &str = "lvsnap_restore_incomplete";
+
 /// Default copy buffer: 4 MiB, one LVM extent.
 const DEFAULT_BUFFER: usize = 4 << 20;
 /// O_DIRECT alignment.
@@ -119,6 +125,15 @@ impl VolumeGroup {
         validate_lv_name(new_lv).map_err(|e| SnapError::InvalidArgument(e.to_string()))?;
         let full = format!("{}/{snapshot}", self.name());
         let mut s = self.session()?;
+        if s.md
+            .vg()
+            .lv(new_lv)
+            .is_some_and(|l| l.tags.iter().any(|t| t == RESTORE_INCOMPLETE_TAG))
+        {
+            // An earlier restore into it never completed: start over.
+            let dm = DmControl::shared().ok();
+            self.remove_restore_target(&mut s, dm.as_ref(), new_lv)?;
+        }
         let vg = s.md.vg();
         if vg.lv(new_lv).is_some() {
             return Err(SnapError::InvalidArgument(format!(
@@ -275,7 +290,11 @@ impl VolumeGroup {
         // (delete refuses an open snapshot) while we copy without the lock.
         let src = open_direct(&dm::node_path(&snap_dev), false)?;
 
+        // The target is committed marked incomplete, and only loses the
+        // mark once its copy is complete and synced: a run that dies in
+        // between leaves an LV nobody takes for a finished volume.
         s.md.add_linear_lv(new_lv, extents, &Creation::now())?;
+        s.md.set_lv_tag(new_lv, RESTORE_INCOMPLETE_TAG, true)?;
         s.precommit(&format!("restore {full} into {new_lv}"))?;
         let new_dev = self.dm_name(new_lv, None)?;
         let made = self.activate_lv(&s, new_lv);
@@ -285,35 +304,85 @@ impl VolumeGroup {
         }
         if let Err(e) = s.commit() {
             dm.remove_quietly(&new_dev);
+            self.remove_link(new_lv);
             s.revert();
             return Err(e);
         }
+        // Opened before the lock goes: an open target tells recovery in
+        // other processes that a copy is still running.
+        let dst = match open_direct(&dm::node_path(&new_dev), true) {
+            Ok(f) => f,
+            Err(e) => {
+                self.fail_restore(&mut s, &dm, &full, new_lv, &e);
+                return Err(e);
+            }
+        };
         drop(s);
 
-        let copied = open_direct(&dm::node_path(&new_dev), true).and_then(|dst| {
-            zero_tail(&dst, total, size)?;
-            copy(&src, &dst, total, opts.buffer, on_progress)
-        });
+        let copied = zero_tail(&dst, total, size)
+            .and_then(|()| copy(&src, &dst, total, opts.buffer, on_progress));
+        // Locked with the target still open, so no recovery takes it.
+        let s = self.session();
+        drop(dst);
+        let mut s = s?;
         if let Err(e) = copied {
-            log::error!("restore of {full} into {new_lv} failed: {e}; removing {new_lv}");
-            if let Err(u) = self.undo_restore(&dm, new_lv) {
-                log::error!("removing the half-restored {new_lv}: {u}");
+            self.fail_restore(&mut s, &dm, &full, new_lv, &e);
+            return Err(e);
+        }
+        let done = (|| -> Result<()> {
+            s.md.set_lv_tag(new_lv, RESTORE_INCOMPLETE_TAG, false)?;
+            s.precommit(&format!("restore {full} into {new_lv} complete"))?;
+            if let Err(e) = s.commit() {
+                s.revert();
+                return Err(e);
             }
+            Ok(())
+        })();
+        if let Err(e) = done {
+            self.fail_restore(&mut s, &dm, &full, new_lv, &e);
             return Err(e);
         }
         Ok(())
     }
 
-    /// Removes a half-made restore target: device, link, metadata.
-    fn undo_restore(&self, dm: &DmControl, new_lv: &str) -> Result<()> {
+    /// A restore failed: its target goes (as much as can go now; the next
+    /// operation's recovery removes the rest).
+    fn fail_restore(&self, s: &mut Session, dm: &DmControl, full: &str, new_lv: &str, e: &Error) {
+        log::error!("restore of {full} into {new_lv} failed: {e}; removing {new_lv}");
+        if s.md.vg().lv(new_lv).is_none() {
+            return;
+        }
+        if let Err(u) = self.remove_restore_target(s, Some(dm), new_lv) {
+            log::error!("removing the half-restored {new_lv}: {u}");
+        }
+    }
+
+    /// Removes a restore target that never completed: device, link and
+    /// metadata, in session `s`. Refused while its device is open.
+    pub(super) fn remove_restore_target(
+        &self,
+        s: &mut Session,
+        dm: Option<&DmControl>,
+        new_lv: &str,
+    ) -> Result<()> {
         let new_dev = self.dm_name(new_lv, None)?;
-        if dm.exists(&new_dev)? {
-            dm.remove(&new_dev)?;
+        if let Some(dm) = dm {
+            if dm.exists(&new_dev)? {
+                let info = dm.info(&new_dev)?;
+                if info.open_count > 0 {
+                    return Err(SnapError::Busy(format!(
+                        "{}/{new_lv} is open ({} opener(s))",
+                        self.name(),
+                        info.open_count
+                    ))
+                    .into());
+                }
+                dm.remove(&new_dev)?;
+            }
         }
         self.remove_link(new_lv);
-        let mut s = self.session()?;
         s.md.remove_lv(new_lv)?;
-        s.precommit(&format!("undo restore into {new_lv}"))?;
+        s.precommit(&format!("remove incomplete restore target {new_lv}"))?;
         if let Err(e) = s.commit() {
             s.revert();
             return Err(e);
@@ -430,6 +499,7 @@ fn copy(
         let chunk = &mut buf[..n];
         src.read_exact_at(chunk, off)
             .map_err(|e| Error::io(format!("read the snapshot at byte {off}"), e))?;
+        crate::fault::point("restore copy write");
         dst.write_all_at(chunk, off)
             .map_err(|e| Error::io(format!("write the new volume at byte {off}"), e))?;
         off += n as u64;

@@ -300,11 +300,20 @@ impl VolumeGroup {
                 });
             let merge = match started {
                 Ok(m) => m,
-                Err(e) => {
-                    if !committed.get() {
-                        s.revert();
-                    }
+                Err(e) if !committed.get() => {
+                    s.revert();
                     return Err(e);
+                }
+                // Recorded: the rollback stands; the kernel side is retried
+                // by the next rollback (or any operation's recovery).
+                Err(e) => {
+                    let reason = format!(
+                        "the merge of {full} is recorded but the kernel did not start it ({e}); \
+                         run rollback again"
+                    );
+                    s.warn(reason.clone());
+                    rb.state = RollbackState::Deferred { reason };
+                    return Ok(rb);
                 }
             };
             rb.start = merge.progress(dm).ok().map(|p| p.remaining);
@@ -573,12 +582,24 @@ impl Rollback {
             committed.set(true);
             Ok::<(), crate::Error>(())
         });
-        if !committed.get() {
-            s.revert();
-        }
-        r?;
         self.vg.remove_link(&self.snapshot);
-        Ok(())
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if !committed.get() => {
+                s.revert();
+                Err(e)
+            }
+            // The merge is finished in the metadata; the devices left are
+            // recovery's to remove.
+            Err(e) => {
+                s.warn(format!(
+                    "merge of {}/{} finished, but its devices were not all removed: {e}",
+                    self.vg.name(),
+                    self.snapshot
+                ));
+                Ok(())
+            }
+        }
     }
 }
 

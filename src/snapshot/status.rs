@@ -48,4 +48,7 @@ pub struct SnapshotStatus {
     pub data_percent: Option<f64>,
     /// The snapshot LV's creation time, from the LVM metadata.
     pub creation_time: SystemTime,
+    /// Why it is [`State::NotReady`], when that is not merging or invalid
+    /// (a restore target whose copy has not completed).
+    pub reason: Option<String>,
 }

@@ -69,7 +69,16 @@ impl VolumeGroup {
             s.md = before;
             return Err(e.into());
         }
-        if !dm.exists(&tpool)? {
+        let pool_live = dm.exists(&tpool)?;
+        if pool_live {
+            // Before anything is written: the kernel's pool must be where
+            // the metadata says, or the new device id may be taken.
+            if let Err(e) = check_transaction(&dm, &tpool, self.name(), &pool, old_tid) {
+                s.md = before;
+                return Err(e);
+            }
+        }
+        if !pool_live {
             let what = format!("create thin snapshot {name}");
             self.through_inactive_pool(s, &dm, &pool, &what)?;
             return Ok(snap_id);
@@ -149,24 +158,37 @@ impl VolumeGroup {
                 .into());
             }
         }
+        check_transaction(&dm, &tpool, self.name(), &pool, old_tid)?;
         remove_thin_lv(s, name)?;
         s.precommit(&format!("delete thin snapshot {full}"))?;
         if let Err(e) = s.commit() {
             s.revert();
             return Err(e);
         }
-        if live {
-            dm.remove(&dev)?;
-            dm::remove_node(&dev)?;
-            self.remove_link(name);
-        }
-        dm::thin_delete(&dm, &tpool, thin_id(id)?)?;
-        dm::thin_set_transaction_id(&dm, &tpool, old_tid, old_tid + 1)?;
-        s.md.clear_thin_messages(&pool)?;
-        s.precommit(&format!("thin snapshot {full} deleted in the pool"))?;
-        if let Err(e) = s.commit() {
-            s.revert();
-            return Err(e);
+        // Committed (with the pool's message queued): the snapshot is
+        // deleted. A later step that fails is left for recovery, which
+        // carries out the queued message on the next operation.
+        let after = (|| -> Result<()> {
+            if live {
+                dm.remove(&dev)?;
+                dm::remove_node(&dev)?;
+                self.remove_link(name);
+            }
+            dm::thin_delete(&dm, &tpool, thin_id(id)?)?;
+            dm::thin_set_transaction_id(&dm, &tpool, old_tid, old_tid + 1)?;
+            s.md.clear_thin_messages(&pool)?;
+            s.precommit(&format!("thin snapshot {full} deleted in the pool"))?;
+            s.commit()
+        })();
+        if let Err(e) = after {
+            if s.disk.has_precommit() {
+                s.revert();
+            }
+            s.warn(format!(
+                "thin snapshot {full} is deleted, but the pool has not caught up: {e}; the next \
+                 lvsnap operation on {} finishes it",
+                self.name()
+            ));
         }
         Ok(())
     }
@@ -237,6 +259,28 @@ pub(super) fn pool_transaction(s: &Session, pool: &str) -> Result<u64> {
         }
         _ => Err(SnapError::InvalidArgument(format!("{pool} is not a thin pool")).into()),
     }
+}
+
+/// The pool's kernel transaction id must be the metadata's, as LVM checks.
+fn check_transaction(
+    dm: &DmControl,
+    tpool: &devicemapper::DmName,
+    vg: &str,
+    pool: &str,
+    want: u64,
+) -> Result<()> {
+    if let devicemapper::ThinPoolStatus::Working(w) = dm::thin_pool_status(dm, tpool)? {
+        if w.transaction_id != want {
+            return Err(crate::Error::Lvm(crate::lvm::Error::corrupt(
+                "kernel state of a thin pool",
+                format!(
+                    "Thin pool {vg}/{pool} has unexpected transaction id {}, expecting {want}",
+                    w.transaction_id
+                ),
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn thin_id(id: u64) -> Result<ThinDevId> {

@@ -51,6 +51,10 @@ struct Memo {
     /// points at the same place, size and checksum, and takes the parsed
     /// copy if the text it ends up with is byte for byte this one.
     parsed: Option<(Arc<FoundText>, Metadata)>,
+    /// What went wrong after changes had landed, for [`VolumeGroup::take_warnings`].
+    warnings: Vec<String>,
+    /// What recovery did since [`VolumeGroup::take_recovery`] was last called.
+    recovery: super::RecoveryReport,
 }
 
 /// One locked read of the VG: the on-disk handle and the parsed metadata.
@@ -153,13 +157,49 @@ impl VolumeGroup {
             Some((known, md)) if known.text == disk.text() => md,
             _ => Metadata::parse(disk.text())?,
         };
-        Ok(Session {
+        let mut s = Session {
             committed: Some(md.generation()),
             precommitted: None,
             disk,
             md,
             memo: Arc::clone(&self.memo),
-        })
+        };
+        // Whatever an interrupted run left is repaired before anything else.
+        match self.recover_in(&mut s) {
+            Ok(rep) if rep.is_empty() => {}
+            Ok(rep) => {
+                if let Ok(mut m) = self.memo.lock() {
+                    m.recovery.extend(rep);
+                }
+            }
+            Err(e) => {
+                s.warn(format!(
+                    "VG {}: recovery of an interrupted run failed: {e}",
+                    self.name
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    /// What went wrong after an operation's change had landed (a metadata
+    /// copy that failed, a device that could not be cleaned up: recovery
+    /// retries on the next operation), oldest first; taking them clears
+    /// them. The operation itself succeeded.
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.memo
+            .lock()
+            .map(|mut m| std::mem::take(&mut m.warnings))
+            .unwrap_or_default()
+    }
+
+    /// What recovery repaired (and left) in the operations since this was
+    /// last called; taking it clears it.
+    pub fn take_recovery(&self) -> super::RecoveryReport {
+        self.memo
+            .lock()
+            .map(|mut m| std::mem::take(&mut m.recovery))
+            .unwrap_or_default()
     }
 
     /// Opens the VG on disk. Where the scan is of the whole system, the
@@ -241,11 +281,25 @@ impl Session {
         Ok(())
     }
 
-    /// Commits what [`Session::precommit`] wrote.
+    /// Commits what [`Session::precommit`] wrote. An error means it did
+    /// not land (the old metadata is committed); copies that failed after
+    /// it landed are warnings.
     pub fn commit(&mut self) -> Result<()> {
         self.disk.commit_precommitted()?;
         self.committed = self.precommitted.take();
+        for w in self.disk.take_warnings() {
+            self.warn(w);
+        }
         Ok(())
+    }
+
+    /// Records a problem met after the operation's change landed: logged,
+    /// and kept for [`VolumeGroup::take_warnings`].
+    pub fn warn(&self, w: String) {
+        log::warn!("{w}");
+        if let Ok(mut m) = self.memo.lock() {
+            m.warnings.push(w);
+        }
     }
 
     /// Drops a precommitted change, leaving the committed metadata as it was.

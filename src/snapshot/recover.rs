@@ -1,0 +1,640 @@
+//! Recovery of what an interrupted run left, as LVM's activation
+//! reconciles the kernel with the metadata: run at the start of every
+//! operation on a VG (under its lock), and on demand by
+//! [`VolumeGroup::recover`].
+//!
+//! The committed metadata is the truth. In order:
+//! 1. every device of the VG (DM UUID `LVM-<vgid>…`) that is suspended or
+//!    has a table waiting in its inactive slot gets that table dropped and
+//!    is resumed with its live one (a merging snapshot's `error` table,
+//!    whose origin already merges, is kept);
+//! 2. each active origin gets the top table the metadata gives it: plain
+//!    once it has no snapshot left, `snapshot-origin` while it has some; a
+//!    merge recorded but not running is started (when nothing is open);
+//! 3. devices the metadata does not have (an LV id it lacks, a `-real` of
+//!    an LV with no snapshot, a `-cow` of an LV that is no COW store) are
+//!    removed, users before what they use, with the origin suspended
+//!    around a snapshot's removal;
+//! 4. thin pool messages queued in the metadata are carried out in the
+//!    pool (or found done) and dropped from the metadata;
+//! 5. a restore target still marked incomplete is removed.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use devicemapper::{Device, DmNameBuf};
+
+use super::vg::{Session, VolumeGroup};
+use crate::dm::{self, DmControl, Info, LvmDmName, Suspend, TableLine};
+use crate::error::Result;
+use crate::lvm::vg::{SegmentKind, ThinMessage};
+
+/// What one repair did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RepairKind {
+    /// A suspended device was resumed.
+    Resumed,
+    /// A table left loaded in a device's inactive slot was dropped.
+    DroppedInactiveTable,
+    /// An origin got back the table the metadata gives it.
+    RestoredOriginTable,
+    /// A device the metadata does not know was removed.
+    RemovedStrayDevice,
+    /// A merge recorded in the metadata but not running was started.
+    StartedMerge,
+    /// Thin pool messages queued in the metadata were carried out.
+    FinishedThinMessages,
+    /// A restore target whose copy never completed was removed.
+    RemovedIncompleteRestore,
+}
+
+impl fmt::Display for RepairKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RepairKind::Resumed => "resumed a suspended device",
+            RepairKind::DroppedInactiveTable => "dropped a pending inactive table",
+            RepairKind::RestoredOriginTable => "gave an origin its table back",
+            RepairKind::RemovedStrayDevice => "removed a stray device",
+            RepairKind::StartedMerge => "started a recorded merge",
+            RepairKind::FinishedThinMessages => "carried out queued thin pool messages",
+            RepairKind::RemovedIncompleteRestore => "removed an incomplete restore target",
+        })
+    }
+}
+
+/// One repair: what was done, and to what (a device or LV name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// What was done.
+    pub kind: RepairKind,
+    /// The device-mapper device or LV it was done to.
+    pub target: String,
+}
+
+impl fmt::Display for Repair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.target)
+    }
+}
+
+/// What recovery found left by an interrupted run and what it did about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The repairs made, in order.
+    pub repairs: Vec<Repair>,
+    /// What was found but could not be repaired now, one line each (an
+    /// open device, a snapshot whose devices are gone).
+    pub unresolved: Vec<String>,
+}
+
+impl RecoveryReport {
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.repairs.is_empty() && self.unresolved.is_empty()
+    }
+
+    fn did(&mut self, kind: RepairKind, target: impl fmt::Display) {
+        let r = Repair {
+            kind,
+            target: target.to_string(),
+        };
+        log::warn!("recovery: {r}");
+        self.repairs.push(r);
+    }
+
+    fn left(&mut self, what: String) {
+        log::warn!("recovery: {what}");
+        if !self.unresolved.contains(&what) {
+            self.unresolved.push(what);
+        }
+    }
+
+    pub(super) fn extend(&mut self, other: RecoveryReport) {
+        self.repairs.extend(other.repairs);
+        for u in other.unresolved {
+            if !self.unresolved.contains(&u) {
+                self.unresolved.push(u);
+            }
+        }
+    }
+}
+
+/// A device of the VG as the kernel has it.
+struct VgDev {
+    name: DmNameBuf,
+    lv_id: String,
+    layer: Option<String>,
+    info: Info,
+}
+
+impl VolumeGroup {
+    /// Finds and repairs what interrupted runs left in the kernel and in
+    /// the metadata of this VG (see the module docs of `recover`), and says
+    /// what it did. Every operation does this first; call it to repair
+    /// without doing anything else.
+    pub fn recover(&self) -> Result<RecoveryReport> {
+        let _s = self.session()?;
+        Ok(self.take_recovery())
+    }
+
+    /// Runs recovery in a session just opened.
+    pub(super) fn recover_in(&self, s: &mut Session) -> Result<RecoveryReport> {
+        let mut rep = RecoveryReport::default();
+        let dm = match DmControl::shared() {
+            Ok(dm) => Some(dm),
+            Err(e) => {
+                log::debug!("no device-mapper ({e}); recovering metadata only");
+                None
+            }
+        };
+        if let Some(dm) = &dm {
+            let devs = self.vg_devices(s, dm)?;
+            if !devs.is_empty() {
+                self.settle_pending(s, dm, &devs, &mut rep)?;
+                let devs = self.vg_devices(s, dm)?;
+                self.fix_origins(s, dm, &devs, &mut rep)?;
+                let devs = self.vg_devices(s, dm)?;
+                self.remove_strays(s, dm, &devs, &mut rep)?;
+            }
+        }
+        self.finish_thin_messages(s, dm.as_ref(), &mut rep)?;
+        self.remove_incomplete_restores(s, dm.as_ref(), &mut rep)?;
+        Ok(rep)
+    }
+
+    /// The devices of this VG: named `<vg>-…` with a UUID `LVM-<vgid>…`.
+    fn vg_devices(&self, s: &Session, dm: &DmControl) -> Result<Vec<VgDev>> {
+        let prefix = format!("LVM-{}", s.md.vg().id.replace('-', ""));
+        let mut out = Vec::new();
+        for (name, _) in dm.list()? {
+            match LvmDmName::split(&name.to_string()) {
+                Some((vg, _, _)) if vg == self.name() => {}
+                _ => continue,
+            }
+            // Gone between the list and now: skip it.
+            let Ok(info) = dm.info(&name) else { continue };
+            let Some(rest) = info.uuid.as_deref().and_then(|u| u.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let (lv_id, layer) = match rest.split_once('-') {
+                Some((id, layer)) => (id.to_owned(), Some(layer.to_owned())),
+                None => (rest.to_owned(), None),
+            };
+            out.push(VgDev {
+                name,
+                lv_id,
+                layer,
+                info,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Step 1: no device stays suspended or with a pending table.
+    fn settle_pending(
+        &self,
+        s: &Session,
+        dm: &DmControl,
+        devs: &[VgDev],
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
+        let vg = s.md.vg();
+        let by_id = lv_names_by_id(s);
+        // Origins first: a merging snapshot's fate depends on its origin's.
+        let mut order: Vec<&VgDev> = devs.iter().collect();
+        order.sort_by_key(|d| {
+            let name = by_id.get(&d.lv_id).map(String::as_str).unwrap_or("");
+            !vg.is_origin(name)
+        });
+        for d in order {
+            if !d.info.suspended && !d.info.inactive_table {
+                continue;
+            }
+            let lv = by_id.get(&d.lv_id).map(String::as_str);
+            let keep = d.info.inactive_table
+                && d.layer.is_none()
+                && lv.is_some_and(|lv| merge_hand_over_done(self, s, dm, lv));
+            if d.info.inactive_table && !keep {
+                dm.clear_inactive(&d.name)?;
+                rep.did(RepairKind::DroppedInactiveTable, &*d.name);
+            }
+            if d.info.suspended || keep {
+                dm.resume(&d.name)?;
+                rep.did(RepairKind::Resumed, &*d.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 2: each active origin's top table as the metadata gives it.
+    fn fix_origins(
+        &self,
+        s: &Session,
+        dm: &DmControl,
+        devs: &[VgDev],
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
+        let vg = s.md.vg();
+        let by_id = lv_names_by_id(s);
+        for d in devs.iter().filter(|d| d.layer.is_none()) {
+            let Some(lv) = by_id.get(&d.lv_id) else {
+                continue;
+            };
+            let Ok(table) = dm.table(&d.name) else {
+                continue;
+            };
+            let ty = match table.as_slice() {
+                [l] => l.target_type.as_str(),
+                _ => "",
+            };
+            if ty != dm::SNAPSHOT_ORIGIN && ty != dm::SNAPSHOT_MERGE {
+                if vg.is_origin(lv) {
+                    let snaps: Vec<String> =
+                        vg.snapshots_of(lv).into_iter().map(|c| c.name).collect();
+                    rep.left(format!(
+                        "origin {}/{lv} is active without its snapshot layer; snapshot(s) {} \
+                         no longer see its writes: delete them",
+                        self.name(),
+                        snaps.join(", ")
+                    ));
+                }
+                continue;
+            }
+            let snaps = vg.snapshots_of(lv);
+            let merging = snaps.iter().find(|c| c.merging);
+            let real = dm::layer_name(&d.name, "real")?;
+            let real_dev = match devs.iter().find(|x| *x.name == *real) {
+                Some(x) => x.info.device,
+                None => {
+                    rep.left(format!(
+                        "origin {} has a {ty} table but no {}",
+                        &*d.name, &*real
+                    ));
+                    continue;
+                }
+            };
+            let want: Option<Vec<TableLine>> = if snaps.is_empty() {
+                // No snapshot left: plain again, with the table -real has.
+                Some(dm.table(&real)?)
+            } else if merging.is_none() && ty == dm::SNAPSHOT_MERGE {
+                let size = dm::table_size(&table);
+                Some(vec![origin_line(size, real_dev)])
+            } else {
+                None
+            };
+            if let Some(want) = want {
+                let ro = d.info.read_only;
+                dm.load(&d.name, &want, ro)?;
+                let mut g = dm.suspend_guard(&d.name, Suspend::FLUSH)?;
+                g.keep_on_drop();
+                g.resume()?;
+                rep.did(RepairKind::RestoredOriginTable, &*d.name);
+                continue;
+            }
+            if let (Some(m), true) = (merging, ty == dm::SNAPSHOT_ORIGIN) {
+                let snap_dev = self.dm_name(&m.name, None)?;
+                let open = d.info.open_count > 0
+                    || devs
+                        .iter()
+                        .any(|x| *x.name == *snap_dev.as_dm_name() && x.info.open_count > 0);
+                if open {
+                    // Deferred, as LVM defers it: not a leftover.
+                    log::debug!(
+                        "merge of {} into {lv} waits for its devices to close",
+                        m.name
+                    );
+                    continue;
+                }
+                match dm::CowSnapshot::open(dm, &d.name, &snap_dev).and_then(|c| c.start_merge(dm))
+                {
+                    Ok(_) => rep.did(
+                        RepairKind::StartedMerge,
+                        format!("{}/{}", self.name(), m.name),
+                    ),
+                    Err(e) => rep.left(format!(
+                        "merge of {}/{} into {lv} is recorded but cannot start: {e}",
+                        self.name(),
+                        m.name
+                    )),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 3: devices the metadata does not have, removed users first.
+    fn remove_strays(
+        &self,
+        s: &Session,
+        dm: &DmControl,
+        devs: &[VgDev],
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
+        let vg = s.md.vg();
+        let by_id = lv_names_by_id(s);
+        let stray = |d: &VgDev| -> bool {
+            let Some(lv) = by_id.get(&d.lv_id) else {
+                return true;
+            };
+            match d.layer.as_deref() {
+                Some("real") => !vg.is_origin(lv),
+                Some("cow") => vg.cow_snapshot(lv).is_none(),
+                _ => false,
+            }
+        };
+        // A snapshot device no metadata snapshot uses is stray too, and so
+        // is what it uses.
+        let mut left: Vec<&VgDev> = devs.iter().filter(|d| stray(d)).collect();
+        let mut done: HashSet<DmNameBuf> = HashSet::new();
+        loop {
+            let mut progress = false;
+            for d in &left {
+                if done.contains(&d.name) {
+                    continue;
+                }
+                let Ok(info) = dm.info(&d.name) else {
+                    done.insert(d.name.clone());
+                    continue;
+                };
+                if info.open_count > 0 {
+                    continue;
+                }
+                self.remove_one(dm, devs, &d.name)?;
+                done.insert(d.name.clone());
+                progress = true;
+                if d.layer.is_none() {
+                    if let Some((_, lv, None)) = LvmDmName::split(&d.name.to_string()) {
+                        if vg.lv(&lv).is_none() {
+                            self.remove_link(&lv);
+                        }
+                    }
+                }
+                rep.did(RepairKind::RemovedStrayDevice, &*d.name);
+            }
+            if !progress {
+                break;
+            }
+        }
+        left.retain(|d| !done.contains(&d.name));
+        for d in left {
+            rep.left(format!(
+                "stray device {} is open; close it and run any lvsnap command on {}",
+                &*d.name,
+                self.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes `name`; a `snapshot` device with its origin suspended.
+    fn remove_one(&self, dm: &DmControl, devs: &[VgDev], name: &DmNameBuf) -> Result<()> {
+        let real = match dm.table(name).ok().as_deref() {
+            Some([l]) if l.target_type == dm::SNAPSHOT => {
+                l.params.split_whitespace().next().and_then(parse_dev)
+            }
+            _ => None,
+        };
+        let origin = real.and_then(|r| {
+            devs.iter().find(|o| {
+                o.layer.is_none()
+                    && o.name != *name
+                    && matches!(dm.table(&o.name).ok().as_deref(),
+                        Some([l]) if l.target_type == dm::SNAPSHOT_ORIGIN
+                            && l.params.split_whitespace().next().and_then(parse_dev) == Some(r))
+            })
+        });
+        match origin {
+            Some(o) => {
+                let g = dm.suspend_guard(&o.name, Suspend::FLUSH)?;
+                let r = dm.remove(name);
+                g.resume()?;
+                r?;
+            }
+            None => dm.remove(name)?,
+        }
+        Ok(())
+    }
+
+    /// Step 4: thin pool messages queued in the metadata.
+    fn finish_thin_messages(
+        &self,
+        s: &mut Session,
+        dm: Option<&DmControl>,
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
+        let pools: Vec<(String, u64, Vec<ThinMessage>)> =
+            s.md.vg()
+                .lvs
+                .iter()
+                .filter_map(|l| match l.segments.first().map(|g| &g.kind) {
+                    Some(SegmentKind::ThinPool {
+                        transaction_id,
+                        messages,
+                        ..
+                    }) if !messages.is_empty() => {
+                        Some((l.name.clone(), *transaction_id, messages.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+        for (pool, tid, messages) in pools {
+            let Some(dm) = dm else {
+                rep.left(format!(
+                    "thin pool {}/{pool} has queued messages",
+                    self.name()
+                ));
+                continue;
+            };
+            let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
+            if !dm.exists(&tpool)? {
+                match self.replay_through_activation(s, dm, &pool) {
+                    Ok(()) => rep.did(
+                        RepairKind::FinishedThinMessages,
+                        format!("{}/{pool}", self.name()),
+                    ),
+                    Err(e) => rep.left(format!(
+                        "thin pool {}/{pool} has queued messages that cannot be carried out: {e}",
+                        self.name()
+                    )),
+                }
+                continue;
+            }
+            let kernel = match dm::thin_pool_status(dm, &tpool)? {
+                devicemapper::ThinPoolStatus::Working(w) => w.transaction_id,
+                _ => {
+                    rep.left(format!("thin pool {}/{pool} has failed", self.name()));
+                    continue;
+                }
+            };
+            if kernel.checked_add(1) == Some(tid) {
+                self.replay_messages(s, dm, &tpool, &messages)?;
+                dm::thin_set_transaction_id(dm, &tpool, kernel, tid)?;
+            } else if kernel != tid {
+                rep.left(format!(
+                    "Thin pool {}/{pool} has unexpected transaction id {kernel}, expecting {tid}",
+                    self.name()
+                ));
+                continue;
+            }
+            s.md.clear_thin_messages(&pool)?;
+            s.precommit(&format!("recovery: queued messages of {pool} done"))?;
+            if let Err(e) = s.commit() {
+                s.revert();
+                return Err(e);
+            }
+            rep.did(
+                RepairKind::FinishedThinMessages,
+                format!("{}/{pool}", self.name()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends queued messages to an active pool, an active origin of a
+    /// snapshot suspended around its message.
+    fn replay_messages(
+        &self,
+        s: &Session,
+        dm: &DmControl,
+        tpool: &DmNameBuf,
+        messages: &[ThinMessage],
+    ) -> Result<()> {
+        let vg = s.md.vg();
+        for m in messages {
+            match m {
+                ThinMessage::Delete(id) => {
+                    dm.message(tpool, &format!("delete {id}"))?;
+                }
+                ThinMessage::Create(name) => {
+                    let Some(thin) = vg.lv(name) else { continue };
+                    let Some((_, id)) = thin.thin() else { continue };
+                    match thin.thin_origin() {
+                        None => {
+                            dm.message(tpool, &format!("create_thin {id}"))?;
+                        }
+                        Some(o) => {
+                            let Some((_, oid)) = vg.lv(o).and_then(|l| l.thin()) else {
+                                continue;
+                            };
+                            let odev = self.dm_name(o, None)?;
+                            let g = if dm.exists(&odev)? {
+                                Some(dm.suspend_guard(&odev, Suspend::FREEZE)?)
+                            } else {
+                                None
+                            };
+                            let r = dm.message(tpool, &format!("create_snap {id} {oid}"));
+                            if let Some(g) = g {
+                                g.resume()?;
+                            }
+                            r?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An inactive pool: activating it carries out its messages (as LVM
+    /// does), then they are dropped from the metadata and the pool goes.
+    fn replay_through_activation(&self, s: &mut Session, dm: &DmControl, pool: &str) -> Result<()> {
+        let pvs = crate::activate::pv_map(s.md.vg(), &s.disk)?;
+        let opts = crate::activate::ActivateOptions::default();
+        crate::activate::activate(dm, s.md.vg(), &pvs, pool, &opts)?;
+        let done = (|| -> Result<()> {
+            s.md.clear_thin_messages(pool)?;
+            s.precommit(&format!("recovery: queued messages of {pool} done"))?;
+            if let Err(e) = s.commit() {
+                s.revert();
+                return Err(e);
+            }
+            Ok(())
+        })();
+        if let Err(e) = crate::activate::deactivate(dm, s.md.vg(), pool) {
+            log::warn!("deactivating thin pool {pool} again: {e}");
+        }
+        done
+    }
+
+    /// Step 5: restore targets still marked incomplete.
+    fn remove_incomplete_restores(
+        &self,
+        s: &mut Session,
+        dm: Option<&DmControl>,
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
+        let marked: Vec<String> =
+            s.md.vg()
+                .lvs
+                .iter()
+                .filter(|l| l.tags.iter().any(|t| t == super::RESTORE_INCOMPLETE_TAG))
+                .map(|l| l.name.clone())
+                .collect();
+        for lv in marked {
+            // A restore running now (in another process) holds the VG lock
+            // only at its start and end; its target is open while it copies.
+            let dev = self.dm_name(&lv, None)?;
+            if let Some(dm) = dm {
+                if dm.exists(&dev)? && dm.info(&dev)?.open_count > 0 {
+                    continue;
+                }
+            }
+            match self.remove_restore_target(s, dm, &lv) {
+                Ok(()) => rep.did(
+                    RepairKind::RemovedIncompleteRestore,
+                    format!("{}/{lv}", self.name()),
+                ),
+                Err(e) => rep.left(format!(
+                    "incomplete restore target {}/{lv} cannot be removed: {e}",
+                    self.name()
+                )),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `snapshot-origin` line over `real`.
+fn origin_line(size: devicemapper::Sectors, real: Device) -> TableLine {
+    use devicemapper::TargetParams;
+    TableLine::new(
+        devicemapper::Sectors(0),
+        size,
+        dm::SNAPSHOT_ORIGIN,
+        dm::SnapshotOriginTargetParams { real }.param_str(),
+    )
+}
+
+fn parse_dev(s: &str) -> Option<Device> {
+    let (a, b) = s.split_once(':')?;
+    Some(Device {
+        major: a.parse().ok()?,
+        minor: b.parse().ok()?,
+    })
+}
+
+/// LV names by LV id without dashes (as DM UUIDs carry them).
+fn lv_names_by_id(s: &Session) -> HashMap<String, String> {
+    s.md.vg()
+        .lvs
+        .iter()
+        .map(|l| (l.id.replace('-', ""), l.name.clone()))
+        .collect()
+}
+
+/// Whether `lv` is a snapshot recorded as merging whose origin already
+/// merges (its exceptions handed over): its pending `error` table is the
+/// right one.
+fn merge_hand_over_done(vgh: &VolumeGroup, s: &Session, dm: &DmControl, lv: &str) -> bool {
+    let Some(c) = s.md.vg().cow_snapshot(lv) else {
+        return false;
+    };
+    if !c.merging {
+        return false;
+    }
+    let Ok(o) = vgh.dm_name(&c.origin, None) else {
+        return false;
+    };
+    matches!(dm.single_status_if_exists(&o), Ok(Some((t, _))) if t == dm::SNAPSHOT_MERGE)
+}

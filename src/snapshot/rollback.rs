@@ -515,6 +515,10 @@ impl Rollback {
     ) -> Result<RollbackState> {
         let dm = DmControl::shared()?;
         let origin_dev = self.vg.dm_name(&self.origin, None)?;
+        // The kernel raises no event when a merge ends, so the status is
+        // polled: soon at first (a small merge ends in milliseconds), then
+        // every 100 ms.
+        let mut pause = Duration::from_millis(5);
         loop {
             let since = dm.event_nr(&origin_dev).ok();
             let st = self.poll()?;
@@ -524,10 +528,11 @@ impl Rollback {
             }
             match since {
                 Some(since) => {
-                    dm.wait_event(&origin_dev, since, Duration::from_millis(100))?;
+                    dm.wait_event(&origin_dev, since, pause)?;
                 }
-                None => std::thread::sleep(Duration::from_millis(100)),
+                None => std::thread::sleep(pause),
             }
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 

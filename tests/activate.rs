@@ -143,9 +143,10 @@ fn activation_matches_lvm_and_interoperates() {
             "{lv}: lvsnap's devices differ from lvm's"
         );
         eprintln!("{lv}: lvchange -ay {t_lvm:?}, lvsnap {t_ours:?}");
+        let rows = vg.lvs("lv_attr");
         for a in active {
             assert_eq!(
-                attr(&vg, a).as_bytes()[4],
+                rows[*a]["lv_attr"].as_bytes()[4],
                 b'a',
                 "{lv}: lvs shows {a} inactive"
             );
@@ -169,10 +170,11 @@ fn activation_matches_lvm_and_interoperates() {
         deactivate(&dm, &v, lv).unwrap();
         assert!(dm_state(&n).is_empty(), "{lv}: lvsnap left lvm's devices");
         assert!(!is_active(&dm, &v, lv).unwrap());
+        let rows = vg.lvs("lv_attr");
         for a in active {
             assert!(!link_exists(&n, a), "{lv}: /dev/{n}/{a} left by lvsnap");
             assert_eq!(
-                attr(&vg, a).as_bytes()[4],
+                rows[*a]["lv_attr"].as_bytes()[4],
                 b'-',
                 "{lv}: lvs shows {a} active"
             );

@@ -135,7 +135,9 @@ fn cow_create(c: &mut Criterion) {
 
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
-/// lvsnap's create of `snap`, an 8 MiB COW snapshot of `origin`.
+/// lvsnap's create of `snap`, an 8 MiB COW snapshot of `origin`: through a
+/// long-lived handle, through a new handle each time (a one-shot caller),
+/// and as a whole `lvsnap create` process, as `lvcreate -s` is measured.
 fn bench_cow_create(g: &mut Group<'_>, vg: &VolumeGroup) {
     let opts = cow_opts(8);
     g.bench_function("lvsnap", |b| {
@@ -148,7 +150,46 @@ fn bench_cow_create(g: &mut Group<'_>, vg: &VolumeGroup) {
             )
         })
     });
+    g.bench_function("lvsnap, new handle", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| {
+                    VolumeGroup::open(vg.name())
+                        .unwrap()
+                        .create_snapshot("origin", "snap", &opts)
+                        .unwrap()
+                },
+                |_| vg.delete_snapshot("snap").unwrap(),
+            )
+        })
+    });
+    let origin = format!("{}/origin", vg.name());
+    g.bench_function("lvsnap create (CLI)", |b| {
+        b.iter_custom(|n| {
+            clocked(
+                n,
+                || (),
+                |()| {
+                    run(&[
+                        LVSNAP,
+                        "create",
+                        &origin,
+                        "snap",
+                        "--snapsize",
+                        "8M",
+                        "--writable",
+                    ])
+                },
+                |()| vg.delete_snapshot("snap").unwrap(),
+            )
+        })
+    });
 }
+
+/// The CLI, built for the benchmarks' profile.
+const LVSNAP: &str = env!("CARGO_BIN_EXE_lvsnap");
 
 /// `lvcreate -s -L 8M -n snap <vg>/origin`.
 fn bench_lvcreate_s(g: &mut Group<'_>, vg: &str) {
@@ -311,6 +352,11 @@ fn status_and_scale(c: &mut Criterion) {
                     all
                 })
             },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("lvsnap list (CLI)", count),
+            &count,
+            |b, _| b.iter(|| run(&[LVSNAP, "list", "lvsnapbenchs"])),
         );
         g.bench_with_input(
             BenchmarkId::new("lvs -o data_percent,lv_attr", count),

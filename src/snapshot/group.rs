@@ -252,18 +252,27 @@ impl VolumeGroup {
         // tables dropped), then the origins resumed unchanged.
         let mut suspended = Suspended::new(dm);
         let specs: Vec<_> = lives.iter().map(LiveCow::spec).collect();
-        // The devices (which zero each store through its -cow layer) are
-        // made while the metadata is precommitted on another thread:
-        // neither needs the other until the origins are suspended.
-        let (prepared, pre) = std::thread::scope(|sc| {
-            let pre = sc.spawn(|| s.precommit(&what));
-            let prepared = specs
+        // With a second CPU, the devices (which zero each store through its
+        // -cow layer) are made while the metadata is precommitted on another
+        // thread: neither needs the other until the origins are suspended.
+        // On one CPU the thread would only add its own start-up.
+        let prepare_all = || {
+            specs
                 .iter()
                 .map(|sp| CowSnapshot::prepare(dm, sp))
-                .collect::<dm::Result<Vec<PreparedCow<'_>>>>();
-            let pre = pre.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            (prepared, pre)
-        });
+                .collect::<dm::Result<Vec<PreparedCow<'_>>>>()
+        };
+        let (prepared, pre) = if overlap_pays() {
+            std::thread::scope(|sc| {
+                let pre = sc.spawn(|| s.precommit(&what));
+                let prepared = prepare_all();
+                let pre = pre.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (prepared, pre)
+            })
+        } else {
+            s.precommit(&what)?;
+            (prepare_all(), Ok(()))
+        };
         let mut prepared = match (prepared, pre) {
             (Ok(p), Ok(())) => p,
             (Err(e), pre) => {
@@ -560,4 +569,10 @@ impl PoolPlan {
                 .into()
         })
     }
+}
+
+/// Whether this process may run on more than one CPU (asked once).
+fn overlap_pays() -> bool {
+    static MANY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MANY.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }

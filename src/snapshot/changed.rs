@@ -15,6 +15,8 @@
 //!   write completed before the call is covered (read without suspending
 //!   anything: see [`crate::dm::exception_store`]). A write still in flight
 //!   may or may not be; it could as well complete after the call returns.
+//!   ("Completed" is the device's completion: a buffered write once
+//!   flushed, by `fsync` or otherwise.)
 //! - COW with a base SNAP0 (older, same origin): only chunks SNAP0 saved can
 //!   differ (the others were not written since SNAP0, so not between the
 //!   two); each is compared, block by block, with SNAP's view of it (read

@@ -68,6 +68,57 @@ impl DmControl {
     }
 }
 
+/// A control file that wakes on an event of any device: [`EventWaiter::arm`],
+/// look at the devices of interest, then [`EventWaiter::sleep`]; an event
+/// after the arm ends the sleep at once, so none is missed between the look
+/// and the sleep. For watching many devices with one thread.
+pub struct EventWaiter {
+    dm: DM,
+}
+
+impl std::fmt::Debug for EventWaiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventWaiter")
+    }
+}
+
+impl EventWaiter {
+    /// Opens its own `/dev/mapper/control`.
+    pub fn new() -> Result<EventWaiter> {
+        let dm = DM::new().map_err(|e| Error::ioctl("open", "/dev/mapper/control", e))?;
+        Ok(EventWaiter { dm })
+    }
+
+    /// Arms the wake-up for the next event of any device.
+    pub fn arm(&self) -> Result<()> {
+        self.dm
+            .arm_poll()
+            .map(|_| ())
+            .map_err(|e| Error::ioctl("arm poll", "/dev/mapper/control", e))
+    }
+
+    /// Sleeps until an event since the last [`EventWaiter::arm`], or until
+    /// `timeout` passes; true if an event came.
+    pub fn sleep(&self, timeout: Duration) -> Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.dm.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::io("poll on /dev/mapper/control", e));
+            }
+            return Ok(false);
+        }
+        Ok(r > 0)
+    }
+}
+
 /// Sleeps until the control file polls readable or `left` passes.
 fn poll_readable(dm: &DM, left: Duration, name: &DmName) -> Result<()> {
     let mut pfd = libc::pollfd {

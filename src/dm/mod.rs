@@ -30,7 +30,7 @@ pub use cow::{CowMerge, CowSnapshot, CowSnapshotSpec, MergeProgress, PreparedCow
 pub use device::{DmControl, Info, Suspend, Suspended, TableLine, table_size};
 pub use direct_io::{DirectReader, ReadAt};
 pub use error::{Error, Result};
-pub use event::WaitOutcome;
+pub use event::{EventWaiter, WaitOutcome};
 pub use name::{
     DM_NAME_MAX, LVM_NAME_MAX, LvmDmName, LvmDmUuid, LvmId, check_dm_name, check_dm_uuid,
     check_lvm_name, layer_name, layer_uuid,

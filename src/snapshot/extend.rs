@@ -16,6 +16,9 @@ pub enum ExtendSize {
     To(Bytes),
     /// By this much.
     By(Bytes),
+    /// By this many percent of the store's current size, rounded up to
+    /// whole extents (`lvextend -l +N%LV`, what `--use-policies` asks).
+    ByPercent(u32),
 }
 
 impl std::str::FromStr for ExtendSize {
@@ -110,6 +113,13 @@ impl VolumeGroup {
                 .0
                 .checked_add(to_extents(b)?)
                 .ok_or_else(|| SnapError::InvalidArgument(format!("size +{b} is too large")))?,
+            // LVM's percent_of_extents, rounding up.
+            ExtendSize::ByPercent(p) => u64::from(p)
+                .checked_mul(cur.0)
+                .and_then(|n| n.checked_add(99))
+                .map(|n| n / 100)
+                .and_then(|n| cur.0.checked_add(n))
+                .ok_or_else(|| SnapError::InvalidArgument(format!("+{p}% is too large")))?,
         };
         let origin_size = origin
             .extents()

@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use lvsnap::Error;
 use lvsnap::snapshot::Error as SnapError;
 use lvsnap::snapshot::{
-    ChangedBlocks, ExtendSize, RestoreOptions, RollbackOptions, RollbackState, SnapSize,
-    SnapshotOptions, SnapshotStatus, VolumeGroup, parse_size,
+    ChangedBlocks, ExtendSize, Monitor, MonitorEvent, MonitorOptions, RestoreOptions,
+    RollbackOptions, RollbackState, SnapSize, SnapshotOptions, SnapshotStatus, VolumeGroup,
+    parse_size,
 };
 use serde_json::json;
 
@@ -57,6 +58,27 @@ enum Cmd {
         /// Print an array of the snapshots' statuses as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Watch the COW snapshots of the VGs (all by default), extend a store
+    /// whose data_percent is above the threshold, and print one line per
+    /// event (extended, invalid, merged, no_space).
+    Monitor {
+        /// The volume groups to watch (default: all).
+        vgs: Vec<String>,
+        /// Extend above this data_percent (default: lvm.conf's
+        /// snapshot_autoextend_threshold; 100 never extends).
+        #[arg(long)]
+        threshold: Option<u32>,
+        /// Extend by this percent of the store's size (default: lvm.conf's
+        /// snapshot_autoextend_percent).
+        #[arg(long)]
+        percent: Option<u32>,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many seconds, with exit status 0.
+        #[arg(long, value_name = "SECONDS")]
+        exit_after: Option<u64>,
     },
     /// List snapshots, of one VG or of all.
     List {
@@ -211,6 +233,52 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                         c.status.vg, c.status.name, c.status.source_volume
                     )
                     .ok();
+                }
+            }
+        }
+        Cmd::Monitor {
+            vgs,
+            threshold,
+            percent,
+            json,
+            exit_after,
+        } => {
+            let mut opts = MonitorOptions::from_lvm_conf();
+            if let Some(t) = threshold {
+                if t > 100 {
+                    return Err(SnapError::InvalidArgument(format!(
+                        "--threshold {t}: must be from 0 to 100"
+                    ))
+                    .into());
+                }
+                opts.threshold = t;
+            }
+            if let Some(p) = percent {
+                opts.percent = p;
+            }
+            for vg in &vgs {
+                VolumeGroup::open(vg)?;
+            }
+            opts.vgs = vgs;
+            let mut m = Monitor::new(opts)?;
+            let deadline = exit_after.map(|s| std::time::Instant::now() + Duration::from_secs(s));
+            loop {
+                let left = match deadline {
+                    Some(d) => d.saturating_duration_since(std::time::Instant::now()),
+                    None => Duration::from_secs(3600),
+                };
+                if left.is_zero() {
+                    break;
+                }
+                if let Some(ev) = m.next_event(left)? {
+                    let line = if json {
+                        monitor_json(&ev).to_string()
+                    } else {
+                        monitor_line(&ev)
+                    };
+                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                        break;
+                    }
                 }
             }
         }
@@ -405,6 +473,39 @@ fn aftermath<T, E>(vg: &VolumeGroup, outcome: &Result<T, E>) {
     }
     for w in vg.take_warnings() {
         eprintln!("lvsnap: warning: {w}");
+    }
+}
+
+/// One monitor event as a JSON line: `{"event", "vg", "snapshot", ...}`.
+fn monitor_json(ev: &MonitorEvent) -> serde_json::Value {
+    let (vg, snapshot) = ev.snapshot();
+    let mut v = json!({"event": ev.name(), "vg": vg, "snapshot": snapshot});
+    let bytes = |b: lvsnap::units::Bytes| u64::try_from(*b).unwrap_or(u64::MAX);
+    match ev {
+        MonitorEvent::Extended {
+            old, new, percent, ..
+        } => {
+            v["old_size_bytes"] = json!(bytes(*old));
+            v["new_size_bytes"] = json!(bytes(*new));
+            v["data_percent"] = json!(percent);
+        }
+        MonitorEvent::Merged { origin, .. } => v["origin"] = json!(origin),
+        MonitorEvent::NoSpace { reason, .. } => v["reason"] = json!(reason),
+        MonitorEvent::Invalid { .. } => {}
+    }
+    v
+}
+
+/// One monitor event as a line of text.
+fn monitor_line(ev: &MonitorEvent) -> String {
+    let (vg, snap) = ev.snapshot();
+    match ev {
+        MonitorEvent::Extended {
+            old, new, percent, ..
+        } => format!("extended {vg}/{snap}: {percent:.2}% used, {old} -> {new}"),
+        MonitorEvent::Invalid { .. } => format!("invalid {vg}/{snap}: its store overflowed"),
+        MonitorEvent::Merged { origin, .. } => format!("merged {vg}/{snap} into {origin}"),
+        MonitorEvent::NoSpace { reason, .. } => format!("no_space {vg}/{snap}: {reason}"),
     }
 }
 

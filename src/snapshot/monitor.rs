@@ -118,30 +118,12 @@ impl MonitorOptions {
     /// (`$LVM_SYSTEM_DIR/lvm.conf`, else `/etc/lvm/lvm.conf`); LVM's
     /// defaults where it or they are absent or unreadable.
     pub fn from_lvm_conf() -> MonitorOptions {
-        let mut o = MonitorOptions::default();
-        let dir = std::env::var_os("LVM_SYSTEM_DIR").unwrap_or_else(|| "/etc/lvm".into());
-        let path = std::path::Path::new(&dir).join("lvm.conf");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return o;
-        };
-        // lvm.conf's grammar is the metadata text's.
-        match crate::lvm::text::Document::parse(&text) {
-            Ok(doc) => {
-                let act = doc.root.section("activation").map(|s| &s.body);
-                let int = |k: &str| {
-                    act.and_then(|b| b.int(k))
-                        .and_then(|v| u32::try_from(v.max(0)).ok())
-                };
-                if let Some(t) = int("snapshot_autoextend_threshold") {
-                    o.threshold = t.min(100);
-                }
-                if let Some(p) = int("snapshot_autoextend_percent") {
-                    o.percent = p;
-                }
-            }
-            Err(e) => log::warn!("{}: {e}; LVM's defaults", path.display()),
+        let c = crate::lvm::config::LvmConfig::load_or_default();
+        MonitorOptions {
+            threshold: c.snapshot_autoextend_threshold.min(100),
+            percent: c.snapshot_autoextend_percent,
+            ..MonitorOptions::default()
         }
-        o
     }
 }
 

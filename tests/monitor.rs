@@ -237,8 +237,9 @@ fn monitor_survives_a_deleted_snapshot_and_tells_a_merge() {
     assert_eq!(got.last().unwrap().1.snapshot(), ("mondel", "sp"));
     // Nobody finishes the merge until the monitor told its end.
     let mut rb = v.rollback("sp").expect("rollback");
+    assert_eq!(rb.state().name(), "InProgress", "{:?}", rb.state());
     assert!(
-        events_until(&rx, &mut got, Duration::from_secs(30), |e| matches!(
+        events_until(&rx, &mut got, Duration::from_secs(60), |e| matches!(
             e,
             MonitorEvent::Merged { .. }
         )),
@@ -256,8 +257,9 @@ fn monitor_survives_a_deleted_snapshot_and_tells_a_merge() {
     vg.vgck();
 }
 
-/// `lvsnap monitor VG --threshold N --percent P --json --exit-after S`
-/// prints JSON lines and exits 0; a bad threshold is one line and exit 1.
+/// `lvsnap monitor VG --json --exit-after S`, with lvm.conf's threshold
+/// and percent, prints JSON lines and exits 0; a bad threshold is one line
+/// and a failure.
 #[test]
 #[serial]
 fn cli_monitor() {
@@ -267,18 +269,17 @@ fn cli_monitor() {
     let v = VolumeGroup::open("moncli").unwrap();
     let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(4 * MIB as u128)));
     v.create_snapshot("o", "s", &opts).expect("create");
+    let conf_dir = std::env::temp_dir().join(format!("lvsnap-moncli-{}", std::process::id()));
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::write(
+        conf_dir.join("lvm.conf"),
+        "activation {\n\tsnapshot_autoextend_threshold = 50\n\tsnapshot_autoextend_percent = 25\n}\n",
+    )
+    .unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_lvsnap"))
-        .args([
-            "monitor",
-            "moncli",
-            "--threshold",
-            "50",
-            "--percent",
-            "25",
-            "--json",
-            "--exit-after",
-            "8",
-        ])
+        .args(["monitor", "moncli", "--json", "--exit-after", "8"])
+        // The threshold and percent from lvm.conf.
+        .env("LVM_SYSTEM_DIR", &conf_dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

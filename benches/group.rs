@@ -1,8 +1,10 @@
 //! Group snapshots: one `create_group` of N COW origins against N
 //! `create_snapshot` calls and N `lvcreate -s` calls, in the same run.
 //! Only the group create takes the N snapshots at one instant; the other
-//! two are what a caller without it does. Set-up and tear-down (removing
-//! the snapshots) run outside the clock.
+//! two are what a caller without it does. And the monitor's reaction time:
+//! from the write that takes a store over the threshold to the extension
+//! told. Set-up and tear-down (removing the snapshots) run outside the
+//! clock.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -12,8 +14,11 @@ use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
 use common::require_dm;
+use common::write_pattern;
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
-use lvsnap::snapshot::{SnapSize, SnapshotOptions, VolumeGroup};
+use lvsnap::snapshot::{
+    Monitor, MonitorEvent, MonitorOptions, SnapSize, SnapshotOptions, VolumeGroup,
+};
 use lvsnap::units::Bytes;
 
 const MIB: u64 = 1 << 20;
@@ -121,9 +126,55 @@ fn group_create(c: &mut Criterion) {
     g.finish();
 }
 
+/// A monitor at its default one-second interval, threshold 50%: the time
+/// from the write that takes a 4 MiB store to 56% to the Extended event
+/// (the status read that sees it, then the extension's commit and table
+/// swap). The phase of the write against the interval is whatever it is.
+fn monitor_reaction(c: &mut Criterion) {
+    require_dm();
+    let vg = ScratchVg::new("lvsnapbenchm", 1, 256, "-s 1M");
+    vg.lvm("lvcreate -q -y -L 16M -n o");
+    let v = VolumeGroup::open(&vg.name).expect("open VG");
+    let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(u128::from(4 * MIB))));
+    let origin = std::path::PathBuf::from(format!("/dev/mapper/{}-o", vg.name));
+    let mut m = Monitor::new(MonitorOptions {
+        vgs: vec![vg.name.clone()],
+        threshold: 50,
+        percent: 20,
+        ..MonitorOptions::default()
+    })
+    .expect("monitor");
+    let mut g = c.benchmark_group("monitor");
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(10);
+    g.bench_function("reaction (threshold crossed -> extended)", |b| {
+        b.iter_custom(|n| {
+            let mut total = Duration::ZERO;
+            for i in 0..n {
+                v.create_snapshot("o", "s", &opts).unwrap();
+                // Let the monitor learn of it before the write.
+                while m.next_event(Duration::from_millis(1100)).unwrap().is_some() {}
+                let start = Instant::now();
+                write_pattern(&origin, 0, (2 * MIB + 256 * 1024) as usize, i as u8);
+                loop {
+                    match m.next_event(Duration::from_secs(30)).unwrap() {
+                        Some(MonitorEvent::Extended { .. }) => break,
+                        Some(_) => {}
+                        None => panic!("no extension within 30 s"),
+                    }
+                }
+                total += start.elapsed();
+                v.delete_snapshot("s").unwrap();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(1));
-    targets = group_create
+    targets = group_create, monitor_reaction
 }
 criterion_main!(benches);

@@ -5,9 +5,9 @@
 //!
 //! The committed metadata is the truth. In order:
 //! 1. every device of the VG (DM UUID `LVM-<vgid>…`) that is suspended or
-//!    has a table waiting in its inactive slot gets that table dropped and
-//!    is resumed with its live one (a merging snapshot's `error` table,
-//!    whose origin already merges, is kept);
+//!    has a table waiting in its inactive slot is resumed: with that table
+//!    if it is the one the committed metadata gives the device (the run
+//!    died after its commit), else with its live one (the table dropped);
 //! 2. each active origin gets the top table the metadata gives it: plain
 //!    once it has no snapshot left, `snapshot-origin` while it has some; a
 //!    merge recorded but not running is started (when nothing is open);
@@ -191,7 +191,11 @@ impl VolumeGroup {
         Ok(out)
     }
 
-    /// Step 1: no device stays suspended or with a pending table.
+    /// Step 1: no device stays suspended or with a pending table. A table
+    /// waiting in a device's inactive slot is the one the committed
+    /// metadata gives it when the run died after its commit (LVM commits
+    /// with the devices suspended and the new tables loaded): then it goes
+    /// live; otherwise it is dropped and the device resumes as it was.
     fn settle_pending(
         &self,
         s: &Session,
@@ -201,11 +205,13 @@ impl VolumeGroup {
     ) -> Result<()> {
         let vg = s.md.vg();
         let by_id = lv_names_by_id(s);
-        // Origins first: a merging snapshot's fate depends on its origin's.
+        let live: HashMap<DmNameBuf, Device> = dm.list()?.into_iter().collect();
+        let pvs = crate::activate::pv_map(vg, &s.disk).ok();
+        // Layers first, then snapshots, origins last: LVM's resume order.
         let mut order: Vec<&VgDev> = devs.iter().collect();
         order.sort_by_key(|d| {
             let name = by_id.get(&d.lv_id).map(String::as_str).unwrap_or("");
-            !vg.is_origin(name)
+            (d.layer.is_none(), vg.is_origin(name))
         });
         for d in order {
             if !d.info.suspended && !d.info.inactive_table {
@@ -213,11 +219,23 @@ impl VolumeGroup {
             }
             let lv = by_id.get(&d.lv_id).map(String::as_str);
             let keep = d.info.inactive_table
-                && d.layer.is_none()
-                && lv.is_some_and(|lv| merge_hand_over_done(self, s, dm, lv));
+                && match (lv, &pvs) {
+                    (Some(lv), Some(pvs)) => {
+                        wanted_table(vg, pvs, &live, lv, &d.name).is_some_and(|want| {
+                            dm.inactive_table(&d.name)
+                                .is_ok_and(|have| same_table(&want, &have))
+                        })
+                    }
+                    _ => false,
+                };
             if d.info.inactive_table && !keep {
                 dm.clear_inactive(&d.name)?;
                 rep.did(RepairKind::DroppedInactiveTable, &*d.name);
+            }
+            if !d.info.live_table && !keep {
+                // Made but never resumed, and not what the metadata wants:
+                // a stray, removed in step 3.
+                continue;
             }
             if d.info.suspended || keep {
                 dm.resume(&d.name)?;
@@ -623,18 +641,31 @@ fn lv_names_by_id(s: &Session) -> HashMap<String, String> {
         .collect()
 }
 
-/// Whether `lv` is a snapshot recorded as merging whose origin already
-/// merges (its exceptions handed over): its pending `error` table is the
-/// right one.
-fn merge_hand_over_done(vgh: &VolumeGroup, s: &Session, dm: &DmControl, lv: &str) -> bool {
-    let Some(c) = s.md.vg().cow_snapshot(lv) else {
-        return false;
-    };
-    if !c.merging {
-        return false;
-    }
-    let Ok(o) = vgh.dm_name(&c.origin, None) else {
-        return false;
-    };
-    matches!(dm.single_status_if_exists(&o), Ok(Some((t, _))) if t == dm::SNAPSHOT_MERGE)
+/// The table the committed metadata gives device `name` of LV `lv`, as
+/// LVM's activation plans it, with devices resolved through `live`.
+fn wanted_table(
+    vg: &crate::lvm::vg::Vg,
+    pvs: &crate::activate::PvMap,
+    live: &HashMap<DmNameBuf, Device>,
+    lv: &str,
+    name: &DmNameBuf,
+) -> Option<Vec<TableLine>> {
+    let plan = crate::activate::plan(vg, lv).ok()?;
+    let d = plan.device(name)?;
+    let lookup = |n: &devicemapper::DmName| live.get(n).copied();
+    d.table
+        .iter()
+        .map(|l| l.resolve(vg, pvs, &lookup).ok())
+        .collect()
+}
+
+/// Tables compared as the kernel prints them (it adds trailing spaces).
+fn same_table(a: &[TableLine], b: &[TableLine]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.start == y.start
+                && x.length == y.length
+                && x.target_type == y.target_type
+                && x.params.split_whitespace().eq(y.params.split_whitespace())
+        })
 }

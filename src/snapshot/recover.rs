@@ -242,6 +242,22 @@ impl VolumeGroup {
                 rep.did(RepairKind::Resumed, &*d.name);
             }
         }
+        // A run that died between a resume and making the node (no udev)
+        // left a live device without its /dev/mapper node or link.
+        for d in devs {
+            let Some(lv) = by_id.get(&d.lv_id) else {
+                continue;
+            };
+            if dm::node_path(&d.name).exists() || !dm.info(&d.name).is_ok_and(|i| i.live_table) {
+                continue;
+            }
+            if let Err(e) = dm::ensure_node(&d.name, d.info.device) {
+                log::warn!("recovery: node of {}: {e}", &*d.name);
+            }
+            if d.layer.is_none() && vg.is_visible(lv) {
+                self.make_link(lv);
+            }
+        }
         Ok(())
     }
 

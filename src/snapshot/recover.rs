@@ -213,6 +213,9 @@ impl VolumeGroup {
             let name = by_id.get(&d.lv_id).map(String::as_str).unwrap_or("");
             (d.layer.is_none(), vg.is_origin(name))
         });
+        // Pending tables not wanted go first: a snapshot cannot resume
+        // while a merge table loaded over its store waits in its origin.
+        let mut pending = Vec::new();
         for d in order {
             if !d.info.suspended && !d.info.inactive_table {
                 continue;
@@ -232,15 +235,40 @@ impl VolumeGroup {
                 dm.clear_inactive(&d.name)?;
                 rep.did(RepairKind::DroppedInactiveTable, &*d.name);
             }
-            if !d.info.live_table && !keep {
-                // Made but never resumed, and not what the metadata wants:
-                // a stray, removed in step 3.
-                continue;
+            // Made but never resumed, and not what the metadata wants: a
+            // stray, removed in step 3.
+            if d.info.live_table || keep {
+                pending.push(d);
             }
-            if d.info.suspended || keep {
-                dm.resume(&d.name)?;
-                rep.did(RepairKind::Resumed, &*d.name);
+        }
+        // Resumed in that order, a device the kernel refuses now retried
+        // after the others.
+        loop {
+            let mut left = Vec::new();
+            let mut last = None;
+            for d in pending.iter().copied() {
+                match dm.resume(&d.name) {
+                    Ok(()) => rep.did(RepairKind::Resumed, &*d.name),
+                    Err(e) => {
+                        last = Some(e);
+                        left.push(d);
+                    }
+                }
             }
+            if left.is_empty() {
+                break;
+            }
+            if left.len() == pending.len() {
+                for d in &left {
+                    rep.left(format!(
+                        "{} stays suspended: {}",
+                        &*d.name,
+                        last.as_ref().map(|e| e.to_string()).unwrap_or_default()
+                    ));
+                }
+                break;
+            }
+            pending = left;
         }
         // A run that died between a resume and making the node (no udev)
         // left a live device without its /dev/mapper node or link.

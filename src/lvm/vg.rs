@@ -51,6 +51,15 @@ pub enum ModelError {
     /// Reading random bytes for a new id failed.
     #[error("cannot create an LVM id: {0}")]
     Id(#[source] std::io::Error),
+    /// The volume group fails the checks LVM2 makes before using or writing
+    /// one (`vg_validate`, the importer's): lvsnap writes nothing to it.
+    #[error("volume group {vg} is damaged, LVM refuses it and lvsnap changes nothing: {problem}")]
+    Damaged {
+        /// The VG's name.
+        vg: String,
+        /// The first problem found, as one line.
+        problem: String,
+    },
 }
 
 impl ModelError {
@@ -58,7 +67,7 @@ impl ModelError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ModelError::Parse(e) => e.kind(),
-            ModelError::Invalid(_) => ErrorKind::Corrupt,
+            ModelError::Invalid(_) | ModelError::Damaged { .. } => ErrorKind::Corrupt,
             ModelError::NotFound(_) => ErrorKind::NotFound,
             ModelError::Name(e) => e.kind(),
             ModelError::Exists(_) | ModelError::Refused(_) => ErrorKind::InvalidArgument,
@@ -702,10 +711,8 @@ fn parse_vg_with(doc: &Document, lvs: impl FnOnce(&Body) -> Result<Vec<Lv>>) -> 
         .transpose()?
         .unwrap_or_default();
     let lvs = lvs(b)?;
+    // 0 is nonsense LVM still reads: the checks refuse to write it.
     let extent_size = Sectors(req_u64(b, "extent_size", &ctx)?);
-    if *extent_size == 0 {
-        return Err(invalid(format!("{ctx}: extent_size is 0")));
-    }
     Ok(Vg {
         name: s.name.clone(),
         id: req_str(b, "id", &ctx)?.to_owned(),
@@ -759,6 +766,9 @@ pub struct Metadata {
     doc: Document,
     vg: Vg,
     generation: u64,
+    /// Why LVM2 would refuse the metadata as read, if it would: every
+    /// change is refused then.
+    damage: Option<String>,
 }
 
 /// A number no other metadata edit has had, in this process.
@@ -786,11 +796,59 @@ impl Metadata {
     /// Builds the typed view over a parsed tree.
     pub fn from_document(doc: Document) -> Result<Metadata> {
         let vg = parse_vg(&doc)?;
+        let damage = check::problem(&vg, doc.vg_section().map(|s| &s.body));
         Ok(Metadata {
             doc,
             vg,
             generation: new_generation(),
+            damage,
         })
+    }
+
+    /// Why LVM2 would refuse this metadata as it was read (a segment on a
+    /// PV the VG does not have, extents beyond a PV or used twice, a name or
+    /// id used twice, a reference to an LV that is not there, values out
+    /// of LVM's ranges), as one line; `None` if it passes. Read-only
+    /// callers can still use the view; every change is refused.
+    ///
+    /// ```
+    /// use lvsnap::lvm::vg::{Creation, Metadata};
+    /// use lvsnap::units::Extents;
+    /// let text = std::fs::read_to_string("tests/fixtures/linear.vg").unwrap();
+    /// assert_eq!(Metadata::parse(&text)?.damage(), None);
+    /// let bad = text.replacen("\"pv0\", 0", "\"pv7\", 0", 1);
+    /// let mut md = Metadata::parse(&bad)?;
+    /// assert!(md.damage().unwrap().contains("pv7"));
+    /// let e = md.add_linear_lv("new", Extents(1), &Creation::now()).unwrap_err();
+    /// assert_eq!(e.kind(), lvsnap::ErrorKind::Corrupt);
+    /// # Ok::<(), lvsnap::lvm::vg::ModelError>(())
+    /// ```
+    pub fn damage(&self) -> Option<&str> {
+        self.damage.as_deref()
+    }
+
+    /// Checks the metadata as it is now (after any changes) as LVM2 does
+    /// before it writes: the error names the first problem.
+    pub fn validate(&self) -> Result<()> {
+        match check::problem(&self.vg, self.doc.vg_section().map(|s| &s.body)) {
+            None => Ok(()),
+            Some(problem) => Err(self.damaged(problem)),
+        }
+    }
+
+    fn damaged(&self, problem: String) -> ModelError {
+        ModelError::Damaged {
+            vg: self.vg.name.clone(),
+            problem,
+        }
+    }
+
+    /// Refuses any change to metadata that was damaged when read.
+    fn writable(&self) -> Result<()> {
+        match &self.damage {
+            None => Ok(()),
+            Some(p) => Err(self.damaged(p.clone())),
+        }
     }
 
     /// A number that changes with every edit, unique in the process: two
@@ -857,6 +915,7 @@ impl Metadata {
         touched: &[&str],
         f: impl FnOnce(&mut Document) -> Result<()>,
     ) -> Result<()> {
+        self.writable()?;
         self.generation = new_generation();
         let parked = self.park(touched);
         let backup = self.doc.clone();
@@ -958,6 +1017,7 @@ impl Metadata {
 
     /// Increments `seqno`, as every metadata write does.
     pub fn bump_seqno(&mut self) -> Result<u64> {
+        self.writable()?;
         let next = self
             .vg
             .seqno
@@ -1022,6 +1082,7 @@ impl Metadata {
     }
 
     fn check_new_lv_name(&self, name: &str) -> Result<()> {
+        self.writable()?;
         names::validate_lv_name(name)?;
         if self.vg.lv(name).is_some() {
             return Err(ModelError::Exists(name.into()));
@@ -1346,6 +1407,7 @@ impl Metadata {
     /// open) starting it: the `snapshotN` LV loses VISIBLE and `cow_store`
     /// becomes `merging_store`.
     pub fn start_merge(&mut self, name: &str) -> Result<()> {
+        self.writable()?;
         let snap = self
             .vg
             .cow_snapshot(name)
@@ -1457,6 +1519,7 @@ impl Metadata {
     }
 
     fn remove_lv_unchecked(&mut self, name: &str) -> Result<()> {
+        self.writable()?;
         let lv = self
             .vg
             .lv(name)
@@ -1869,6 +1932,7 @@ impl Metadata {
     /// Drops the messages queued in thin pool `pool` (LVM's second commit
     /// once the kernel pool carried them out).
     pub fn clear_thin_messages(&mut self, pool: &str) -> Result<()> {
+        self.writable()?;
         self.pool_segment(pool)?;
         self.change(&[pool], |doc| {
             let seg = pool_segment_mut(doc, pool)?;
@@ -2051,5 +2115,6 @@ fn rename_key(b: &mut Body, from: &str, to: &str) {
     }
 }
 
+mod check;
 #[cfg(test)]
 mod tests;

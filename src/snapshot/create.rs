@@ -40,7 +40,7 @@ impl VolumeGroup {
             Some(c) => check_chunk_size(c)?,
             None => DEFAULT_CHUNK,
         };
-        let mut s = self.session()?;
+        let mut s = self.write_session()?;
         let kind = self.check_snapshot_of(s.md.vg(), origin, name)?;
         // A thin snapshot alone takes LVM's two commits around the pool
         // message; a COW one is a group of one.

@@ -9,7 +9,7 @@ impl VolumeGroup {
     /// Deletes snapshot `name` and its devices. Refused while it is merging
     /// or while its device is open; nothing changes then.
     pub fn delete_snapshot(&self, name: &str) -> Result<()> {
-        let mut s = self.session()?;
+        let mut s = self.write_session()?;
         let vg = s.md.vg();
         let full = format!("{}/{name}", self.name());
         let Some(snap) = vg.cow_snapshot(name) else {

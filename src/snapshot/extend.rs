@@ -76,7 +76,7 @@ impl VolumeGroup {
     /// ```
     pub fn extend_snapshot(&self, name: &str, size: ExtendSize) -> Result<Extended> {
         let full = format!("{}/{name}", self.name());
-        let mut s = self.session()?;
+        let mut s = self.write_session()?;
         let vg = s.md.vg();
         let Some(snap) = vg.cow_snapshot(name) else {
             return Err(match vg.lv(name) {

@@ -93,7 +93,7 @@ impl VolumeGroup {
             Some(c) => check_chunk_size(c)?,
             None => DEFAULT_CHUNK,
         };
-        let mut s = self.session()?;
+        let mut s = self.write_session()?;
         let kinds = items
             .iter()
             .map(|&(o, n)| self.check_snapshot_of(s.md.vg(), o, n))

@@ -124,7 +124,7 @@ impl VolumeGroup {
     ) -> Result<Restored> {
         validate_lv_name(new_lv).map_err(|e| SnapError::InvalidArgument(e.to_string()))?;
         let full = format!("{}/{snapshot}", self.name());
-        let mut s = self.session()?;
+        let mut s = self.write_session()?;
         if s.md
             .vg()
             .lv(new_lv)

@@ -191,7 +191,7 @@ impl VolumeGroup {
     /// `keep` is refused for a COW snapshot, which a merge consumes.
     pub fn rollback_with(&self, name: &str, opts: &RollbackOptions) -> Result<Rollback> {
         let full = format!("{}/{name}", self.name());
-        let mut s = self.session()?;
+        let mut s = self.write_session()?;
         let thin = s.md.vg().cow_snapshot(name).is_none()
             && s.md
                 .vg()
@@ -563,7 +563,7 @@ impl Rollback {
     /// the origin its plain table (or snapshot-origin, if other snapshots
     /// remain), as LVM does when its poll sees the merge done.
     fn finish(&self, dm: &DmControl) -> Result<()> {
-        let mut s = self.vg.session()?;
+        let mut s = self.vg.write_session()?;
         match s.md.vg().cow_snapshot(&self.snapshot) {
             Some(snap) if snap.merging => {}
             // Someone else finished it while we took the lock.

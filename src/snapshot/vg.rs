@@ -146,6 +146,23 @@ impl VolumeGroup {
         &self.name
     }
 
+    /// Checks the VG's metadata as LVM2 does before it writes: an error of
+    /// kind [`Corrupt`](crate::ErrorKind::Corrupt) naming the first problem
+    /// (a segment on a missing PV, extents used twice, ...) when LVM would
+    /// refuse the VG. Every change to such a VG is refused; reads still
+    /// report what they can.
+    pub fn check(&self) -> Result<()> {
+        Ok(self.session()?.md.validate()?)
+    }
+
+    /// [`VolumeGroup::session`] for an operation that changes the VG:
+    /// refused, before anything is written, when LVM2 would refuse the VG.
+    pub(crate) fn write_session(&self) -> Result<Session> {
+        let s = self.session()?;
+        s.md.validate()?;
+        Ok(s)
+    }
+
     /// Locks the VG and reads its newest metadata.
     pub(crate) fn session(&self) -> Result<Session> {
         let (parsed, primed) = match self.memo.lock() {
@@ -272,6 +289,8 @@ impl Session {
     /// Bumps seqno, stamps the header and precommits `self.md` as the new
     /// metadata; the caller then commits or reverts.
     pub fn precommit(&mut self, what: &str) -> Result<()> {
+        // As LVM's vg_write: never write metadata vg_validate refuses.
+        self.md.validate()?;
         self.md.bump_seqno()?;
         self.md
             .set_header(&format!("lvsnap: {what}"), &Creation::now());

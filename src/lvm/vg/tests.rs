@@ -325,7 +325,6 @@ fn model_errors_on_bad_metadata() {
     for bad in [
         "vg { }",
         "x = 1",
-        "vg { id = \"a\" seqno = 1 extent_size = 0 }",
         "vg { id = \"a\" seqno = -1 extent_size = 8 }",
         "vg { id = \"a\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"b\" segment_count = 2 segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripe_count = 1 stripes = [\"pv0\", 0] } } } }",
         "vg { id = \"a\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"b\" segment_count = 1 segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripe_count = 2 stripes = [\"pv0\", 0] } } } }",
@@ -407,14 +406,29 @@ fn unmodelled_content_survives_changes() {
 }
 
 /// A metadata text of about `lvs` LVs of two segments each, as LVM writes it.
+/// The linear fixture with `lvs` more copies of LV `lin`, each with its own
+/// id and its own extents on a PV made large enough for them all.
 fn big_text(lvs: usize) -> String {
     let md = fixture("linear");
-    let base = md.to_text(Style::File);
+    let pe_count = 63 + 2 * lvs;
+    let base = md.to_text(Style::File).replacen(
+        "dev_size = 524288\t# 256 Megabytes\n\t\t\tpe_start = 2048\n\t\t\tpe_count = 63\t# 252 Megabytes\n\t\t}\n\t}",
+        &format!(
+            "dev_size = {}\n\t\t\tpe_start = 2048\n\t\t\tpe_count = {pe_count}\n\t\t}}\n\t}}",
+            2048 + 8192 * pe_count
+        ),
+        1,
+    );
+    assert!(base.contains(&format!("pe_count = {pe_count}\n")), "{base}");
     let lv = lv_text(&md, "lin");
     let mut extra = String::new();
     for i in 0..lvs {
         extra.push('\n');
-        extra.push_str(&lv.replacen("lin {", &format!("lv{i} {{"), 1));
+        extra.push_str(
+            &lv.replacen("lin {", &format!("lv{i} {{"), 1)
+                .replacen("SOd4-yoTu1r", &format!("SOd4-{i:06}"), 1)
+                .replacen("\"pv0\", 0", &format!("\"pv1\", {}", 2 * i), 1),
+        );
     }
     // Before the closing brace of logical_volumes, the last "\t}\n".
     let at = base.rfind("\t}\n").unwrap();
@@ -649,4 +663,121 @@ fn extend_lv_places_as_lvextend() {
         md.extend_lv("b", Extents(free + 1)),
         Err(ModelError::NoSpace { .. })
     ));
+}
+
+/// Every fixture (all written by LVM2) passes LVM's checks; each way of
+/// damaging one that LVM refuses is found, named in one line, and refuses
+/// every change with ErrorKind::Corrupt.
+#[test]
+fn damaged_metadata_is_found_and_refuses_changes() {
+    for name in [
+        "cachepool",
+        "cow",
+        "linear",
+        "lvattrs",
+        "merging",
+        "multiseg",
+        "tags",
+        "thin",
+        "thinpool",
+        "thinsnap",
+        "thinsnap2",
+        "twopv",
+    ] {
+        let md = fixture(name);
+        assert_eq!(md.damage(), None, "{name}");
+        md.validate().unwrap();
+    }
+    let read = |name: &str| {
+        let path = format!("{}/tests/fixtures/{name}.vg", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap()
+    };
+    let (cow, thin) = (read("cow"), read("thinsnap"));
+    let edit = |text: &str, from: &str, to: &str| {
+        assert!(text.contains(from), "{from:?}");
+        text.replacen(from, to, 1)
+    };
+    let cases = [
+        (edit(&cow, "\"pv0\", 0", "\"pv7\", 0"), "'pv7'"),
+        (edit(&cow, "\"pv0\", 6", "\"pv0\", 62"), "beyond"),
+        (edit(&cow, "\"pv0\", 6", "\"pv0\", 1"), "used by both"),
+        (
+            edit(&cow, "\n\t\tgap2 {", "\n\t\tlin {"),
+            "duplicate LV name",
+        ),
+        (edit(&cow, "SOd4-yoTu1r", "SOd4-zzzzzz"), ""),
+        (
+            edit(&cow, "cow_store = \"snap1\"", "cow_store = \"gone\""),
+            "cow_store",
+        ),
+        (
+            edit(&cow, "origin = \"origin\"", "origin = \"gone\""),
+            "origin",
+        ),
+        (
+            edit(&cow, "extent_size = 8192", "extent_size = 0"),
+            "extent_size",
+        ),
+        (
+            edit(&cow, "extent_size = 8192", "extent_size = 1099511627776"),
+            "extent_size",
+        ),
+        (
+            edit(&cow, "pe_count = 63", "pe_count = 4294967296"),
+            "pe_count",
+        ),
+        (edit(&cow, "seqno = 16", "seqno = 4294967296"), "seqno"),
+        (
+            edit(&thin, "thin_pool = \"pool\"", "thin_pool = \"gone\""),
+            "thin pool",
+        ),
+        (
+            edit(&thin, "metadata = \"pool_tmeta\"", "metadata = \"gone\""),
+            "metadata",
+        ),
+        (
+            edit(&thin, "pool = \"pool_tdata\"", "pool = \"gone\""),
+            "pool",
+        ),
+        (
+            edit(&thin, "origin = \"thin1\"", "origin = \"gone\""),
+            "origin",
+        ),
+    ];
+    for (i, (text, says)) in cases.iter().enumerate() {
+        let md = Metadata::parse(text).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        if says.is_empty() {
+            // Not damage: an edit that only makes an id unique.
+            assert_eq!(md.damage(), None, "case {i}");
+            continue;
+        }
+        let d = md.damage().unwrap_or_else(|| panic!("case {i} not found"));
+        assert!(d.contains(says) && !d.contains('\n'), "case {i}: {d}");
+        let e = md.validate().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "case {i}");
+        assert!(e.to_string().contains("damaged"), "{e}");
+        let c = creation();
+        let mut m = md.clone();
+        let first = md.vg().lvs[0].name.clone();
+        let refusals = [
+            m.add_linear_lv("new", Extents(1), &c).map(|_| ()),
+            m.bump_seqno().map(|_| ()),
+            m.remove_lv(&first),
+        ];
+        for r in refusals {
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::Corrupt, "case {i}");
+        }
+        assert_eq!(m.to_text(Style::Raw), md.to_text(Style::Raw), "case {i}");
+    }
+    // A duplicate id in the cow fixture.
+    let lin_id = "i0i6yX-hqt5-rHSK-LqS5-XDOJ-SOd4-yoTu1r";
+    let gap2_id = Metadata::parse(&cow)
+        .unwrap()
+        .vg()
+        .lv("gap2")
+        .unwrap()
+        .id
+        .clone();
+    let md = Metadata::parse(&edit(&cow, &gap2_id, lin_id)).unwrap();
+    assert!(md.damage().unwrap().contains("duplicate LV id"));
 }

@@ -260,7 +260,9 @@ pub fn allocate_linear(free: &FreeSpace, extents: u64) -> Option<Vec<Area>> {
             m.insert(l, id, false);
         }
         match out.last_mut() {
-            Some(last) if last.pv == pv && last.start + last.count == start => last.count += len,
+            Some(last) if last.pv == pv && last.start.checked_add(last.count) == Some(start) => {
+                last.count += len
+            }
             _ => out.push(Area {
                 pv,
                 start,

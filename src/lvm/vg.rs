@@ -1674,7 +1674,7 @@ impl Metadata {
             .filter_map(|l| l.thin().filter(|t| t.0 == pool).map(|t| t.1))
             .max()
             .unwrap_or(0)
-            + 1;
+            .saturating_add(1);
         if device_id > (1 << 24) - 1 {
             return Err(ModelError::NoSpace { needed: 1, free: 0 });
         }

@@ -29,7 +29,9 @@ pub use options::SnapshotOptions;
 pub use recover::{RecoveryReport, Repair, RepairKind};
 pub use restore::{RESTORE_INCOMPLETE_TAG, RestoreOptions, RestoreProgress, Restored};
 pub use rollback::{Rollback, RollbackOptions, RollbackState};
-pub use size::{SnapSize, check_chunk_size, cow_max_extents, parse_size, plan_cow_extents};
+pub use size::{
+    MAX_EXTENT_COUNT, SnapSize, check_chunk_size, cow_max_extents, parse_size, plan_cow_extents,
+};
 pub use status::{SnapshotStatus, State};
 pub use vg::{VolumeGroup, all_snapshots, volume_groups};
 pub use watch::{Until, Watch, WatchEvent};

@@ -170,9 +170,16 @@ impl VolumeGroup {
             ))
             .into());
         }
+        // As lvcreate: more than MAX_EXTENT_COUNT extents is "too large".
         let extents = u64::try_from(want.0.div_ceil(ext_bytes))
+            .ok()
+            .filter(|&n| n <= super::MAX_EXTENT_COUNT)
             .map(Extents)
-            .map_err(|_| SnapError::InvalidArgument(format!("size {want} is too large")))?;
+            .ok_or_else(|| {
+                SnapError::InvalidArgument(format!(
+                    "size {want} is too large for extent size {ext_bytes} bytes"
+                ))
+            })?;
         let size = Bytes(u128::from(extents.0) * ext_bytes);
         if thin {
             self.restore_thin(&mut s, snapshot, new_lv, extents)?;

@@ -135,10 +135,16 @@ pub fn check_chunk_size(size: Bytes) -> Result<Sectors> {
     Ok(Sectors((b / 512) as u64))
 }
 
+/// LVM2's largest extent count (`MAX_EXTENT_COUNT`, `UINT32_MAX`): a
+/// size needing more extents is refused ("Volume too large").
+pub const MAX_EXTENT_COUNT: u64 = u32::MAX as u64;
+
 /// The largest exception store that an origin of `origin` sectors can ever
 /// fill with `chunk`-sector chunks, in extents of `extent_size` sectors, as
 /// LVM's `cow_max_extents` computes it. Kernels whose snapshot target lacks the
 /// "fixed leak" feature (target < 1.12) need 1/64 more, `leaky_target`.
+/// Never more than [`MAX_EXTENT_COUNT`]; sums that would overflow saturate
+/// (the result is a cap).
 pub fn cow_max_extents(
     origin: Sectors,
     chunk: Sectors,
@@ -149,18 +155,30 @@ pub fn cow_max_extents(
     let origin_chunks = origin.div_ceil(chunk);
     // One metadata chunk maps chunk*512/16 data chunks; a full last area
     // needs one more as terminator.
-    let per_area = chunk << 5;
-    let metadata_chunks = (origin_chunks + per_area) / per_area;
-    let n = 1 + origin_chunks + metadata_chunks;
+    let per_area = chunk.saturating_mul(32);
+    let metadata_chunks = origin_chunks.saturating_add(per_area) / per_area;
+    let n = origin_chunks
+        .saturating_add(metadata_chunks)
+        .saturating_add(1);
     let extra = if leaky_target { n.div_ceil(64) } else { 0 };
-    let size = (n + extra).saturating_mul(chunk);
-    let max = u64::from(u32::MAX) * ext;
-    Extents(size.min(max).div_ceil(ext))
+    let size = n.saturating_add(extra).saturating_mul(chunk);
+    Extents(size.div_ceil(ext).min(MAX_EXTENT_COUNT))
 }
 
 /// The COW size `lvcreate -s` would give, in extents: `want` converted and
 /// rounded up to whole extents, reduced to [`cow_max_extents`] when larger,
-/// and refused when under three chunks.
+/// and refused when under three chunks, or, as LVM refuses it, when it needs
+/// more than [`MAX_EXTENT_COUNT`] extents.
+///
+/// ```
+/// use lvsnap::snapshot::{SnapSize, plan_cow_extents};
+/// use lvsnap::units::{Bytes, Extents, Sectors};
+/// // lvcreate -s -L 1E with 4 MiB extents: "Volume too large".
+/// let e = plan_cow_extents(SnapSize::Bytes(Bytes(1 << 60)), Extents(2), Sectors(8192), Sectors(8), false);
+/// assert!(e.unwrap_err().to_string().contains("too large"));
+/// // An extent size no VG can have is refused, not overflowed.
+/// assert!(plan_cow_extents(SnapSize::OriginSize, Extents(4), Sectors(1 << 40), Sectors(8), false).is_err());
+/// ```
 pub fn plan_cow_extents(
     want: SnapSize,
     origin_extents: Extents,
@@ -169,8 +187,10 @@ pub fn plan_cow_extents(
     leaky_target: bool,
 ) -> Result<Extents> {
     let ext = *extent_size;
-    if ext == 0 {
-        return Err(Error::InvalidArgument("extent size of 0 sectors".into()));
+    if ext == 0 || ext > u64::from(u32::MAX) {
+        return Err(Error::InvalidArgument(format!(
+            "extent size of {ext} sectors is outside LVM's range"
+        )));
     }
     let origin = origin_extents
         .sectors(extent_size)
@@ -179,20 +199,30 @@ pub fn plan_cow_extents(
     let wanted = match want {
         SnapSize::OriginSize => origin_extents,
         SnapSize::Bytes(b) => {
-            let n = (*b).div_ceil(u128::from(ext) * 512);
-            Extents(u64::try_from(n).unwrap_or(u64::MAX))
+            let ext_bytes = u128::from(ext) * 512;
+            let n = (*b).div_ceil(ext_bytes);
+            if n > u128::from(MAX_EXTENT_COUNT) {
+                return Err(Error::InvalidArgument(format!(
+                    "snapsize of {} bytes is too large for extent size {ext_bytes} bytes:                      the limit is less than {} bytes",
+                    *b,
+                    u128::from(MAX_EXTENT_COUNT) * ext_bytes
+                )));
+            }
+            Extents(u64::try_from(n).unwrap_or(MAX_EXTENT_COUNT))
         }
         SnapSize::PercentOfOrigin(p) => {
             // percent_of_extents(.., roundup = 1)
-            let pct = (u64::from(p) * origin_extents.0).div_ceil(100);
-            Extents((max.0 - origin_extents.0.min(max.0)) + pct)
+            let pct = u128::from(p) * u128::from(origin_extents.0);
+            let pct = u64::try_from(pct.div_ceil(100)).unwrap_or(u64::MAX);
+            Extents((max.0 - origin_extents.0.min(max.0)).saturating_add(pct))
         }
     };
     let cow = wanted.min(max);
-    if cow.0 * ext < 3 * *chunk {
+    let three_chunks = Sectors((*chunk).saturating_mul(3));
+    if cow.sectors(extent_size).is_none_or(|s| s < three_chunks) {
         return Err(Error::InvalidArgument(format!(
             "snapshot volume cannot be smaller than 3 chunks ({} bytes)",
-            3 * *chunk * 512
+            u128::from(*three_chunks) * 512
         )));
     }
     Ok(cow)

@@ -403,7 +403,7 @@ impl Session {
         let off = stripe
             .start
             .sectors(ext)
-            .map(|o| (*o + *pv.pe_start) * 512)
+            .and_then(|o| (*o).checked_add(*pv.pe_start)?.checked_mul(512))
             .ok_or_else(|| SnapError::Unsupported(format!("LV {} is too large", lv.name)))?;
         Ok((pv.path.clone(), off))
     }

@@ -221,6 +221,8 @@ pub struct VgDisk {
     pvs: Vec<VgPv>,
     missing: Vec<String>,
     problems: Vec<String>,
+    /// PVs seen on more than one device (one was chosen, as LVM does).
+    duplicates: Vec<String>,
     pending: Option<Pending>,
     warnings: Vec<String>,
     _lock: LockGuard,
@@ -336,19 +338,22 @@ impl VgDisk {
         let mut pvs = Vec::new();
         let mut missing = Vec::new();
         let mut problems = Vec::new();
+        let mut duplicates = Vec::new();
         for id in &newest.summary.pv_ids {
-            let mut matches = scanned.iter().filter(|p| p.label.pv_id() == *id);
-            let Some(pv) = matches.next() else {
-                missing.push(id.clone());
-                continue;
+            let matches: Vec<&ScannedPv> =
+                scanned.iter().filter(|p| p.label.pv_id() == *id).collect();
+            let pv = match matches.as_slice() {
+                [] => {
+                    missing.push(id.clone());
+                    continue;
+                }
+                [pv] => *pv,
+                _ => {
+                    let pv = choose_duplicate(id, &matches, &newest.text);
+                    duplicates.push(id.clone());
+                    pv
+                }
             };
-            if let Some(dup) = matches.next() {
-                return Err(Error::Unsupported(format!(
-                    "PV {id} found twice ({} and {})",
-                    pv.path.display(),
-                    dup.path.display()
-                )));
-            }
             let mut areas = Vec::new();
             for a in &pv.areas {
                 match &a.header {
@@ -376,7 +381,12 @@ impl VgDisk {
                             header: h.clone(),
                         });
                     }
-                    Err(e) => problems.push(e.to_string()),
+                    // As LVM: a bad copy is skipped (and left alone) while
+                    // another area holds the metadata; `vgck --updatemetadata`
+                    // repairs it.
+                    Err(e) => log::warn!(
+                        "{e}; using the other metadata areas of VG {vg} (repair with vgck --updatemetadata)"
+                    ),
                 }
             }
             let dev = match devs.iter().position(|d| d.path == pv.path && d.writable) {
@@ -402,6 +412,7 @@ impl VgDisk {
             pvs,
             missing,
             problems,
+            duplicates,
             pending: None,
             warnings: Vec::new(),
             _lock: lock,
@@ -446,6 +457,11 @@ impl VgDisk {
     pub fn missing_pvs(&self) -> &[String] {
         &self.missing
     }
+    /// Ids of PVs found on more than one device: LVM's choice was taken,
+    /// and writes are refused until the duplicates are gone.
+    pub fn duplicate_pvs(&self) -> &[String] {
+        &self.duplicates
+    }
     /// Whether a precommitted text awaits [`VgDisk::commit_precommitted`] or [`VgDisk::revert`].
     pub fn has_precommit(&self) -> bool {
         self.pending.is_some()
@@ -472,6 +488,13 @@ impl VgDisk {
                 "VG {} has missing PVs: {}",
                 self.name,
                 self.missing.join(", ")
+            )));
+        }
+        if !self.duplicates.is_empty() {
+            return Err(Error::Busy(format!(
+                "Cannot update volume group {} with duplicate PV devices ({})",
+                self.name,
+                self.duplicates.join(", ")
             )));
         }
         if !self.problems.is_empty() {
@@ -731,6 +754,60 @@ impl VgDisk {
         }
         Ok(())
     }
+}
+
+/// The device LVM uses for PV `id` found on several devices (lvmcache's
+/// choice among duplicates): one an active LV uses, else the one the
+/// metadata last saw it on, else a device-mapper device (a multipath or
+/// other mapping over the disk) over a plain one, else the first. Warns as
+/// LVM does; writes to the VG are refused while the duplicates remain.
+fn choose_duplicate<'a>(id: &str, devs: &[&'a ScannedPv], text: &str) -> &'a ScannedPv {
+    let hint = device_hint(text, id);
+    let name = |p: &ScannedPv| p.path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let is_dm = |p: &ScannedPv| {
+        name(p).is_some_and(|n| n.starts_with("dm-")) || p.path.starts_with("/dev/mapper")
+    };
+    let used_by_lv = |p: &ScannedPv| {
+        let Some(n) = name(p) else { return false };
+        let holders = Path::new("/sys/class/block").join(n).join("holders");
+        std::fs::read_dir(holders)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|h| {
+                std::fs::read_to_string(h.path().join("dm/uuid"))
+                    .is_ok_and(|u| u.starts_with("LVM-"))
+            })
+    };
+    let (chosen, why) = if let Some(p) = devs.iter().find(|p| used_by_lv(p)) {
+        (*p, "device is used by LV")
+    } else if let Some(p) = devs
+        .iter()
+        .find(|p| hint.as_deref().is_some_and(|h| p.path == Path::new(h)))
+    {
+        (*p, "device name matches previous")
+    } else if let Some(p) = devs.iter().find(|p| is_dm(p)) {
+        (*p, "device is dm")
+    } else {
+        (devs[0], "device is first")
+    };
+    for d in devs.iter().filter(|d| d.path != chosen.path) {
+        log::warn!("Not using device {} for PV {id}.", d.path.display());
+    }
+    log::warn!(
+        "PV {id} prefers device {} because {why}.",
+        chosen.path.display()
+    );
+    chosen
+}
+
+/// The `device` hint the metadata records for PV `id` (only read when a PV
+/// is seen twice, so the text is parsed for it alone).
+fn device_hint(text: &str, id: &str) -> Option<String> {
+    let doc = super::text::Document::parse(text).ok()?;
+    let pvs = doc.vg_section()?.body.section("physical_volumes")?;
+    let pv = pvs.body.sections().find(|p| p.body.str("id") == Some(id))?;
+    pv.body.str("device").map(str::to_owned)
 }
 
 fn found(scanned: &[ScannedPv], p: usize, a: usize) -> Option<&super::scan::FoundText> {

@@ -33,5 +33,5 @@ pub use size::{
     MAX_EXTENT_COUNT, SnapSize, check_chunk_size, cow_max_extents, parse_size, plan_cow_extents,
 };
 pub use status::{SnapshotStatus, State};
-pub use vg::{VolumeGroup, all_snapshots, volume_groups};
+pub use vg::{VolumeGroup, all_snapshots, all_snapshots_and_problems, volume_groups};
 pub use watch::{Until, Watch, WatchEvent};

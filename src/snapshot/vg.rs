@@ -274,6 +274,11 @@ impl VolumeGroup {
     /// Keeps where `disk` found the VG, for the next read to try first.
     fn remember_pvs(&self, disk: &VgDisk) {
         if let Ok(mut m) = self.memo.lock() {
+            // With a PV on two devices, a hint would hide the other one.
+            if !disk.duplicate_pvs().is_empty() {
+                m.pvs = None;
+                return;
+            }
             let paths = disk.pvs().iter().map(|p| p.path.clone()).collect();
             m.pvs = Some((paths, disk.id().to_owned()));
         }
@@ -421,13 +426,63 @@ pub fn volume_groups() -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// The status of every snapshot in every volume group on the system.
+/// The status of every snapshot in every volume group on the system that
+/// can be read; each that cannot is logged (`log::warn!`) and skipped, as
+/// `lvs` lists the healthy VGs and warns of the rest.
 pub fn all_snapshots() -> Result<Vec<SnapshotStatus>> {
-    let mut out = Vec::new();
-    for name in volume_groups()? {
-        out.extend(VolumeGroup::open(&name)?.snapshots()?);
+    let (snaps, problems) = all_snapshots_and_problems()?;
+    for p in problems {
+        log::warn!("{p}");
     }
-    Ok(out)
+    Ok(snaps)
+}
+
+/// [`all_snapshots`], with one line per volume group or device that could
+/// not be read (or is damaged, and so read only as far as it could be).
+pub fn all_snapshots_and_problems() -> Result<(Vec<SnapshotStatus>, Vec<String>)> {
+    let pvs = crate::lvm::scan::scan(&ScanOptions::default())?;
+    let mut problems = Vec::new();
+    // Devices with a label but no readable metadata name no VG: say which.
+    for pv in &pvs {
+        if pv.newest().is_some() {
+            continue;
+        }
+        let errors: Vec<String> = pv
+            .areas
+            .iter()
+            .filter_map(|a| match (&a.header, &a.committed) {
+                (Err(e), _) | (_, Some(Err(e))) => Some(e.to_string()),
+                _ => None,
+            })
+            .collect();
+        if !errors.is_empty() {
+            problems.push(format!(
+                "{}: no readable metadata ({})",
+                pv.path.display(),
+                errors.join("; ")
+            ));
+        }
+    }
+    let mut names: Vec<String> = crate::lvm::scan::volume_groups(&pvs)
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        let r = VolumeGroup::open(&name).and_then(|vg| {
+            if let Err(e) = vg.check() {
+                problems.push(e.to_string());
+            }
+            vg.snapshots()
+        });
+        match r {
+            Ok(s) => out.extend(s),
+            Err(e) => problems.push(format!("volume group {name}: {e}")),
+        }
+    }
+    Ok((out, problems))
 }
 
 /// LVM ids compare without their dashes.

@@ -17,7 +17,7 @@ use serde_json::json;
 /// LVM volume snapshots without the lvm command.
 #[derive(Parser)]
 #[command(name = "lvsnap", version, about)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -141,19 +141,99 @@ enum Cmd {
     },
 }
 
+/// The library's warnings (a metadata copy skipped, a PV seen twice), one
+/// line each on stderr, as LVM prints its own.
+struct Warnings;
+
+impl log::Log for Warnings {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            eprintln!("lvsnap: warning: {}", one_line(&r.args().to_string()));
+        }
+    }
+    fn flush(&self) {}
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    static WARNINGS: Warnings = Warnings;
+    if log::set_logger(&WARNINGS).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match run(cli.cmd) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lvsnap: {e}");
+            eprintln!("lvsnap: {}", one_line(&e.to_string()));
             ExitCode::FAILURE
         }
     }
 }
 
+/// `--help` and `--version` print as clap prints them; any other parse
+/// error is the one line clap's message starts with (its usage and tips
+/// follow on other lines), as every lvsnap error is one line.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    match usage_line(e) {
+        None => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        Some(line) => {
+            eprintln!("{line}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+        }
+    }
+}
+
+/// The one line [`usage_error`] prints for `e`, or `None` for `--help` and
+/// `--version`, which print as clap prints them.
+pub(crate) fn usage_line(e: &clap::Error) -> Option<String> {
+    use clap::error::ErrorKind as K;
+    if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+        return None;
+    }
+    // Clap's message is its first paragraph (a list of missing arguments
+    // runs over several lines); with no subcommand it prints the help.
+    let text = e.render().to_string();
+    let first = match e.kind() {
+        K::DisplayHelpOnMissingArgumentOrSubcommand => "a command is required".to_owned(),
+        _ => text
+            .split("\n\n")
+            .find(|p| !p.trim().is_empty())
+            .unwrap_or("invalid arguments")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
+    Some(format!(
+        "lvsnap: error: {} (see lvsnap --help)",
+        one_line(first)
+    ))
+}
+
+/// `s` with control characters escaped (`\n`, `\u{1b}`), so a name given
+/// on the command line cannot break an error into lines or drive a terminal.
+pub(crate) fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Splits `VG/NAME`.
-fn vg_and_name(s: &str) -> Result<(&str, &str), Error> {
+pub(crate) fn vg_and_name(s: &str) -> Result<(&str, &str), Error> {
     match s.split_once('/') {
         Some((vg, name)) if !vg.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok((vg, name))
@@ -185,7 +265,10 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             aftermath(&vg, &created);
             let created = created?;
             if created.snapsize_ignored {
-                eprintln!("lvsnap: {origin} is thin: the snapshot is thin and takes no snapsize");
+                eprintln!(
+                    "lvsnap: {} is thin: the snapshot is thin and takes no snapsize",
+                    one_line(&origin)
+                );
             }
             writeln!(
                 out,
@@ -286,11 +369,20 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             let snaps = match vg {
                 Some(vg) => {
                     let vg = VolumeGroup::open(&vg)?;
+                    warn_if_damaged(&vg);
                     let snaps = vg.snapshots();
                     aftermath(&vg, &snaps);
                     snaps?
                 }
-                None => lvsnap::snapshot::all_snapshots()?,
+                // As lvs: the VGs that can be read, and a warning for each
+                // that cannot.
+                None => {
+                    let (snaps, problems) = lvsnap::snapshot::all_snapshots_and_problems()?;
+                    for p in problems {
+                        eprintln!("lvsnap: warning: {}", one_line(&p));
+                    }
+                    snaps
+                }
             };
             if json {
                 let v: Vec<_> = snaps.iter().map(to_json).collect();
@@ -302,6 +394,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
         Cmd::Status { snap, json } => {
             let (vg, name) = vg_and_name(&snap)?;
             let vg = VolumeGroup::open(vg)?;
+            warn_if_damaged(&vg);
             let st = vg.snapshot_status(name);
             aftermath(&vg, &st);
             let st = st?;
@@ -506,6 +599,13 @@ fn monitor_line(ev: &MonitorEvent) -> String {
         MonitorEvent::Invalid { .. } => format!("invalid {vg}/{snap}: its store overflowed"),
         MonitorEvent::Merged { origin, .. } => format!("merged {vg}/{snap} into {origin}"),
         MonitorEvent::NoSpace { reason, .. } => format!("no_space {vg}/{snap}: {reason}"),
+    }
+}
+
+/// Reads of a VG LVM refuses still report what they can, and say so.
+fn warn_if_damaged(vg: &VolumeGroup) {
+    if let Err(e) = vg.check() {
+        eprintln!("lvsnap: warning: {}", one_line(&e.to_string()));
     }
 }
 

@@ -42,6 +42,7 @@ pub use snapshot::{
     SnapshotStatus, SnapshotTargetParams, SnapshotUsage,
 };
 pub use thin::{
-    ThinSnapshotSpec, thin_create, thin_create_snap, thin_create_snaps, thin_delete,
-    thin_pool_status, thin_set_transaction_id, thin_status, thin_table, thin_undo_snaps,
+    ThinSnapshotSpec, parse_thin_pool_status, thin_create, thin_create_snap, thin_create_snaps,
+    thin_delete, thin_pool_status, thin_set_transaction_id, thin_status, thin_table,
+    thin_undo_snaps,
 };

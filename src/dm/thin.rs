@@ -162,7 +162,18 @@ pub fn thin_table(pool: devicemapper::Device, id: ThinDevId, size: Sectors) -> T
 /// The status of a thin pool (transaction id, data and metadata usage).
 pub fn thin_pool_status(dm: &DmControl, pool: &DmName) -> Result<ThinPoolStatus> {
     let s = dm.status_of(pool, "thin-pool", ErrorKind::InvalidArgument)?;
-    s.parse().map_err(|_| Error::parse("thin-pool status", &s))
+    parse_thin_pool_status(&s)
+}
+
+/// Parses a thin-pool status line. devicemapper 0.34 indexes the
+/// `used/total` pairs without checking them (a panic on `0 1 2 ...`, found
+/// by fuzzing): such a line is refused before it gets there.
+pub fn parse_thin_pool_status(s: &str) -> Result<ThinPoolStatus> {
+    let f: Vec<&str> = s.split_whitespace().collect();
+    if f.len() >= 8 && !(f[1].contains('/') && f[2].contains('/')) {
+        return Err(Error::parse("thin-pool status", s));
+    }
+    s.parse().map_err(|_| Error::parse("thin-pool status", s))
 }
 
 /// The status of a thin device (mapped sectors).

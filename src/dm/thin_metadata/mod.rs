@@ -490,21 +490,29 @@ mod tests {
                     (c[0].0, self.alloc(node(at, true, 8, &e)))
                 })
                 .collect();
-            match leaves.len() {
-                0 => {
-                    let at = self.blocks.len() as u64;
-                    self.alloc(node(at, true, 8, &[]))
-                }
-                1 => leaves[0].1,
-                _ => {
-                    let at = self.blocks.len() as u64;
-                    let e: Vec<(u64, Vec<u8>)> = leaves
-                        .iter()
-                        .map(|&(k, b)| (k, b.to_le_bytes().to_vec()))
-                        .collect();
-                    self.alloc(node(at, false, 8, &e))
-                }
+            if leaves.is_empty() {
+                let at = self.blocks.len() as u64;
+                return self.alloc(node(at, true, 8, &[]));
             }
+            // Internal levels until one root is left: a node holds at most
+            // 252 entries with 8-byte values, and at least 4 keep the depth
+            // of 600 single-entry leaves within what the reader accepts.
+            let per_node = fanout.clamp(4, 252);
+            let mut level = leaves;
+            while level.len() > 1 {
+                level = level
+                    .chunks(per_node)
+                    .map(|c| {
+                        let at = self.blocks.len() as u64;
+                        let e: Vec<(u64, Vec<u8>)> = c
+                            .iter()
+                            .map(|&(k, b)| (k, b.to_le_bytes().to_vec()))
+                            .collect();
+                        (c[0].0, self.alloc(node(at, false, 8, &e)))
+                    })
+                    .collect();
+            }
+            level[0].1
         }
 
         fn build(devs: &[(u64, Vec<(u64, u64)>)], fanout: usize) -> Vec<u8> {

@@ -141,6 +141,16 @@ impl VolumeGroup {
     /// Runs recovery in a session just opened.
     pub(super) fn recover_in(&self, s: &mut Session) -> Result<RecoveryReport> {
         let mut rep = RecoveryReport::default();
+        // Repairs follow the metadata; metadata LVM would refuse cannot be
+        // trusted to say which device is which, so nothing is touched.
+        if let Some(problem) = s.md.damage() {
+            // The refusal that follows names the damage; this is detail.
+            log::debug!(
+                "VG {}: no recovery on damaged metadata ({problem})",
+                self.name()
+            );
+            return Ok(rep);
+        }
         let dm = match DmControl::shared() {
             Ok(dm) => Some(dm),
             Err(e) => {

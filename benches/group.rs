@@ -9,12 +9,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::require_dm;
 use common::write_pattern;
+use common::{require_dm, run};
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use lvsnap::snapshot::{
     Monitor, MonitorEvent, MonitorOptions, SnapSize, SnapshotOptions, VolumeGroup,
@@ -24,22 +23,6 @@ use lvsnap::units::Bytes;
 const MIB: u64 = 1 << 20;
 /// Origins per group.
 const N: usize = 4;
-
-/// Runs a command directly; panics with its output on failure.
-fn run(argv: &[&str]) {
-    let (cmd, args) = argv.split_first().expect("a command");
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Sums the time of `timed` over `iters` rounds, `teardown` after each off
 /// the clock.

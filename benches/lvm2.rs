@@ -11,11 +11,10 @@ mod common;
 
 use std::hint::black_box;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{require_dm, write_pattern};
+use common::{require_dm, run, write_pattern};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
@@ -65,22 +64,6 @@ fn wanted(group: &str) -> bool {
         || filters
             .iter()
             .any(|f| group.contains(f.as_str()) || f.starts_with(group))
-}
-
-/// Runs an LVM (or other) command directly; panics with its output on failure.
-fn run(argv: &[&str]) {
-    let (cmd, args) = argv.split_first().expect("a command");
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Sums the time of `timed` over `iters` rounds, with `setup` before and

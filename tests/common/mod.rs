@@ -33,6 +33,23 @@ pub fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a command directly, not through a shell (benches time it);
+/// panics with its output unless it succeeds.
+pub fn run(argv: &[&str]) {
+    let (cmd, args) = argv.split_first().expect("a command");
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs the `lvsnap` CLI built with the tests: (exit code, stdout, stderr).
 pub fn lvsnap(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_lvsnap"))

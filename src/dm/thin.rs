@@ -167,9 +167,11 @@ pub fn thin_pool_status(dm: &DmControl, pool: &DmName) -> Result<ThinPoolStatus>
 
 /// Parses a thin-pool status line. devicemapper 0.34 indexes the
 /// `used/total` pairs without checking them (a panic on `0 1 2 ...`, found
-/// by fuzzing): such a line is refused before it gets there.
+/// by fuzzing): such a line is refused before it gets there. The fields are
+/// split on single spaces, as devicemapper splits them, so that a doubled
+/// space cannot shift which field is checked.
 pub fn parse_thin_pool_status(s: &str) -> Result<ThinPoolStatus> {
-    let f: Vec<&str> = s.split_whitespace().collect();
+    let f: Vec<&str> = s.split(' ').collect();
     if f.len() >= 8 && !(f[1].contains('/') && f[2].contains('/')) {
         return Err(Error::parse("thin-pool status", s));
     }
@@ -180,4 +182,27 @@ pub fn parse_thin_pool_status(s: &str) -> Result<ThinPoolStatus> {
 pub fn thin_status(dm: &DmControl, thin: &DmName) -> Result<ThinStatus> {
     let s = dm.status_of(thin, "thin", ErrorKind::InvalidArgument)?;
     s.parse().map_err(|_| Error::parse("thin status", &s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_status_with_shifted_fields_is_an_error_not_a_panic() {
+        // Found by fuzzing: a doubled space puts a field without '/' where
+        // devicemapper indexes a `used/total` pair.
+        let s = "0 11 02/410/1600- rwscard_pa_passdown  ueue_if_no_space - 103-";
+        assert!(parse_thin_pool_status(s).is_err());
+        assert!(parse_thin_pool_status("0 1 2 3 4 5 6 7").is_err());
+    }
+
+    #[test]
+    fn pool_status_of_the_kernel_parses() {
+        let s = "1 11/1024 0/1600 - rw discard_passdown queue_if_no_space - 1024";
+        let ThinPoolStatus::Working(w) = parse_thin_pool_status(s).unwrap() else {
+            panic!("not Working");
+        };
+        assert_eq!(w.transaction_id, 1);
+    }
 }

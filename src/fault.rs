@@ -69,8 +69,7 @@ mod imp {
         match &p.action {
             Action::Kill => {
                 eprintln!("lvsnap fault injection: SIGKILL before step {n} ({what})");
-                // SAFETY: kill(2) on our own pid; no memory is passed.
-                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::SIGKILL);
             }
             Action::Flakey { dev, feature } => {
                 eprintln!("lvsnap fault injection: {dev} -> {feature} before step {n} ({what})");

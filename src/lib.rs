@@ -11,13 +11,21 @@
 
 #![deny(missing_docs)]
 
+// Unsafe code lives in `sys` only (the ioctls nix has no wrapper for).
+#[forbid(unsafe_code)]
 pub mod activate;
+#[forbid(unsafe_code)]
 pub mod dm;
+#[forbid(unsafe_code)]
 pub mod error;
+#[forbid(unsafe_code)]
 mod fault;
+#[forbid(unsafe_code)]
 pub mod lvm;
+#[forbid(unsafe_code)]
 pub mod snapshot;
 pub mod sys;
+#[forbid(unsafe_code)]
 pub mod units;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,5 +1,7 @@
 //! `lvsnap`: operator CLI for LVM volume snapshots (see DESIGN.md, "CLI contract").
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};

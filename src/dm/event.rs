@@ -7,10 +7,12 @@
 //! caller's read and the arm is not missed), then sleep in `poll()` until a
 //! wake-up or the deadline.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use devicemapper::{DM, DmName};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::device::DmControl;
 use super::error::{Error, Result};
@@ -100,44 +102,27 @@ impl EventWaiter {
     /// Sleeps until an event since the last [`EventWaiter::arm`], or until
     /// `timeout` passes; true if an event came.
     pub fn sleep(&self, timeout: Duration) -> Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.dm.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd, for the duration of the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::io("poll on /dev/mapper/control", e));
-            }
-            return Ok(false);
-        }
-        Ok(r > 0)
+        poll_in(&self.dm, timeout).map_err(|e| Error::io("poll on /dev/mapper/control", e))
+    }
+}
+
+/// Sleeps until `dm`'s control file polls readable (true) or `timeout`
+/// passes; a signal ends the sleep early (false).
+fn poll_in(dm: &DM, timeout: Duration) -> std::io::Result<bool> {
+    // Round up so a sub-millisecond remainder does not spin.
+    let ms = timeout.as_micros().div_ceil(1000);
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(dm.file().as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, timeout) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Sleeps until the control file polls readable or `left` passes.
 fn poll_readable(dm: &DM, left: Duration, name: &DmName) -> Result<()> {
-    let mut pfd = libc::pollfd {
-        fd: dm.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // Round up so a sub-millisecond remainder does not spin.
-    let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd, for the duration of the call.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(Error::io(
-                format!("poll on /dev/mapper/control for {name}"),
-                e,
-            ));
-        }
-    }
-    Ok(())
+    poll_in(dm, left)
+        .map(|_| ())
+        .map_err(|e| Error::io(format!("poll on /dev/mapper/control for {name}"), e))
 }

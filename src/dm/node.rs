@@ -7,11 +7,13 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use devicemapper::{Device, DmName};
+use nix::sys::stat::{self, Mode, SFlag};
+use nix::unistd::{self, Gid, Uid};
 
 use super::error::{Error, Result};
 
@@ -36,7 +38,7 @@ pub fn ensure_node(name: &DmName, dev: Device) -> Result<PathBuf> {
     if udev_running() {
         return Ok(path);
     }
-    let rdev = libc::makedev(dev.major, dev.minor);
+    let rdev = stat::makedev(dev.major.into(), dev.minor.into());
     match fs::symlink_metadata(&path) {
         Ok(m) if m.file_type().is_block_device() && m.rdev() == rdev => return Ok(path),
         Ok(_) => fs::remove_file(&path)
@@ -44,36 +46,37 @@ pub fn ensure_node(name: &DmName, dev: Device) -> Result<PathBuf> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(format!("stat {}", path.display()), e)),
     }
-    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::InvalidArgument(format!("node path {} has a NUL", path.display())))?;
-    // SAFETY: a valid NUL-terminated path; mknod does not keep the pointer.
-    let r = unsafe { libc::mknod(cpath.as_ptr(), libc::S_IFBLK | 0o600, rdev) };
-    if r != 0 {
-        return Err(Error::io(
-            format!("mknod {} {dev}", path.display()),
-            io::Error::last_os_error(),
-        ));
-    }
-    // As libdevmapper makes them: root:disk, mode 0660, whatever the umask.
-    // SAFETY: a valid NUL-terminated string; nothing is kept.
-    unsafe {
-        if let Some(gid) = disk_gid() {
-            libc::chown(cpath.as_ptr(), 0, gid);
-        }
-        libc::chmod(cpath.as_ptr(), 0o660);
+    stat::mknod(&path, SFlag::S_IFBLK, Mode::from_bits_truncate(0o600), rdev)
+        .map_err(|e| Error::io(format!("mknod {} {dev}", path.display()), e.into()))?;
+    // As libdevmapper makes them: root:disk, mode 0660, whatever the umask;
+    // as there, a node we cannot give that owner and mode is an error.
+    if let Err(e) = set_owner_mode(&path) {
+        let _ = fs::remove_file(&path);
+        return Err(e);
     }
     Ok(path)
 }
 
+/// Gives a new node root:disk and mode 0660.
+fn set_owner_mode(path: &Path) -> Result<()> {
+    if let Some(gid) = disk_gid() {
+        unistd::chown(path, Some(Uid::from_raw(0)), Some(gid))
+            .map_err(|e| Error::io(format!("chown {}", path.display()), e.into()))?;
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o660))
+        .map_err(|e| Error::io(format!("chmod {}", path.display()), e))
+}
+
 /// The `disk` group's id, looked up once per process: each lookup goes
 /// through NSS (nscd probes, nsswitch.conf, /etc/group).
-fn disk_gid() -> Option<libc::gid_t> {
-    static GID: OnceLock<Option<libc::gid_t>> = OnceLock::new();
-    *GID.get_or_init(|| {
-        nix::unistd::Group::from_name("disk")
-            .ok()
-            .flatten()
-            .map(|g| g.gid.as_raw())
+fn disk_gid() -> Option<Gid> {
+    static GID: OnceLock<Option<Gid>> = OnceLock::new();
+    *GID.get_or_init(|| match unistd::Group::from_name("disk") {
+        Ok(g) => g.map(|g| g.gid),
+        Err(e) => {
+            log::debug!("look up group disk: {e}");
+            None
+        }
     })
 }
 

@@ -14,8 +14,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use super::error::{Error, Result};
 
@@ -35,21 +37,12 @@ pub enum LockMode {
 #[derive(Debug)]
 pub struct LockGuard {
     path: PathBuf,
-    file: Option<File>,
+    file: Option<Flock<File>>,
     mode: LockMode,
 }
 
-fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// Opens, locks, and checks that `path` still names the locked file.
-fn do_flock(path: &Path, op: libc::c_int) -> Result<File> {
+fn do_flock(path: &Path, arg: FlockArg) -> Result<Flock<File>> {
     loop {
         let file = OpenOptions::new()
             .read(true)
@@ -58,42 +51,48 @@ fn do_flock(path: &Path, op: libc::c_int) -> Result<File> {
             .mode(0o777)
             .open(path)
             .map_err(|e| Error::io_path("open lock file", path, e))?;
-        if let Err(e) = flock(&file, op) {
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        let locked = match Flock::lock(file, arg) {
+            Ok(l) => l,
+            Err((_, Errno::EWOULDBLOCK)) => {
                 return Err(Error::Busy(format!("{} is locked", path.display())));
             }
-            return Err(Error::io_path("flock", path, e));
-        }
-        let same = match (fs::metadata(path), file.metadata()) {
-            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-            _ => false,
+            Err((_, e)) => return Err(Error::io_path("flock", path, e.into())),
         };
-        if same {
-            return Ok(file);
+        if names(path, &locked) {
+            return Ok(locked);
         }
         // Unlinked by its last holder between our open and flock: retry.
-        if op & libc::LOCK_NB != 0 {
+        if matches!(
+            arg,
+            FlockArg::LockSharedNonblock | FlockArg::LockExclusiveNonblock
+        ) {
             return Err(Error::Busy(format!("{} is being released", path.display())));
         }
     }
 }
 
-/// Unlinks the lock file if nobody else holds it, as LVM's `_undo_flock`.
-fn undo_flock(path: &Path, file: File) {
-    if flock(&file, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
-        let same = match (fs::metadata(path), file.metadata()) {
-            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-            _ => false,
-        };
-        if same {
-            if let Err(e) = fs::remove_file(path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    log::debug!("unlink {}: {e}", path.display());
-                }
+/// Whether `path` names the open `file` (the same inode).
+fn names(path: &Path, file: &File) -> bool {
+    match (fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+/// Releases `lock` and unlinks its file if nobody else holds it, as LVM's
+/// `_undo_flock`: a non-blocking exclusive relock succeeds only then.
+fn undo_flock(path: &Path, lock: Flock<File>) {
+    if lock.relock(FlockArg::LockExclusiveNonblock).is_ok() && names(path, &lock) {
+        if let Err(e) = fs::remove_file(path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::debug!("unlink {}: {e}", path.display());
             }
         }
     }
-    drop(file);
+    // Closing the file releases the lock whatever unlock says.
+    if let Err((_, e)) = lock.unlock().map(drop) {
+        log::debug!("unlock {}: {e}", path.display());
+    }
 }
 
 impl LockGuard {
@@ -124,15 +123,22 @@ impl LockGuard {
                 fs::create_dir_all(dir).map_err(|e| Error::io_path("create lock dir", dir, e))?;
             }
         }
-        let nb = if wait { 0 } else { libc::LOCK_NB };
-        let op = match mode {
-            LockMode::Shared => libc::LOCK_SH,
-            LockMode::Exclusive => libc::LOCK_EX,
-        } | nb;
+        let (op, aux_op) = match (mode, wait) {
+            (LockMode::Shared, true) => (FlockArg::LockShared, FlockArg::LockExclusive),
+            (LockMode::Exclusive, true) => (FlockArg::LockExclusive, FlockArg::LockExclusive),
+            (LockMode::Shared, false) => (
+                FlockArg::LockSharedNonblock,
+                FlockArg::LockExclusiveNonblock,
+            ),
+            (LockMode::Exclusive, false) => (
+                FlockArg::LockExclusiveNonblock,
+                FlockArg::LockExclusiveNonblock,
+            ),
+        };
         let mut aux = path.clone().into_os_string();
         aux.push(":aux");
         let aux = PathBuf::from(aux);
-        let aux_file = do_flock(&aux, libc::LOCK_EX | nb)?;
+        let aux_file = do_flock(&aux, aux_op)?;
         let file = match mode {
             LockMode::Exclusive => {
                 let r = do_flock(&path, op);
@@ -165,11 +171,19 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if let Some(file) = self.file.take() {
-            if let Err(e) = flock(&file, libc::LOCK_UN | libc::LOCK_NB) {
-                log::debug!("unlock {}: {e}", self.path.display());
+        if let Some(lock) = self.file.take() {
+            // Unlock first, as LVM does, so a waiter may take it before the
+            // unlink test below.
+            let lock = match lock.unlock() {
+                Ok(file) => Flock::lock(file, FlockArg::LockExclusiveNonblock).ok(),
+                Err((lock, e)) => {
+                    log::debug!("unlock {}: {e}", self.path.display());
+                    Some(lock)
+                }
+            };
+            if let Some(lock) = lock {
+                undo_flock(&self.path, lock);
             }
-            undo_flock(&self.path, file);
             log::debug!("unlocked {}", self.path.display());
         }
     }

@@ -1,8 +1,9 @@
 //! The kernel interfaces lvsnap uses outside device-mapper: the block-device
 //! size ioctls and, for examples and tests, loop devices. The ioctl numbers
 //! and `struct loop_config` come from the system's `<linux/fs.h>` and
-//! `<linux/loop.h>` through bindgen (see `build.rs`); this module is the only
-//! place that issues them.
+//! `<linux/loop.h>` through bindgen (see `build.rs`), and nix's ioctl macros
+//! give each a typed wrapper. This module is the crate's only unsafe code:
+//! every other module is `#[forbid(unsafe_code)]` (see lib.rs).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -15,18 +16,28 @@ mod uapi {
     include!(concat!(env!("OUT_DIR"), "/uapi.rs"));
 }
 
+/// Typed wrappers of the ioctls. They are all "bad" (the `_IO` number does
+/// not encode the argument, or we take the number from the headers rather
+/// than rebuilding it), so each names its argument type here.
+mod ioctl {
+    use super::uapi;
+    nix::ioctl_read_bad!(blkgetsize64, uapi::BLKGETSIZE64, u64);
+    nix::ioctl_read_bad!(blksszget, uapi::BLKSSZGET, libc::c_int);
+    nix::ioctl_write_ptr_bad!(blkzeroout, uapi::BLKZEROOUT, [u64; 2]);
+    nix::ioctl_none_bad!(loop_ctl_get_free, uapi::LOOP_CTL_GET_FREE);
+    nix::ioctl_write_ptr_bad!(loop_configure, uapi::LOOP_CONFIGURE, uapi::loop_config);
+    nix::ioctl_none_bad!(loop_clr_fd, uapi::LOOP_CLR_FD);
+}
+
 /// The size in bytes and the logical sector size of the block device `file`.
 pub(crate) fn block_device_size(file: &File) -> io::Result<(u64, u32)> {
     let mut size: u64 = 0;
     let mut ss: libc::c_int = 0;
     // SAFETY: BLKGETSIZE64 writes one u64 and BLKSSZGET one int through the
     // pointer, which points at a live local of that type.
-    let ok = unsafe {
-        libc::ioctl(file.as_raw_fd(), uapi::BLKGETSIZE64 as _, &mut size) == 0
-            && libc::ioctl(file.as_raw_fd(), uapi::BLKSSZGET as _, &mut ss) == 0
-    };
-    if !ok {
-        return Err(io::Error::last_os_error());
+    unsafe {
+        ioctl::blkgetsize64(file.as_raw_fd(), &mut size)?;
+        ioctl::blksszget(file.as_raw_fd(), &mut ss)?;
     }
     Ok((size, u32::try_from(ss).unwrap_or(512)))
 }
@@ -39,11 +50,8 @@ pub(crate) fn zero_out(file: &File, offset: u64, len: u64) -> io::Result<()> {
     let range: [u64; 2] = [offset, len];
     // SAFETY: BLKZEROOUT reads two u64s (start, length) through the pointer,
     // which points at a live local array of two u64s.
-    if unsafe { libc::ioctl(file.as_raw_fd(), uapi::BLKZEROOUT as _, range.as_ptr()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    unsafe { ioctl::blkzeroout(file.as_raw_fd(), &range) }?;
+    Ok(())
 }
 
 /// A loop device attached to a backing file, detached when dropped (the
@@ -67,10 +75,7 @@ impl LoopDevice {
         // then LOOP_CONFIGURE says EBUSY and we ask for the next one.
         for _ in 0..64 {
             // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns an index.
-            let n = unsafe { libc::ioctl(ctl.as_raw_fd(), uapi::LOOP_CTL_GET_FREE as _) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            let n = unsafe { ioctl::loop_ctl_get_free(ctl.as_raw_fd()) }?;
             let path = PathBuf::from(format!("/dev/loop{n}"));
             let dev = OpenOptions::new().read(true).write(true).open(&path)?;
             let config = uapi::loop_config {
@@ -80,13 +85,10 @@ impl LoopDevice {
             // SAFETY: LOOP_CONFIGURE reads one struct loop_config, which
             // lives on the stack for the call; the kernel takes its own
             // reference to the backing file.
-            let r = unsafe { libc::ioctl(dev.as_raw_fd(), uapi::LOOP_CONFIGURE as _, &config) };
-            if r == 0 {
-                return Ok(LoopDevice { path, dev });
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EBUSY) {
-                return Err(e);
+            match unsafe { ioctl::loop_configure(dev.as_raw_fd(), &config) } {
+                Ok(_) => return Ok(LoopDevice { path, dev }),
+                Err(nix::errno::Errno::EBUSY) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Err(io::Error::new(
@@ -104,6 +106,8 @@ impl LoopDevice {
 impl Drop for LoopDevice {
     fn drop(&mut self) {
         // SAFETY: LOOP_CLR_FD takes no argument.
-        unsafe { libc::ioctl(self.dev.as_raw_fd(), uapi::LOOP_CLR_FD as _) };
+        if let Err(e) = unsafe { ioctl::loop_clr_fd(self.dev.as_raw_fd()) } {
+            log::debug!("detach {}: {e}", self.path.display());
+        }
     }
 }

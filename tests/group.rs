@@ -372,6 +372,27 @@ fn cli_create_group() {
     assert_eq!(code, 0);
     let st: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(st["name"], "sa");
+    // `create --json` prints the one object `status --json` prints.
+    let (code, out, err) = lvsnap(&["create", "grpcli/a", "sc", "--snapsize", "4M", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let made: serde_json::Value = serde_json::from_str(&out).expect("create --json");
+    let (code, out, _) = lvsnap(&["status", "grpcli/sc", "--json"]);
+    assert_eq!(code, 0);
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for k in [
+        "name",
+        "vg",
+        "source_volume",
+        "capacity_bytes",
+        "thin",
+        "state",
+    ] {
+        assert_eq!(made[k], st[k], "{k}: {made} vs {st}");
+    }
+    assert_eq!(
+        (made["name"].as_str(), made["capacity_bytes"].as_u64()),
+        (Some("sc"), Some(4 * MIB))
+    );
     let seq = vg.seqno();
     for bad in [
         vec!["create-group", "grpcli", "b"],

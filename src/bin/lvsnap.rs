@@ -42,6 +42,9 @@ enum Cmd {
         /// Make the snapshot writable (default: read-only).
         #[arg(long)]
         writable: bool,
+        /// Print the new snapshot's status as JSON (the keys of `list --json`).
+        #[arg(long)]
+        json: bool,
     },
     /// Create one snapshot per origin, all of VG, at one instant and in one
     /// commit: all or none.
@@ -253,6 +256,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             snapsize,
             chunk_size,
             writable,
+            json,
         } => {
             let (vg, lv) = vg_and_name(&origin)?;
             let mut opts = SnapshotOptions::default().writable(writable);
@@ -272,12 +276,16 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                     one_line(&origin)
                 );
             }
-            writeln!(
-                out,
-                "Snapshot {}/{} of {} created.",
-                created.status.vg, created.status.name, created.status.source_volume
-            )
-            .ok();
+            if json {
+                writeln!(out, "{}", to_json(&created.status)).ok();
+            } else {
+                writeln!(
+                    out,
+                    "Snapshot {}/{} of {} created.",
+                    created.status.vg, created.status.name, created.status.source_volume
+                )
+                .ok();
+            }
         }
         Cmd::CreateGroup {
             vg,

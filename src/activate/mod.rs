@@ -21,6 +21,7 @@ pub use error::{Error, Result};
 pub use exec::{
     ActivateOptions, Activation, LiveDevice, activate, deactivate, is_active, live_devices,
 };
+pub(crate) use links::{ensure_link, remove_link};
 pub use links::{lv_link, vg_dir};
 pub use plan::{
     DevRef, Param, Plan, PlannedDevice, PlannedLine, PvMap, Role, Step, dm_name, dm_uuid, lv_table,

@@ -85,32 +85,22 @@ impl VolumeGroup {
         }))
     }
 
-    /// `/dev/<vg>/<lv>`, as LVM links it when udev does not.
+    /// `/dev/<vg>/<lv>`, as LVM links it when udev does not. Called once
+    /// the change is committed, so a failure is a warning, not an error.
     pub(crate) fn make_link(&self, lv: &str) {
-        if crate::dm::udev_running() {
-            return;
-        }
-        let Ok(dev) = self.dm_name(lv, None) else {
-            return;
-        };
-        let dir = std::path::Path::new("/dev").join(self.name());
-        let link = dir.join(lv);
-        let target = crate::dm::node_path(&dev);
-        let _ = std::fs::create_dir_all(&dir);
-        let _ = std::fs::remove_file(&link);
-        if let Err(e) = std::os::unix::fs::symlink(&target, &link) {
-            log::warn!("linking {} -> {}: {e}", link.display(), target.display());
+        let made = self
+            .dm_name(lv, None)
+            .and_then(|dev| Ok(crate::activate::ensure_link(self.name(), lv, &dev)?));
+        if let Err(e) = made {
+            log::warn!("linking /dev/{}/{lv}: {e}", self.name());
         }
     }
 
     /// Removes `/dev/<vg>/<lv>` (and the VG's directory once empty).
     pub(crate) fn remove_link(&self, lv: &str) {
-        if crate::dm::udev_running() {
-            return;
+        if let Err(e) = crate::activate::remove_link(self.name(), lv) {
+            log::warn!("unlinking /dev/{}/{lv}: {e}", self.name());
         }
-        let dir = std::path::Path::new("/dev").join(self.name());
-        let _ = std::fs::remove_file(dir.join(lv));
-        let _ = std::fs::remove_dir(&dir);
     }
 }
 

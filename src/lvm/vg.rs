@@ -1339,10 +1339,10 @@ impl Metadata {
                 "Cannot create snapshot of origin {origin} while a snapshot is merging into it"
             )));
         }
-        let c = chunk_size.0;
-        if !c.is_power_of_two() || !(8..=1024).contains(&c) {
+        if crate::dm::ChunkSize::new(chunk_size).is_err() {
             return Err(ModelError::Refused(format!(
-                "Chunk size {c} sectors must be a power of 2 from 4 KiB to 512 KiB"
+                "Chunk size {} sectors must be a power of 2 from 4 KiB to 512 KiB",
+                chunk_size.0
             )));
         }
         let origin_extents = o.extents();
@@ -1371,7 +1371,7 @@ impl Metadata {
         );
         let mut seg = segment_head(1, 0, origin_extents.0, "snapshot");
         let b = &mut seg.body;
-        b.push("chunk_size", uint(c));
+        b.push("chunk_size", uint(chunk_size.0));
         b.push("origin", Value::str(origin));
         b.push("cow_store", Value::str(name));
         snap.body.entries.push(Entry::Section(seg));

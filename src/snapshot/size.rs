@@ -127,12 +127,18 @@ impl std::str::FromStr for SnapSize {
 /// ```
 pub fn check_chunk_size(size: Bytes) -> Result<Sectors> {
     let b = *size;
-    if !(4096..=512 * 1024).contains(&b) || !b.is_power_of_two() {
-        return Err(Error::InvalidArgument(format!(
+    let refused = || {
+        Error::InvalidArgument(format!(
             "chunk size {b} bytes: must be a power of 2 in the range 4K to 512K"
-        )));
+        ))
+    };
+    if !b.is_multiple_of(512) {
+        return Err(refused());
     }
-    Ok(Sectors((b / 512) as u64))
+    let sectors = u64::try_from(b / 512).map_err(|_| refused())?;
+    crate::dm::ChunkSize::new(Sectors(sectors))
+        .map(|c| c.sectors())
+        .map_err(|_| refused())
 }
 
 /// LVM2's largest extent count (`MAX_EXTENT_COUNT`, `UINT32_MAX`): a

@@ -15,6 +15,8 @@
 #[forbid(unsafe_code)]
 pub mod activate;
 #[forbid(unsafe_code)]
+pub(crate) mod blockio;
+#[forbid(unsafe_code)]
 pub mod dm;
 #[forbid(unsafe_code)]
 pub mod error;

@@ -12,157 +12,18 @@
 //! I/O uses `O_DIRECT`, as LVM's reads do, so each side sees the other's
 //! writes at once; `fdatasync` orders the phases.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+pub use super::blockdev::BlockDev;
 use super::error::{Error, Result};
 use super::label::DiskLocn;
 use super::lock::{LockGuard, LockMode};
 use super::mda::{MdaHeader, RawLocn};
+use super::names::same_id;
 use super::scan::{
     FoundText, ScanOptions, ScannedPv, TextSummary, read_pv_dev, read_text, scan, summarize,
 };
 use crate::units::Bytes;
-
-const MEM_ALIGN: usize = 4096;
-
-/// An open device (or image file) with block-aligned, direct I/O.
-#[derive(Debug)]
-pub struct BlockDev {
-    path: PathBuf,
-    file: File,
-    size: Bytes,
-    block: u64,
-    writable: bool,
-}
-
-/// A heap buffer whose data starts on a [`MEM_ALIGN`] boundary, for `O_DIRECT`.
-struct Aligned {
-    raw: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl Aligned {
-    fn new(len: usize) -> Aligned {
-        let raw = vec![0u8; len + MEM_ALIGN];
-        let start = raw.as_ptr().align_offset(MEM_ALIGN).min(MEM_ALIGN);
-        Aligned { raw, start, len }
-    }
-    fn buf(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + self.len]
-    }
-}
-
-impl BlockDev {
-    /// Opens `path` (read-only unless `write`): a block device for direct
-    /// I/O, as LVM does; an image file buffered (its data reaches the disk
-    /// with [`BlockDev::sync`]).
-    pub fn open(path: &Path, write: bool) -> Result<BlockDev> {
-        let is_blk = std::fs::metadata(path)
-            .map_err(|e| Error::io_path("stat", path, e))?
-            .file_type()
-            .is_block_device();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(write)
-            .custom_flags(if is_blk { libc::O_DIRECT } else { 0 })
-            .open(path)
-            .map_err(|e| Error::io_path("open", path, e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io_path("stat", path, e))?;
-        let (size, block) = if meta.file_type().is_block_device() {
-            let (size, ss) = crate::sys::block_device_size(&file)
-                .map_err(|e| Error::io_path("get size of", path, e))?;
-            (size, u64::from(ss).clamp(512, MEM_ALIGN as u64))
-        } else {
-            (meta.len(), 512)
-        };
-        Ok(BlockDev {
-            path: path.to_path_buf(),
-            file,
-            size: Bytes(u128::from(size)),
-            block,
-            writable: write,
-        })
-    }
-
-    /// Whether it was opened for writing.
-    pub fn writable(&self) -> bool {
-        self.writable
-    }
-
-    /// The path it was opened by.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Its size.
-    pub fn size(&self) -> Bytes {
-        self.size
-    }
-
-    fn span(&self, off: u64, len: usize) -> Result<(u64, usize)> {
-        let end = off
-            .checked_add(len as u64)
-            .filter(|&e| u128::from(e) <= *self.size)
-            .ok_or_else(|| {
-                Error::corrupt(
-                    format!("location on {}", self.path.display()),
-                    format!("{len} bytes at {off} run past the end ({})", self.size),
-                )
-            })?;
-        let a = off - off % self.block;
-        let b = end.next_multiple_of(self.block);
-        Ok((a, usize::try_from(b - a).unwrap_or(usize::MAX)))
-    }
-
-    /// Reads `len` bytes at `off`, bounds-checked against the device size.
-    pub fn read_at(&self, off: u64, len: usize) -> Result<Vec<u8>> {
-        let (a, n) = self.span(off, len)?;
-        let mut buf = Aligned::new(n);
-        self.file.read_exact_at(buf.buf(), a).map_err(|e| {
-            Error::io(
-                format!("read {n} bytes at {a} of {}", self.path.display()),
-                e,
-            )
-        })?;
-        let skip = (off - a) as usize;
-        Ok(buf.buf()[skip..skip + len].to_vec())
-    }
-
-    /// Writes `data` at `off` (read-modify-write when not block-aligned).
-    pub fn write_at(&self, off: u64, data: &[u8]) -> Result<()> {
-        let (a, n) = self.span(off, data.len())?;
-        let mut buf = Aligned::new(n);
-        let skip = (off - a) as usize;
-        if a != off || n != data.len() {
-            self.file.read_exact_at(buf.buf(), a).map_err(|e| {
-                Error::io(
-                    format!("read {n} bytes at {a} of {}", self.path.display()),
-                    e,
-                )
-            })?;
-        }
-        buf.buf()[skip..skip + data.len()].copy_from_slice(data);
-        self.file.write_all_at(buf.buf(), a).map_err(|e| {
-            Error::io(
-                format!("write {n} bytes at {a} of {}", self.path.display()),
-                e,
-            )
-        })
-    }
-
-    /// Flushes written data to stable storage.
-    pub fn sync(&self) -> Result<()> {
-        crate::fault::point("metadata sync");
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io_path("fdatasync", &self.path, e))
-    }
-}
 
 /// One metadata area lvsnap writes: its place and current header.
 #[derive(Debug)]
@@ -340,8 +201,10 @@ impl VgDisk {
         let mut problems = Vec::new();
         let mut duplicates = Vec::new();
         for id in &newest.summary.pv_ids {
-            let matches: Vec<&ScannedPv> =
-                scanned.iter().filter(|p| p.label.pv_id() == *id).collect();
+            let matches: Vec<&ScannedPv> = scanned
+                .iter()
+                .filter(|p| same_id(&p.label.pv_id(), id))
+                .collect();
             let pv = match matches.as_slice() {
                 [] => {
                     missing.push(id.clone());
@@ -389,7 +252,10 @@ impl VgDisk {
                     ),
                 }
             }
-            let dev = match devs.iter().position(|d| d.path == pv.path && d.writable) {
+            let dev = match devs
+                .iter()
+                .position(|d| d.path() == pv.path && d.writable())
+            {
                 Some(i) => devs.swap_remove(i),
                 None => BlockDev::open(&pv.path, true)?,
             };
@@ -857,6 +723,7 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use crate::lvm::label::{DiskLocn, PV_EXT_USED, PvHeaderExtension, PvLabel};
+    use std::os::unix::fs::FileExt;
 
     const PV_UUID: &str = "1EP5Yk7MNl5TKmEFLxPtJsndAJeenL1m";
     const AREA: u64 = 65536 - 4096;
@@ -873,7 +740,7 @@ mod tests {
     /// A one-PV image made with this module's own writers, seqno 1 committed.
     fn image(dir: &Path) -> PathBuf {
         let path = dir.join("pv.img");
-        let f = File::create(&path).unwrap();
+        let f = std::fs::File::create(&path).unwrap();
         f.set_len(4 << 20).unwrap();
         let label = PvLabel {
             sector: 1,

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::disk::BlockDev;
+use super::blockdev::BlockDev;
 use super::error::Result;
 use super::scan::{self, FoundText, ScannedPv, candidates_except, read_pv_dev, scan_devices};
 

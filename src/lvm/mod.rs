@@ -47,6 +47,7 @@
 //! ```
 
 pub mod alloc;
+mod blockdev;
 pub mod config;
 pub mod crc;
 pub mod disk;

@@ -12,10 +12,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::disk::BlockDev;
+use super::blockdev::BlockDev;
 use super::error::{Error, Result};
 use super::label::{DiskLocn, LABEL_SCAN_SECTORS, LABEL_SIZE, PvLabel, find_label};
 use super::mda::{MDA_HEADER_SIZE, MdaHeader, RawLocn, decode_text};
+use super::names::same_id;
 use super::text::find2;
 use crate::units::Bytes;
 
@@ -667,7 +668,7 @@ pub fn volume_groups(pvs: &[ScannedPv]) -> Vec<VgSeen> {
         .map(|s| VgSeen {
             pv_paths: pvs
                 .iter()
-                .filter(|p| s.pv_ids.contains(&p.label.pv_id()))
+                .filter(|p| s.pv_ids.iter().any(|id| same_id(id, &p.label.pv_id())))
                 .map(|p| p.path.clone())
                 .collect(),
             name: s.vg_name,

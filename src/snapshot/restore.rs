@@ -1,13 +1,14 @@
 //! Restoring a snapshot into a new volume: a full copy from a COW snapshot,
 //! a thin snapshot of a thin one.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::Error as SnapError;
 use super::vg::{Session, VolumeGroup};
 use crate::activate;
+use crate::blockio;
 use crate::dm::{self, DmControl};
 use crate::error::{Error, Result};
 use crate::lvm::names::validate_lv_name;
@@ -22,8 +23,6 @@ pub const RESTORE_INCOMPLETE_TAG: &str = "lvsnap_restore_incomplete";
 
 /// Default copy buffer: 4 MiB, one LVM extent.
 const DEFAULT_BUFFER: usize = 4 << 20;
-/// O_DIRECT alignment.
-const ALIGN: usize = 4096;
 
 /// How to restore. The default makes the new volume as large as the
 /// snapshot (a COW snapshot's origin size, a thin snapshot's size).
@@ -59,7 +58,7 @@ impl RestoreOptions {
 
     /// The copy buffer, rounded up to 4 KiB (default 4 MiB).
     pub fn buffer_size(mut self, bytes: usize) -> Self {
-        self.buffer = bytes.max(ALIGN).div_ceil(ALIGN) * ALIGN;
+        self.buffer = bytes.max(blockio::ALIGN).div_ceil(blockio::ALIGN) * blockio::ALIGN;
         self
     }
 
@@ -431,45 +430,15 @@ impl VolumeGroup {
 }
 
 fn open_direct(path: &Path, write: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(!write)
-        .write(write)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-        .map_err(|e| Error::io(format!("open {}", path.display()), e))
+    blockio::open(path, write).map_err(|e| Error::io(format!("open {}", path.display()), e))
 }
 
 /// Zeroes `dst` from `from` to `to` (the part of a new LV beyond the
-/// snapshot's size, which may hold an old LV's data) with BLKZEROOUT;
-/// where the device has no such ioctl, by writing zeros.
+/// snapshot's size, which may hold an old LV's data).
 fn zero_tail(dst: &File, from: Bytes, to: u64) -> Result<()> {
     let from = u64::try_from(from.0).unwrap_or(u64::MAX);
-    if from >= to {
-        return Ok(());
-    }
-    match crate::sys::zero_out(dst, from, to - from) {
-        Ok(()) => return Ok(()),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOTTY | libc::EOPNOTSUPP | libc::EINVAL)
-            ) =>
-        {
-            log::debug!("BLKZEROOUT: {e}; writing zeros");
-        }
-        Err(e) => return Err(Error::io("zero the new volume past the snapshot's size", e)),
-    }
-    let raw = vec![0u8; DEFAULT_BUFFER + ALIGN];
-    let at = raw.as_ptr().align_offset(ALIGN);
-    let buf = &raw[at..at + DEFAULT_BUFFER];
-    let mut off = from;
-    while off < to {
-        let n = usize::try_from((to - off).min(DEFAULT_BUFFER as u64)).unwrap_or(DEFAULT_BUFFER);
-        dst.write_all_at(&buf[..n], off)
-            .map_err(|e| Error::io(format!("zero the new volume at byte {off}"), e))?;
-        off += n as u64;
-    }
-    Ok(())
+    blockio::zero_range(dst, from, to, DEFAULT_BUFFER)
+        .map_err(|e| Error::io("zero the new volume past the snapshot's size", e))
 }
 
 /// Copies the first `total` bytes of `src` to `dst` through an aligned
@@ -483,11 +452,7 @@ fn copy(
 ) -> Result<()> {
     let total_u64 = u64::try_from(total.0)
         .map_err(|_| SnapError::InvalidArgument("snapshot too large".into()))?;
-    let mut raw = vec![0u8; buf_len + ALIGN];
-    let at = raw.as_ptr().align_offset(ALIGN);
-    let buf = raw
-        .get_mut(at..at + buf_len)
-        .ok_or_else(|| SnapError::InvalidArgument("copy buffer".into()))?;
+    let mut buf = blockio::AlignedBuf::new(buf_len);
     let mut off = 0u64;
     let report = |off: u64, on_progress: &mut dyn FnMut(&RestoreProgress)| {
         let percent = if total_u64 == 0 {
@@ -545,7 +510,7 @@ mod tests {
         File::create(&a).unwrap().write_all(&data).unwrap();
         File::create(&b).unwrap();
         let src = File::open(&a).unwrap();
-        let dst = OpenOptions::new().write(true).open(&b).unwrap();
+        let dst = std::fs::OpenOptions::new().write(true).open(&b).unwrap();
         let mut seen = Vec::new();
         copy(
             &src,

@@ -8,6 +8,7 @@ use devicemapper::Device;
 use super::error::{Error, Result};
 use super::plan::PvMap;
 use crate::lvm::VgDisk;
+use crate::lvm::names::same_id;
 use crate::lvm::vg::Vg;
 
 /// The block device of each PV of `vg` that `disk` found (matched by PV id).
@@ -21,10 +22,9 @@ pub fn pv_map_from<'a>(
     vg: &Vg,
     found: impl IntoIterator<Item = (&'a str, &'a Path)>,
 ) -> Result<PvMap> {
-    let plain = |id: &str| id.replace('-', "");
     let mut map = PvMap::new();
     for (id, path) in found {
-        let Some(pv) = vg.pvs.iter().find(|p| plain(&p.id) == plain(id)) else {
+        let Some(pv) = vg.pvs.iter().find(|p| same_id(&p.id, id)) else {
             continue;
         };
         let m = std::fs::metadata(path)

@@ -57,6 +57,7 @@ pub mod label;
 pub mod lock;
 pub mod mda;
 pub mod names;
+mod pv_io;
 pub mod scan;
 pub mod text;
 pub mod vg;

@@ -1,21 +1,19 @@
 //! A volume group as the snapshot layer sees it: locked reads of its
 //! metadata, and where its PVs are.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::Error as SnapError;
 use super::SnapshotStatus;
 use crate::dm::{LvmDmName, TableLine};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lvm::hints::Primed;
 use crate::lvm::names::validate_vg_name;
 use crate::lvm::scan::FoundText;
 use crate::lvm::text::Style;
-use crate::lvm::vg::{Creation, Lv, Metadata, SegmentKind};
+use crate::lvm::vg::{Creation, Lv, Metadata};
 use crate::lvm::{ScanOptions, VgDisk};
-use crate::units::Sectors;
 
 /// A volume group lvsnap works on. Each operation locks it (LVM's own
 /// `V_<vg>` lock), reads its newest metadata from its PVs, and commits any
@@ -99,12 +97,6 @@ const PLACEHOLDER: &str = "placeholder {\nid = \"aaaaaa-aaaa-aaaa-aaaa-aaaa-aaaa
     seqno = 1\nformat = \"lvm2\"\nstatus = [\"READ\"]\nflags = []\nextent_size = 8192\n\
     max_lv = 0\nmax_pv = 0\nmetadata_copies = 0\nphysical_volumes {\n}\n}\n\
     contents = \"Text Format Volume Group\"\nversion = 1\n";
-
-/// Where a PV is: its path and first extent, by metadata key (`pv0`).
-pub(crate) struct PvDev {
-    pub path: PathBuf,
-    pub pe_start: Sectors,
-}
 
 impl VolumeGroup {
     /// The volume group `name`, found by scanning the system's block devices.
@@ -334,21 +326,6 @@ impl Session {
         }
     }
 
-    /// The path of each PV of the VG, by metadata key.
-    pub fn pv_devices(&self) -> HashMap<String, PvDev> {
-        let mut map = HashMap::new();
-        for pv in &self.md.vg().pvs {
-            if let Some(found) = self.disk.pvs().iter().find(|p| same_id(&p.pv_id, &pv.id)) {
-                let dev = PvDev {
-                    path: found.path.clone(),
-                    pe_start: pv.pe_start,
-                };
-                map.insert(pv.key.clone(), dev);
-            }
-        }
-        map
-    }
-
     /// The device-mapper table of an LV's own segments (what its `-cow` or
     /// `-real` layer maps), as the activation layer plans it.
     pub fn lv_table(&self, lv: &Lv) -> Result<Vec<TableLine>> {
@@ -359,58 +336,12 @@ impl Session {
     /// Writes zeros over the first `len` bytes of LV `lv`'s first extent,
     /// straight to its PV: a fresh COW store must start with a zero header.
     pub fn zero_lv_start(&self, lv: &Lv, len: usize) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let (path, off) = self.lv_start(lv)?;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-        f.write_all_at(&vec![0u8; len], off)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| Error::io(format!("zero the start of LV {}", lv.name), e))?;
-        Ok(())
+        Ok(self.disk.zero_lv_start(self.md.vg(), lv, len)?)
     }
 
     /// Reads the first 512 bytes of LV `lv` straight from its PV.
     pub fn read_lv_start(&self, lv: &Lv) -> Result<Vec<u8>> {
-        use std::os::unix::fs::{FileExt, OpenOptionsExt};
-        let (path, off) = self.lv_start(lv)?;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&path)
-            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-        // O_DIRECT wants an aligned buffer: take an aligned window of a larger one.
-        let mut raw = vec![0u8; 8192];
-        let at = raw.as_ptr().align_offset(4096);
-        let buf = &mut raw[at..at + 4096];
-        f.read_exact_at(buf, off)
-            .map_err(|e| Error::io(format!("read the start of LV {}", lv.name), e))?;
-        Ok(buf[..512].to_vec())
-    }
-
-    /// The PV path and byte offset where LV `lv` starts.
-    fn lv_start(&self, lv: &Lv) -> Result<(PathBuf, u64)> {
-        let pvs = self.pv_devices();
-        let ext = self.md.vg().extent_size;
-        let first = lv.segments.first().and_then(|s| match &s.kind {
-            SegmentKind::Striped { stripes, .. } => stripes.first(),
-            _ => None,
-        });
-        let Some(stripe) = first else {
-            return Err(
-                SnapError::Unsupported(format!("LV {} has no linear start", lv.name)).into(),
-            );
-        };
-        let pv = pvs
-            .get(&stripe.pv)
-            .ok_or_else(|| SnapError::NotFound(format!("PV {} of LV {}", stripe.pv, lv.name)))?;
-        let off = stripe
-            .start
-            .sectors(ext)
-            .and_then(|o| (*o).checked_add(*pv.pe_start)?.checked_mul(512))
-            .ok_or_else(|| SnapError::Unsupported(format!("LV {} is too large", lv.name)))?;
-        Ok((pv.path.clone(), off))
+        Ok(self.disk.read_lv_start(self.md.vg(), lv)?)
     }
 }
 
@@ -483,13 +414,6 @@ pub fn all_snapshots_and_problems() -> Result<(Vec<SnapshotStatus>, Vec<String>)
         }
     }
     Ok((out, problems))
-}
-
-/// LVM ids compare without their dashes.
-fn same_id(a: &str, b: &str) -> bool {
-    a.chars()
-        .filter(|&c| c != '-')
-        .eq(b.chars().filter(|&c| c != '-'))
 }
 
 #[cfg(test)]

@@ -231,16 +231,17 @@ impl VolumeGroup {
                 continue;
             }
             let lv = by_id.get(&d.lv_id).map(String::as_str);
-            let keep = d.info.inactive_table
-                && match (lv, &pvs) {
-                    (Some(lv), Some(pvs)) => {
-                        wanted_table(vg, pvs, &live, lv, &d.name).is_some_and(|want| {
-                            dm.inactive_table(&d.name)
-                                .is_ok_and(|have| same_table(&want, &have))
-                        })
-                    }
-                    _ => false,
-                };
+            let kept = match (d.info.inactive_table, lv, &pvs) {
+                (true, Some(lv), Some(pvs)) => {
+                    wanted_table(vg, pvs, &live, lv, &d.name).and_then(|want| {
+                        dm.inactive_table(&d.name)
+                            .ok()
+                            .filter(|have| same_table(&want, have))
+                    })
+                }
+                _ => None,
+            };
+            let keep = kept.is_some();
             if d.info.inactive_table && !keep {
                 dm.clear_inactive(&d.name)?;
                 rep.did(RepairKind::DroppedInactiveTable, &*d.name);
@@ -248,9 +249,20 @@ impl VolumeGroup {
             // Made but never resumed, and not what the metadata wants: a
             // stray, removed in step 3.
             if d.info.live_table || keep {
-                pending.push(d);
+                let merge =
+                    kept.is_some_and(|t| t.iter().any(|l| l.target_type == dm::SNAPSHOT_MERGE));
+                pending.push((d, merge));
             }
         }
+        // A merging origin resumes before its snapshot: that resume hands
+        // the exceptions over from the suspended snapshot; resuming the
+        // snapshot first (with its error table) would cancel the handover.
+        pending.sort_by_key(|&(d, merge)| match (d.layer.is_some(), merge) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        });
+        let mut pending: Vec<&VgDev> = pending.into_iter().map(|(d, _)| d).collect();
         // Resumed in that order, a device the kernel refuses now retried
         // after the others.
         loop {
@@ -713,13 +725,59 @@ fn wanted_table(
         .collect()
 }
 
-/// Tables compared as the kernel prints them (it adds trailing spaces).
-fn same_table(a: &[TableLine], b: &[TableLine]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
+/// Tables compared as the kernel prints them: it adds trailing spaces, and
+/// a `snapshot`/`snapshot-merge` table waiting for an exception handover
+/// shows chunk size 0 until its resume (dm-snap's constructor zeroes it).
+fn same_table(want: &[TableLine], have: &[TableLine]) -> bool {
+    want.len() == have.len()
+        && want.iter().zip(have).all(|(x, y)| {
+            let snap = x.target_type == dm::SNAPSHOT || x.target_type == dm::SNAPSHOT_MERGE;
+            let (xs, ys): (Vec<&str>, Vec<&str>) = (
+                x.params.split_whitespace().collect(),
+                y.params.split_whitespace().collect(),
+            );
             x.start == y.start
                 && x.length == y.length
                 && x.target_type == y.target_type
-                && x.params.split_whitespace().eq(y.params.split_whitespace())
+                && xs.len() == ys.len()
+                && xs
+                    .iter()
+                    .zip(&ys)
+                    .enumerate()
+                    .all(|(i, (a, b))| a == b || (snap && i == 3 && *b == "0"))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(ty: &str, params: &str) -> TableLine {
+        TableLine::new(
+            devicemapper::Sectors(0),
+            devicemapper::Sectors(64),
+            ty,
+            params.to_owned(),
+        )
+    }
+
+    #[test]
+    fn a_table_awaiting_handover_is_the_one_wanted() {
+        let want = [line(dm::SNAPSHOT_MERGE, "254:3 254:4 P 8")];
+        assert!(same_table(
+            &want,
+            &[line(dm::SNAPSHOT_MERGE, "254:3 254:4 P 0 ")]
+        ));
+        assert!(same_table(
+            &want,
+            &[line(dm::SNAPSHOT_MERGE, "254:3 254:4 P 8")]
+        ));
+        assert!(!same_table(
+            &want,
+            &[line(dm::SNAPSHOT_MERGE, "254:3 254:5 P 0")]
+        ));
+        assert!(!same_table(&want, &[line(dm::SNAPSHOT, "254:3 254:4 P 0")]));
+        let lin = [line("linear", "254:1 0")];
+        assert!(!same_table(&lin, &[line("linear", "254:1 8")]));
+    }
 }

@@ -54,6 +54,7 @@ pub mod disk;
 mod error;
 pub mod hints;
 pub mod label;
+mod lexer;
 pub mod lock;
 pub mod mda;
 pub mod names;

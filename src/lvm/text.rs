@@ -9,10 +9,10 @@
 //! back as it was. [`Document::to_text`] writes it in either of LVM's two
 //! layouts ([`Style`]).
 //!
-//! The lexical rules follow libdm's config parser (`libdm-config.c`):
-//! `"..."` strings with `\"` and `\\` escapes, `'...'` strings without
-//! escapes, bare words after `=`, `[`, or `,`, optional commas in arrays.
+//! The tokens are libdm's (see [`super::lexer`], shared with the scan's
+//! summary); arrays may leave out their commas.
 
+use super::lexer::{LexError, Lexer, Tok, find2, parse_int};
 use crate::error::ErrorKind;
 
 /// Largest text accepted: far beyond any real metadata area.
@@ -385,13 +385,7 @@ impl Document {
         if text.len() > MAX_TEXT_LEN {
             return Err(ParseError::TooLarge(text.len()));
         }
-        let mut p = Parser {
-            s: text.as_bytes(),
-            text,
-            pos: 0,
-            line: 1,
-        };
-        let root = p.body(0)?;
+        let root = Parser::new(text).body(0)?;
         Ok(Document { root })
     }
 
@@ -413,107 +407,121 @@ impl Document {
     }
 }
 
+/// The lossless reader: LVM's tokens ([`super::lexer`]) with their layout.
 struct Parser<'a> {
-    s: &'a [u8],
-    text: &'a str,
-    pos: usize,
+    lx: Lexer<'a>,
+    peeked: Option<Option<(usize, Tok<'a>)>>,
+    /// Newlines are counted up to `line_pos`, which is on line `line`.
+    line_pos: usize,
     line: usize,
 }
 
-impl Parser<'_> {
-    fn err(&self, what: impl Into<String>) -> ParseError {
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Self {
+        Parser {
+            lx: Lexer::with_layout(text),
+            peeked: None,
+            line_pos: 0,
+            line: 1,
+        }
+    }
+
+    /// The 1-based line of byte `at`, counted on from the last asked.
+    fn line_at(&mut self, at: usize) -> usize {
+        let b = self.lx.text().as_bytes();
+        if at < self.line_pos {
+            (self.line_pos, self.line) = (0, 1);
+        }
+        let seen = b.get(self.line_pos..at).unwrap_or(&[]);
+        self.line += seen.iter().filter(|&&c| c == b'\n').count();
+        self.line_pos = at;
+        self.line
+    }
+
+    fn err(&mut self, at: usize, what: impl Into<String>) -> ParseError {
         ParseError::Syntax {
-            line: self.line,
+            line: self.line_at(at),
             what: what.into(),
         }
     }
 
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.pos).copied()
+    fn peek(&mut self) -> Result<Option<&(usize, Tok<'a>)>, ParseError> {
+        if self.peeked.is_none() {
+            let t = match self.lx.next() {
+                Ok(t) => t,
+                Err(e) => return Err(self.err(e.at, LexError::WHAT)),
+            };
+            self.peeked = Some(t);
+        }
+        Ok(self.peeked.as_ref().and_then(Option::as_ref))
     }
 
-    /// Skips spaces and tabs (not newlines).
-    fn skip_inline_space(&mut self) {
-        while let Some(c) = self.peek() {
-            if c == b'\n' || !c.is_ascii_whitespace() {
-                break;
-            }
-            self.pos += 1;
-        }
+    fn bump(&mut self) -> Result<Option<(usize, Tok<'a>)>, ParseError> {
+        self.peek()?;
+        Ok(self.peeked.take().flatten())
     }
 
-    /// Skips all whitespace and comments (inside a statement or an array).
-    fn skip_space(&mut self) {
-        while let Some(c) = self.peek() {
-            if c == b'\n' {
-                self.line += 1;
-                self.pos += 1;
-            } else if c.is_ascii_whitespace() {
-                self.pos += 1;
-            } else if c == b'#' {
-                self.rest_of_line();
-            } else {
-                break;
-            }
+    /// Skips newlines and comments (inside a statement or an array).
+    fn skip_layout(&mut self) -> Result<(), ParseError> {
+        while let Some((_, Tok::Newline | Tok::Comment(_))) = self.peek()? {
+            self.bump()?;
         }
+        Ok(())
     }
 
-    /// The text from here to (not including) the end of the line.
-    fn rest_of_line(&mut self) -> String {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if c == b'\n' {
-                break;
-            }
-            self.pos += 1;
-        }
-        self.text.get(start..self.pos).unwrap_or("").to_owned()
+    /// Where the text ends (for errors there).
+    fn end(&self) -> usize {
+        self.lx.pos()
     }
 
     fn body(&mut self, depth: usize) -> Result<Body, ParseError> {
         if depth > MAX_DEPTH {
-            return Err(ParseError::TooDeep { line: self.line });
+            let at = self.end();
+            return Err(ParseError::TooDeep {
+                line: self.line_at(at),
+            });
         }
         let mut body = Body::default();
         // A nested body starts on the line of its `{`, the top level on a fresh line.
         let mut at_line_start = depth == 0;
         loop {
-            let gap_start = self.pos;
-            self.skip_inline_space();
-            let gap_end = self.pos;
-            match self.peek() {
-                None | Some(0) => {
+            let gap_start = self.lx.pos();
+            match self.peek()? {
+                None => {
                     if depth > 0 {
-                        return Err(self.err("unexpected end of text: missing '}'"));
+                        let at = self.end();
+                        return Err(self.err(at, "unexpected end of text: missing '}'"));
                     }
                     return Ok(body);
                 }
-                Some(b'\n') => {
-                    self.pos += 1;
-                    self.line += 1;
+                Some((_, Tok::Newline)) => {
+                    self.bump()?;
                     if at_line_start {
                         body.entries.push(Entry::Blank);
                     }
                     at_line_start = true;
                 }
-                Some(b'#') => {
-                    let text = self.rest_of_line();
+                Some(&(at, Tok::Comment(text))) => {
+                    self.bump()?;
                     match body.entries.last_mut() {
                         Some(Entry::Assign(a)) if !at_line_start && a.comment.is_none() => {
-                            let gap = self.text.get(gap_start..gap_end).unwrap_or("").to_owned();
-                            a.comment = Some(Trailing { gap, text });
+                            let gap = self.lx.text().get(gap_start..at).unwrap_or("").to_owned();
+                            a.comment = Some(Trailing {
+                                gap,
+                                text: text.to_owned(),
+                            });
                         }
-                        _ if at_line_start => body.entries.push(Entry::Comment(text)),
+                        _ if at_line_start => body.entries.push(Entry::Comment(text.to_owned())),
                         // A comment after `{` or `}`: LVM never writes one; dropped.
                         _ => {}
                     }
                     at_line_start = false;
                 }
-                Some(b'}') => {
+                Some(&(at, Tok::Close)) => {
                     if depth == 0 {
-                        return Err(self.err("unexpected '}'"));
+                        return Err(self.err(at, "unexpected '}'"));
                     }
-                    self.pos += 1;
+                    self.bump()?;
                     return Ok(body);
                 }
                 Some(_) => {
@@ -526,25 +534,27 @@ impl Parser<'_> {
     }
 
     fn statement(&mut self, depth: usize) -> Result<Entry, ParseError> {
-        let key = match self.peek() {
-            Some(b'"') => self.dquoted()?,
-            Some(b'\'') => self.squoted()?,
-            _ => self.word(),
+        let (at, tok) = self.bump()?.ok_or_else(|| {
+            let at = self.end();
+            self.err(at, "unexpected end of text")
+        })?;
+        let key = match tok {
+            Tok::Word(w) => w.to_owned(),
+            Tok::Str(s) if !s.is_empty() => s.into_owned(),
+            Tok::Str(_) => return Err(self.err(at, "empty key")),
+            t => {
+                let what = format!("unexpected {} where a key was expected", describe(&t));
+                return Err(self.err(at, what));
+            }
         };
-        if key.is_empty() {
-            let c = self.peek().map_or('?', char::from);
-            return Err(self.err(format!("unexpected '{c}' where a key was expected")));
-        }
-        self.skip_space();
-        match self.peek() {
-            Some(b'{') => {
-                self.pos += 1;
+        self.skip_layout()?;
+        match self.bump()? {
+            Some((_, Tok::Open)) => {
                 let body = self.body(depth + 1)?;
                 Ok(Entry::Section(Section { name: key, body }))
             }
-            Some(b'=') => {
-                self.pos += 1;
-                self.skip_space();
+            Some((_, Tok::Eq)) => {
+                self.skip_layout()?;
                 let value = self.value()?;
                 Ok(Entry::Assign(Assign {
                     key,
@@ -552,29 +562,35 @@ impl Parser<'_> {
                     comment: None,
                 }))
             }
-            _ => Err(self.err(format!("expected '=' or '{{' after '{key}'"))),
+            other => {
+                let at = other.map_or(self.end(), |(at, _)| at);
+                Err(self.err(at, format!("expected '=' or '{{' after '{key}'")))
+            }
         }
     }
 
     fn value(&mut self) -> Result<Value, ParseError> {
-        if self.peek() != Some(b'[') {
+        let Some(&(open_at, Tok::LBracket)) = self.peek()? else {
             return Ok(Value::Scalar(self.scalar()?));
-        }
-        self.pos += 1;
-        let first_line = self.line;
+        };
+        self.bump()?;
+        let first_line = self.line_at(open_at);
         let mut items = Vec::new();
         let mut lines = Vec::new();
         let mut line_of_last = first_line;
         loop {
-            self.skip_space();
-            match self.peek() {
-                Some(b']') => {
-                    self.pos += 1;
+            self.skip_layout()?;
+            match self.peek()? {
+                Some((_, Tok::RBracket)) => {
+                    self.bump()?;
                     break;
                 }
-                None | Some(0) => return Err(self.err("unexpected end of text in array")),
-                Some(_) => {
-                    let item_line = self.line;
+                None => {
+                    let at = self.end();
+                    return Err(self.err(at, "unexpected end of text in array"));
+                }
+                Some(&(at, _)) => {
+                    let item_line = self.line_at(at);
                     items.push(self.scalar()?);
                     if item_line != line_of_last || lines.is_empty() {
                         lines.push(0usize);
@@ -583,14 +599,17 @@ impl Parser<'_> {
                     if let Some(n) = lines.last_mut() {
                         *n += 1;
                     }
-                    self.skip_space();
-                    if self.peek() == Some(b',') {
-                        self.pos += 1;
+                    // Items without a comma between them are read too.
+                    self.lx.expect_value();
+                    self.skip_layout()?;
+                    if let Some((_, Tok::Comma)) = self.peek()? {
+                        self.bump()?;
                     }
                 }
             }
         }
-        let multiline = self.line != first_line;
+        let close = self.lx.pos();
+        let multiline = self.line_at(close) != first_line;
         Ok(Value::Array(Array {
             items,
             lines: multiline.then_some(lines),
@@ -598,132 +617,38 @@ impl Parser<'_> {
     }
 
     fn scalar(&mut self) -> Result<Scalar, ParseError> {
-        match self.peek() {
-            Some(b'"') => Ok(Scalar::Str(self.dquoted()?)),
-            Some(b'\'') => Ok(Scalar::Str(self.squoted()?)),
-            Some(c) if c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.') => self.number(),
-            Some(b'[' | b']' | b'{' | b'}' | b',' | b'=') | None | Some(0) => {
-                Err(self.err("expected a value"))
-            }
-            Some(_) => Ok(Scalar::Str(self.word())),
-        }
-    }
-
-    fn number(&mut self) -> Result<Scalar, ParseError> {
-        let start = self.pos;
-        self.pos += 1;
-        let mut float = self.s.get(start) == Some(&b'.');
-        while let Some(c) = self.peek() {
-            if c == b'.' && !float {
-                float = true;
-            } else if !c.is_ascii_digit() {
-                break;
-            }
-            self.pos += 1;
-        }
-        let tok = self.text.get(start..self.pos).unwrap_or("");
-        if float {
-            return tok
+        let Some((at, tok)) = self.bump()? else {
+            let at = self.end();
+            return Err(self.err(at, "expected a value"));
+        };
+        match tok {
+            Tok::Str(s) => Ok(Scalar::Str(s.into_owned())),
+            Tok::Word(w) => Ok(Scalar::Str(w.to_owned())),
+            Tok::Int(t) => parse_int(t)
+                .map(Scalar::Int)
+                .ok_or_else(|| self.err(at, format!("bad integer '{t}'"))),
+            Tok::Float(t) => t
                 .parse::<f64>()
-                .map(|_| Scalar::Float(tok.to_owned()))
-                .map_err(|_| self.err(format!("bad number '{tok}'")));
+                .map(|_| Scalar::Float(t.to_owned()))
+                .map_err(|_| self.err(at, format!("bad number '{t}'"))),
+            _ => Err(self.err(at, "expected a value")),
         }
-        parse_int(tok)
-            .map(Scalar::Int)
-            .ok_or_else(|| self.err(format!("bad integer '{tok}'")))
-    }
-
-    /// A bare word: up to whitespace, `#`, `=`, braces (and array punctuation).
-    fn word(&mut self) -> String {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if c.is_ascii_whitespace()
-                || matches!(c, b'#' | b'=' | b'{' | b'}' | b'[' | b']' | b',' | b'"' | 0)
-            {
-                break;
-            }
-            self.pos += 1;
-        }
-        // Stops only at ASCII bytes, so the slice is on char boundaries.
-        self.text.get(start..self.pos).unwrap_or("").to_owned()
-    }
-
-    fn dquoted(&mut self) -> Result<String, ParseError> {
-        let line = self.line;
-        self.pos += 1;
-        let mut out = String::new();
-        let mut run = self.pos;
-        loop {
-            match self.peek() {
-                None | Some(0) => {
-                    return Err(ParseError::Syntax {
-                        line,
-                        what: "unterminated string".into(),
-                    });
-                }
-                Some(b'"') => {
-                    out.push_str(self.text.get(run..self.pos).unwrap_or(""));
-                    self.pos += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') if matches!(self.s.get(self.pos + 1), Some(b'"' | b'\\')) => {
-                    out.push_str(self.text.get(run..self.pos).unwrap_or(""));
-                    run = self.pos + 1;
-                    self.pos += 2;
-                }
-                Some(c) => {
-                    if c == b'\n' {
-                        self.line += 1;
-                    }
-                    self.pos += 1;
-                }
-            }
-        }
-    }
-
-    fn squoted(&mut self) -> Result<String, ParseError> {
-        let line = self.line;
-        self.pos += 1;
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if c == b'\'' {
-                let s = self.text.get(start..self.pos).unwrap_or("").to_owned();
-                self.pos += 1;
-                return Ok(s);
-            }
-            if c == 0 {
-                break;
-            }
-            if c == b'\n' {
-                self.line += 1;
-            }
-            self.pos += 1;
-        }
-        Err(ParseError::Syntax {
-            line,
-            what: "unterminated string".into(),
-        })
     }
 }
 
-/// An integer as `strtoll(s, _, 0)` reads LVM's tokens: optional sign,
-/// decimal, or octal with a leading 0.
-fn parse_int(tok: &str) -> Option<i64> {
-    let (neg, digits) = match tok.as_bytes().first()? {
-        b'-' => (true, tok.get(1..)?),
-        b'+' => (false, tok.get(1..)?),
-        _ => (false, tok),
-    };
-    if digits.is_empty() {
-        return None;
+/// A token as an error message names it.
+fn describe(t: &Tok<'_>) -> &'static str {
+    match t {
+        Tok::Eq => "'='",
+        Tok::Open => "'{'",
+        Tok::Close => "'}'",
+        Tok::LBracket => "'['",
+        Tok::RBracket => "']'",
+        Tok::Comma => "','",
+        Tok::Int(_) | Tok::Float(_) => "a number",
+        Tok::Str(_) | Tok::Word(_) => "a word",
+        Tok::Comment(_) | Tok::Newline => "a comment",
     }
-    let radix = if digits.len() > 1 && digits.starts_with('0') {
-        8
-    } else {
-        10
-    };
-    let mag = i128::from_str_radix(digits, radix).ok()?;
-    i64::try_from(if neg { -mag } else { mag }).ok()
 }
 
 fn indent(out: &mut String, depth: usize, style: Style) {
@@ -779,7 +704,7 @@ fn write_body(out: &mut String, body: &Body, depth: usize, style: Style) {
 /// delimiter).
 const NOT_BARE: [bool; 256] = {
     let mut t = [false; 256];
-    let stops = b" \t\n\x0c\r#={}[],\"\0";
+    let stops = b" \t\n\x0b\x0c\r#={}[],\"\0";
     let mut i = 0;
     while i < stops.len() {
         t[stops[i] as usize] = true;
@@ -873,29 +798,6 @@ fn write_str(out: &mut String, s: &str) {
     }
     out.push_str(rest);
     out.push('"');
-}
-
-/// The index of the first `a` or `b` in `s`, eight bytes at a time.
-pub(crate) fn find2(s: &[u8], a: u8, b: u8) -> Option<usize> {
-    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
-    let (ma, mb) = (LO * u64::from(a), LO * u64::from(b));
-    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI != 0;
-    let mut chunks = s.chunks_exact(8);
-    let mut at = 0;
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let w = u64::from_ne_bytes(w);
-        if has_zero(w ^ ma) || has_zero(w ^ mb) {
-            break;
-        }
-        at += 8;
-    }
-    s.get(at..)?
-        .iter()
-        .position(|&c| c == a || c == b)
-        .map(|p| at + p)
 }
 
 /// An integer in decimal, as `{i}` formats it, without `fmt`'s machinery.

@@ -19,7 +19,7 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use devicemapper::{DmNameBuf, DmUuid};
-use lvsnap::dm::{ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl};
+use lvsnap::dm::{ChunkSize, CowDevices, CowSnapshotSpec, DmControl};
 use lvsnap::lvm::text::Style;
 use lvsnap::lvm::vg::{Creation, Metadata};
 use lvsnap::lvm::{ScanOptions, VgDisk};
@@ -218,7 +218,7 @@ fn bench_floor(
                         chunk: ChunkSize::new(Sectors(8)).unwrap(),
                         read_only: false,
                     };
-                    CowSnapshot::create(dm, &spec).unwrap()
+                    CowDevices::create(dm, &spec).unwrap()
                 },
                 |s| s.remove(dm).unwrap(),
             )

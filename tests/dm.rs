@@ -12,8 +12,8 @@ use common::{LoopDev, dm_names, read_at, require_dm, sh, write_pattern};
 use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus};
 use lvsnap::ErrorKind;
 use lvsnap::dm::{
-    self, ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, LvmDmName, LvmDmUuid, LvmId, Percent,
-    SnapshotStatus, TableLine, Until, check_dm_name, node_path,
+    self, ChunkSize, CowDevices, CowSnapshotSpec, DmControl, LvmDmName, LvmDmUuid, LvmId, Percent,
+    SnapshotTargetStatus, TableLine, WaitUntil, check_dm_name, node_path,
 };
 use lvsnap::units::Sectors;
 use serial_test::serial;
@@ -111,9 +111,9 @@ fn fixture(tag: &str, size: u64, cow_size: u64) -> Fixture {
 }
 
 impl Fixture {
-    fn snapshot(&self, chunk: u64) -> dm::Result<CowSnapshot> {
+    fn snapshot(&self, chunk: u64) -> dm::Result<CowDevices> {
         let cow = whole(&self.cow, self.cow_size);
-        CowSnapshot::create(
+        CowDevices::create(
             &self.dm,
             &CowSnapshotSpec {
                 origin: &self.origin,
@@ -196,7 +196,7 @@ fn snapshot_keeps_old_bytes() {
     let st = snap
         .wait(
             &f.dm,
-            Until::InvalidOrPercent(low),
+            WaitUntil::InvalidOrPercent(low),
             Duration::from_secs(5),
             Duration::from_millis(50),
         )
@@ -208,7 +208,7 @@ fn snapshot_keeps_old_bytes() {
     let r = snap
         .wait(
             &f.dm,
-            Until::InvalidOrPercent(high),
+            WaitUntil::InvalidOrPercent(high),
             Duration::from_millis(300),
             Duration::from_millis(50),
         )
@@ -217,7 +217,7 @@ fn snapshot_keeps_old_bytes() {
     assert!(t.elapsed() >= Duration::from_millis(300) && t.elapsed() < Duration::from_secs(2));
 
     // Reopening from the kernel's tables finds the same devices.
-    let again = CowSnapshot::open(&f.dm, &f.origin, &f.snap).expect("open");
+    let again = CowDevices::open(&f.dm, &f.origin, &f.snap).expect("open");
     assert_eq!(again, snap);
 
     snap.remove(&f.dm).expect("remove snapshot");
@@ -243,7 +243,7 @@ fn overflow_invalidates_and_wakes_waiter() {
         let dm = DmControl::open().unwrap();
         let r = waiter_snap.wait(
             &dm,
-            Until::Invalid,
+            WaitUntil::Invalid,
             Duration::from_secs(60),
             Duration::from_secs(60),
         );
@@ -275,7 +275,7 @@ fn overflow_invalidates_and_wakes_waiter() {
         written.duration_since(start)
     );
     assert!(lag < Duration::from_secs(1), "waiter took {lag:?}");
-    assert_eq!(snap.status(&f.dm).unwrap(), SnapshotStatus::Invalid);
+    assert_eq!(snap.status(&f.dm).unwrap(), SnapshotTargetStatus::Invalid);
     assert_eq!(
         snap.status(&f.dm).unwrap().data_percent(),
         Some(Percent::HUNDRED)
@@ -310,7 +310,7 @@ fn overflow_invalidates_and_wakes_waiter() {
 
 /// data_percent from our status parser equals `lvs -o data_percent` at
 /// several fill levels, on a snapshot LVM made; our names and UUIDs for its
-/// devices are the ones LVM gave them, and `CowSnapshot::open` reads LVM's
+/// devices are the ones LVM gave them, and `CowDevices::open` reads LVM's
 /// layout.
 #[test]
 #[serial]
@@ -360,7 +360,7 @@ fn data_percent_matches_lvm() {
             assert_eq!(dm.info(&cow).unwrap().uuid.unwrap(), cu.to_string());
         }
     }
-    let snap = CowSnapshot::open(&dm, &origin, &snapn).expect("open LVM's snapshot");
+    let snap = CowDevices::open(&dm, &origin, &snapn).expect("open LVM's snapshot");
     assert_eq!(snap.params.chunk, ChunkSize::MIN);
 
     let dev = PathBuf::from(format!("/dev/{vg}/data-1"));
@@ -432,7 +432,7 @@ fn merge_restores_origin() {
     );
     assert_eq!(f.dm.table(&f.snap).unwrap()[0].target_type, "error");
     // The merge is found again from the kernel's tables (e.g. after a restart).
-    let found = CowSnapshot::open(&f.dm, &f.origin, &f.snap).expect("open merging");
+    let found = CowDevices::open(&f.dm, &f.origin, &f.snap).expect("open merging");
     assert_eq!(&found, merge.snapshot());
     assert!(found.is_merging(&f.dm).unwrap());
     let again = dm::CowMerge::resume(&f.dm, found).expect("resume merge");
@@ -577,7 +577,7 @@ fn bad_input_is_refused_cleanly() {
     }
     let f = fixture("bad", 16 * MIB, 8 * MIB);
     let before = dm_names();
-    let check = |r: dm::Result<CowSnapshot>, kind: ErrorKind, what: &str| {
+    let check = |r: dm::Result<CowDevices>, kind: ErrorKind, what: &str| {
         let e = r.expect_err(what);
         assert_eq!(e.kind(), kind, "{what}: {e}");
         eprintln!("{what}: {e}");
@@ -596,8 +596,8 @@ fn bad_input_is_refused_cleanly() {
     let spec = |snapshot: &'static DmName,
                 cow: &'static [TableLine],
                 chunk: u64|
-     -> dm::Result<CowSnapshot> {
-        CowSnapshot::create(
+     -> dm::Result<CowDevices> {
+        CowDevices::create(
             &f.dm,
             &CowSnapshotSpec {
                 origin: &f.origin,
@@ -662,7 +662,7 @@ fn bad_input_is_refused_cleanly() {
     assert!(LvmId::parse("not-an-id").is_err());
     // A missing origin.
     let cow = whole(&f.cow, f.cow_size);
-    let e = CowSnapshot::create(
+    let e = CowDevices::create(
         &f.dm,
         &CowSnapshotSpec {
             origin: &name("lvsnap--t-nosuch"),
@@ -733,7 +733,7 @@ fn two_snapshots_share_real() {
     let snap1 = f.snapshot(8).expect("first snapshot");
     write_pattern(&f.origin_path(), 0, MIB as usize, 0x02);
     let cow2_table = whole(&cow2, 8 * MIB);
-    let snap2 = CowSnapshot::create(
+    let snap2 = CowDevices::create(
         &f.dm,
         &CowSnapshotSpec {
             origin: &f.origin,

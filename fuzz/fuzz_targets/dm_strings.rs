@@ -6,13 +6,13 @@ use std::str::FromStr;
 
 use devicemapper::ThinStatus;
 use libfuzzer_sys::fuzz_target;
-use lvsnap::dm::{LvmDmName, LvmId, SnapshotOriginTargetParams, SnapshotStatus, SnapshotTargetParams};
+use lvsnap::dm::{LvmDmName, LvmId, SnapshotOriginTargetParams, SnapshotTargetStatus, SnapshotTargetParams};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(st) = SnapshotStatus::from_str(s) {
+    if let Ok(st) = SnapshotTargetStatus::from_str(s) {
         let _ = (st.data_percent(), st.is_invalid(), st.merge_done());
     }
     if let Ok(t) = SnapshotTargetParams::from_str(s) {

@@ -21,7 +21,7 @@ use super::node;
 use super::percent::Percent;
 use super::snapshot::{
     ChunkSize, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN, SnapshotOriginTargetParams,
-    SnapshotStatus, SnapshotTargetParams,
+    SnapshotTargetParams, SnapshotTargetStatus,
 };
 use crate::ErrorKind;
 
@@ -81,7 +81,7 @@ pub struct CowSnapshotSpec<'a> {
 
 /// A COW snapshot's devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CowSnapshot {
+pub struct CowDevices {
     /// The origin device (`snapshot-origin`, or `snapshot-merge` while merging).
     pub origin: DmNameBuf,
     /// The origin's data layer, `<origin>-real`.
@@ -96,9 +96,9 @@ pub struct CowSnapshot {
     pub size: Sectors,
 }
 
-/// What [`CowSnapshot::wait`] waits for.
+/// What [`CowDevices::wait`] waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Until {
+pub enum WaitUntil {
     /// The snapshot turns invalid (its COW overflowed).
     Invalid,
     /// The snapshot turns invalid or its data_percent reaches a threshold.
@@ -156,7 +156,7 @@ fn suspend_undoable<'a>(
     Ok(())
 }
 
-/// A COW snapshot made but not yet live: see [`CowSnapshot::prepare`].
+/// A COW snapshot made but not yet live: see [`CowDevices::prepare`].
 /// Dropped without [`PreparedCow::activate`], it removes its devices and
 /// the origin's waiting table.
 #[must_use = "dropping a PreparedCow undoes it"]
@@ -187,7 +187,7 @@ impl PreparedCow<'_> {
     /// Makes the snapshot live, in LVM's order: the origin frozen and
     /// flushed; `-real`, the snapshot and the origin resumed. On failure
     /// everything is undone.
-    pub fn activate(mut self) -> Result<CowSnapshot> {
+    pub fn activate(mut self) -> Result<CowDevices> {
         let (dm, origin) = (self.dm, self.origin);
         suspend_undoable(dm, &mut self.undo, origin, Suspend::FREEZE)?;
         self.resume_layers()?;
@@ -217,7 +217,7 @@ impl PreparedCow<'_> {
 
     /// Once the origin is resumed with its new table: the live snapshot,
     /// whose devices are kept from now on.
-    pub fn into_live(self) -> CowSnapshot {
+    pub fn into_live(self) -> CowDevices {
         let PreparedCow {
             dm,
             undo,
@@ -238,7 +238,7 @@ impl PreparedCow<'_> {
             }
             Err(e) => log::warn!("snapshot {snapshot}: {e}"),
         }
-        CowSnapshot {
+        CowDevices {
             origin: origin.to_owned(),
             real,
             snapshot: snapshot.to_owned(),
@@ -249,7 +249,7 @@ impl PreparedCow<'_> {
     }
 }
 
-impl CowSnapshot {
+impl CowDevices {
     /// Snapshots `spec.origin`: creates `-real` (the origin's table) and
     /// `-cow` (zeroing the store's header chunk) and resumes them, loads the
     /// snapshot, suspends the origin with a filesystem freeze and flush,
@@ -259,24 +259,24 @@ impl CowSnapshot {
     /// keeps its table.
     ///
     /// ```no_run
-    /// use lvsnap::dm::{check_dm_name, ChunkSize, CowSnapshot, CowSnapshotSpec, DmControl, TableLine};
+    /// use lvsnap::dm::{check_dm_name, ChunkSize, CowDevices, CowSnapshotSpec, DmControl, TableLine};
     /// use lvsnap::units::Sectors;
     /// use devicemapper::Device;
     /// let dm = DmControl::open()?;
     /// let (origin, snap) = (check_dm_name("demo")?, check_dm_name("demo-snap")?);
     /// let cow = [TableLine::linear(Sectors(0), Sectors(16384), Device { major: 7, minor: 1 }, Sectors(0))];
-    /// let s = CowSnapshot::create(&dm, &CowSnapshotSpec {
+    /// let s = CowDevices::create(&dm, &CowSnapshotSpec {
     ///     origin: &origin, snapshot: &snap, snapshot_uuid: None, cow: &cow,
     ///     chunk: ChunkSize::default(), read_only: false,
     /// })?;
     /// println!("{}% used", s.status(&dm)?.data_percent().unwrap());
     /// # Ok::<(), lvsnap::dm::Error>(())
     /// ```
-    pub fn create(dm: &DmControl, spec: &CowSnapshotSpec<'_>) -> Result<CowSnapshot> {
-        CowSnapshot::prepare(dm, spec)?.activate()
+    pub fn create(dm: &DmControl, spec: &CowSnapshotSpec<'_>) -> Result<CowDevices> {
+        CowDevices::prepare(dm, spec)?.activate()
     }
 
-    /// The first half of [`CowSnapshot::create`]: every device made and
+    /// The first half of [`CowDevices::create`]: every device made and
     /// loaded, the origin's new table waiting in its inactive slot, nothing
     /// live changed yet. The caller can do other work (LVM's precommit)
     /// before [`PreparedCow::activate`]; dropping the result undoes it all.
@@ -435,7 +435,7 @@ impl CowSnapshot {
 
     /// Finds the COW snapshot `snapshot` of `origin` from the kernel's tables
     /// (merging or not).
-    pub fn open(dm: &DmControl, origin: &DmName, snapshot: &DmName) -> Result<CowSnapshot> {
+    pub fn open(dm: &DmControl, origin: &DmName, snapshot: &DmName) -> Result<CowDevices> {
         let real = layer_name(origin, "real")?;
         let cow = layer_name(snapshot, "cow")?;
         let o = table_line(dm, origin)?;
@@ -487,7 +487,7 @@ impl CowSnapshot {
                 format!("does not use {}", &*cow),
             ));
         }
-        Ok(CowSnapshot {
+        Ok(CowDevices {
             origin: origin.to_owned(),
             real,
             snapshot: snapshot.to_owned(),
@@ -498,7 +498,7 @@ impl CowSnapshot {
     }
 
     /// The snapshot's status (not while merging: see [`CowMerge::progress`]).
-    pub fn status(&self, dm: &DmControl) -> Result<SnapshotStatus> {
+    pub fn status(&self, dm: &DmControl) -> Result<SnapshotTargetStatus> {
         dm.status_of(&self.snapshot, SNAPSHOT, ErrorKind::Busy)?
             .parse()
     }
@@ -515,17 +515,17 @@ impl CowSnapshot {
     pub fn wait(
         &self,
         dm: &DmControl,
-        until: Until,
+        until: WaitUntil,
         timeout: Duration,
         recheck: Duration,
-    ) -> Result<Option<SnapshotStatus>> {
+    ) -> Result<Option<SnapshotTargetStatus>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             let since = dm.event_nr(&self.snapshot)?;
             let st = self.status(dm)?;
             let reached = match until {
-                Until::Invalid => st.is_invalid(),
-                Until::InvalidOrPercent(p) => {
+                WaitUntil::Invalid => st.is_invalid(),
+                WaitUntil::InvalidOrPercent(p) => {
                     st.is_invalid() || st.data_percent().is_some_and(|d| d >= p)
                 }
             };
@@ -539,8 +539,8 @@ impl CowSnapshot {
                 return Ok(None);
             }
             let step = match until {
-                Until::Invalid => left,
-                Until::InvalidOrPercent(_) => left.min(recheck),
+                WaitUntil::Invalid => left,
+                WaitUntil::InvalidOrPercent(_) => left.min(recheck),
             };
             dm.wait_event(&self.snapshot, since, step)?;
         }
@@ -553,7 +553,7 @@ impl CowSnapshot {
         self.start_merge_then(dm, || Ok::<(), Error>(()))
     }
 
-    /// As [`CowSnapshot::start_merge`], running `while_suspended` once both
+    /// As [`CowDevices::start_merge`], running `while_suspended` once both
     /// devices are suspended with their new tables loaded, before the
     /// resume: where LVM commits its metadata. If it fails, the devices go
     /// back to their old tables and the merge does not start.
@@ -564,10 +564,10 @@ impl CowSnapshot {
     ) -> std::result::Result<CowMerge, E> {
         let st = self.status(dm)?;
         let start = match st {
-            SnapshotStatus::Active(u) => {
+            SnapshotTargetStatus::Active(u) => {
                 Sectors(u.used.saturating_sub(*u.metadata.unwrap_or_default()))
             }
-            SnapshotStatus::Invalid => {
+            SnapshotTargetStatus::Invalid => {
                 return Err(Error::state(
                     &*self.snapshot,
                     ErrorKind::InvalidArgument,
@@ -768,7 +768,7 @@ fn zero_header(cow: &DmName, chunk: ChunkSize) -> Result<()> {
 /// A running merge of a COW snapshot into its origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CowMerge {
-    snap: CowSnapshot,
+    snap: CowDevices,
     start: Sectors,
 }
 
@@ -776,7 +776,7 @@ pub struct CowMerge {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MergeProgress {
     /// The `snapshot-merge` target's status.
-    pub status: SnapshotStatus,
+    pub status: SnapshotTargetStatus,
     /// Data sectors still to merge.
     pub remaining: Sectors,
     /// Share merged so far: 100 when done.
@@ -788,23 +788,23 @@ pub struct MergeProgress {
 impl CowMerge {
     /// The merge going on in `snap`'s origin, found from the kernel's tables
     /// (e.g. after a restart); progress is then counted from now.
-    pub fn resume(dm: &DmControl, snap: CowSnapshot) -> Result<CowMerge> {
+    pub fn resume(dm: &DmControl, snap: CowDevices) -> Result<CowMerge> {
         let mut m = CowMerge {
             snap,
             start: Sectors(0),
         };
-        if let SnapshotStatus::Active(u) = m.status(dm)? {
+        if let SnapshotTargetStatus::Active(u) = m.status(dm)? {
             m.start = Sectors(u.used.saturating_sub(*u.metadata.unwrap_or_default()));
         }
         Ok(m)
     }
 
     /// The devices.
-    pub fn snapshot(&self) -> &CowSnapshot {
+    pub fn snapshot(&self) -> &CowDevices {
         &self.snap
     }
 
-    fn status(&self, dm: &DmControl) -> Result<SnapshotStatus> {
+    fn status(&self, dm: &DmControl) -> Result<SnapshotTargetStatus> {
         dm.status_of(&self.snap.origin, SNAPSHOT_MERGE, ErrorKind::Busy)?
             .parse()
     }
@@ -813,7 +813,7 @@ impl CowMerge {
     pub fn progress(&self, dm: &DmControl) -> Result<MergeProgress> {
         let status = self.status(dm)?;
         let remaining = match status {
-            SnapshotStatus::Active(u) => {
+            SnapshotTargetStatus::Active(u) => {
                 Sectors(u.used.saturating_sub(*u.metadata.unwrap_or_default()))
             }
             other => {

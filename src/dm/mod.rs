@@ -4,12 +4,12 @@
 //! - [`DmControl`]: create, load, suspend, resume, remove, status, messages,
 //!   with [`TableLine`] tables and /dev/mapper nodes when udev is absent;
 //! - typed targets: [`SnapshotOriginTargetParams`], [`SnapshotTargetParams`]
-//!   (`snapshot` and `snapshot-merge`) and [`SnapshotStatus`] with LVM's
+//!   (`snapshot` and `snapshot-merge`) and [`SnapshotTargetStatus`] with LVM's
 //!   [`Percent`]; thin pools and thin devices come from the `devicemapper`
 //!   crate, with [`thin_create_snap`] for snapshots;
 //! - LVM names and UUIDs: [`LvmDmName`], [`LvmDmUuid`], [`LvmId`];
 //! - event waits: [`DmControl::wait_event`];
-//! - a COW snapshot's life as LVM lays it out: [`CowSnapshot`], [`CowMerge`];
+//! - a COW snapshot's life as LVM lays it out: [`CowDevices`], [`CowMerge`];
 //! - on-disk formats read natively: COW exception stores
 //!   ([`exception_store`]) and thin-pool metadata ([`thin_metadata`]).
 
@@ -26,7 +26,7 @@ mod snapshot;
 mod thin;
 pub mod thin_metadata;
 
-pub use cow::{CowMerge, CowSnapshot, CowSnapshotSpec, MergeProgress, PreparedCow, Until};
+pub use cow::{CowDevices, CowMerge, CowSnapshotSpec, MergeProgress, PreparedCow, WaitUntil};
 pub use device::{DmControl, Info, Suspend, Suspended, TableLine, table_size};
 pub use direct_io::{DirectReader, ReadAt};
 pub use error::{Error, Result};
@@ -39,7 +39,7 @@ pub use node::{DM_DIR, ensure_node, node_path, remove_node, udev_running};
 pub use percent::Percent;
 pub use snapshot::{
     ChunkSize, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN, SnapshotOriginTargetParams,
-    SnapshotStatus, SnapshotTargetParams, SnapshotUsage,
+    SnapshotTargetParams, SnapshotTargetStatus, SnapshotUsage,
 };
 pub use thin::{
     ThinSnapshotSpec, parse_thin_pool_status, thin_create, thin_create_snap, thin_create_snaps,

@@ -190,7 +190,7 @@ pub struct SnapshotUsage {
 
 /// The status of a `snapshot` or `snapshot-merge` target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotStatus {
+pub enum SnapshotTargetStatus {
     /// Working: `<used>/<total> [<metadata>]`.
     Active(SnapshotUsage),
     /// The COW filled up (or failed): the snapshot is dropped for good.
@@ -201,27 +201,27 @@ pub enum SnapshotStatus {
     Overflow,
 }
 
-impl SnapshotStatus {
+impl SnapshotTargetStatus {
     /// LVM's `data_percent` of a snapshot (`lvs -o data_percent`): 100 when
     /// invalid or overflowed, unknown (`None`) when a merge failed, 0 when
     /// only metadata is used, else `used/total` as `dm_make_percent` does.
     ///
     /// ```
-    /// use lvsnap::dm::SnapshotStatus;
-    /// let st: SnapshotStatus = "16/8192 16".parse().unwrap();
+    /// use lvsnap::dm::SnapshotTargetStatus;
+    /// let st: SnapshotTargetStatus = "16/8192 16".parse().unwrap();
     /// assert_eq!(st.data_percent().unwrap().to_string(), "0.00");
-    /// let st: SnapshotStatus = "4112/8192 16".parse().unwrap();
+    /// let st: SnapshotTargetStatus = "4112/8192 16".parse().unwrap();
     /// assert_eq!(st.data_percent().unwrap().to_string(), "50.20");
-    /// let st: SnapshotStatus = "Invalid".parse().unwrap();
+    /// let st: SnapshotTargetStatus = "Invalid".parse().unwrap();
     /// assert_eq!(st.data_percent().unwrap().to_string(), "100.00");
     /// ```
     pub fn data_percent(&self) -> Option<Percent> {
         match self {
-            SnapshotStatus::MergeFailed => None,
-            SnapshotStatus::Invalid => Some(Percent::HUNDRED),
+            SnapshotTargetStatus::MergeFailed => None,
+            SnapshotTargetStatus::Invalid => Some(Percent::HUNDRED),
             // LVM parses no numbers here, so it computes 0/0: 100%.
-            SnapshotStatus::Overflow => Some(Percent::HUNDRED),
-            SnapshotStatus::Active(u) => {
+            SnapshotTargetStatus::Overflow => Some(Percent::HUNDRED),
+            SnapshotTargetStatus::Active(u) => {
                 if u.metadata == Some(u.used) {
                     Some(Percent::ZERO)
                 } else {
@@ -233,25 +233,25 @@ impl SnapshotStatus {
 
     /// Whether the snapshot was invalidated.
     pub fn is_invalid(&self) -> bool {
-        matches!(self, SnapshotStatus::Invalid)
+        matches!(self, SnapshotTargetStatus::Invalid)
     }
 
     /// For a `snapshot-merge` target: whether nothing is left to merge
     /// (only metadata in use), as LVM decides.
     pub fn merge_done(&self) -> bool {
-        matches!(self, SnapshotStatus::Active(u) if u.metadata == Some(u.used))
+        matches!(self, SnapshotTargetStatus::Active(u) if u.metadata == Some(u.used))
     }
 }
 
-impl FromStr for SnapshotStatus {
+impl FromStr for SnapshotTargetStatus {
     type Err = Error;
     /// Parses a `snapshot`/`snapshot-merge` status as the kernel prints it.
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::parse("snapshot status", s);
         match s.trim() {
-            "Invalid" => return Ok(SnapshotStatus::Invalid),
-            "Merge failed" => return Ok(SnapshotStatus::MergeFailed),
-            "Overflow" => return Ok(SnapshotStatus::Overflow),
+            "Invalid" => return Ok(SnapshotTargetStatus::Invalid),
+            "Merge failed" => return Ok(SnapshotTargetStatus::MergeFailed),
+            "Overflow" => return Ok(SnapshotTargetStatus::Overflow),
             _ => {}
         }
         let mut it = s.split_whitespace();
@@ -263,7 +263,7 @@ impl FromStr for SnapshotStatus {
         if it.next().is_some() || *used > *total || metadata.is_some_and(|m| *m > *used) {
             return Err(bad());
         }
-        Ok(SnapshotStatus::Active(SnapshotUsage {
+        Ok(SnapshotTargetStatus::Active(SnapshotUsage {
             used,
             total,
             metadata,
@@ -321,26 +321,31 @@ mod tests {
     #[test]
     fn status_parses() {
         assert_eq!(
-            "32/2048 16".parse::<SnapshotStatus>().unwrap(),
-            SnapshotStatus::Active(SnapshotUsage {
+            "32/2048 16".parse::<SnapshotTargetStatus>().unwrap(),
+            SnapshotTargetStatus::Active(SnapshotUsage {
                 used: Sectors(32),
                 total: Sectors(2048),
                 metadata: Some(Sectors(16))
             })
         );
-        let old: SnapshotStatus = "32/2048".parse().unwrap();
+        let old: SnapshotTargetStatus = "32/2048".parse().unwrap();
         assert!(matches!(
             old,
-            SnapshotStatus::Active(SnapshotUsage { metadata: None, .. })
+            SnapshotTargetStatus::Active(SnapshotUsage { metadata: None, .. })
         ));
-        assert!("Invalid".parse::<SnapshotStatus>().unwrap().is_invalid());
-        assert_eq!(
-            "Merge failed".parse::<SnapshotStatus>().unwrap(),
-            SnapshotStatus::MergeFailed
+        assert!(
+            "Invalid"
+                .parse::<SnapshotTargetStatus>()
+                .unwrap()
+                .is_invalid()
         );
         assert_eq!(
-            "Overflow".parse::<SnapshotStatus>().unwrap(),
-            SnapshotStatus::Overflow
+            "Merge failed".parse::<SnapshotTargetStatus>().unwrap(),
+            SnapshotTargetStatus::MergeFailed
+        );
+        assert_eq!(
+            "Overflow".parse::<SnapshotTargetStatus>().unwrap(),
+            SnapshotTargetStatus::Overflow
         );
         for bad in [
             "",
@@ -360,7 +365,7 @@ mod tests {
             "1//2",
             "99999999999999999999/1",
         ] {
-            let e = bad.parse::<SnapshotStatus>().unwrap_err();
+            let e = bad.parse::<SnapshotTargetStatus>().unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{bad:?}");
         }
     }
@@ -368,7 +373,7 @@ mod tests {
     #[test]
     fn data_percent_follows_lvm() {
         let p = |s: &str| {
-            s.parse::<SnapshotStatus>()
+            s.parse::<SnapshotTargetStatus>()
                 .unwrap()
                 .data_percent()
                 .unwrap()
@@ -385,19 +390,29 @@ mod tests {
         assert_eq!(p("Invalid"), "100.00");
         assert!(
             "Merge failed"
-                .parse::<SnapshotStatus>()
+                .parse::<SnapshotTargetStatus>()
                 .unwrap()
                 .data_percent()
                 .is_none()
         );
-        assert!("16/8192 16".parse::<SnapshotStatus>().unwrap().merge_done());
-        assert!(!"24/8192 16".parse::<SnapshotStatus>().unwrap().merge_done());
+        assert!(
+            "16/8192 16"
+                .parse::<SnapshotTargetStatus>()
+                .unwrap()
+                .merge_done()
+        );
+        assert!(
+            !"24/8192 16"
+                .parse::<SnapshotTargetStatus>()
+                .unwrap()
+                .merge_done()
+        );
     }
 
     proptest! {
         #[test]
         fn status_parser_never_panics(s in ".*") {
-            let _ = s.parse::<SnapshotStatus>().map(|st| st.data_percent());
+            let _ = s.parse::<SnapshotTargetStatus>().map(|st| st.data_percent());
             let _ = s.parse::<SnapshotTargetParams>();
             let _ = s.parse::<SnapshotOriginTargetParams>();
         }
@@ -411,7 +426,7 @@ mod tests {
                 Some(c) => format!("{a}/{b}{sep}{c}{tail}"),
                 None => format!("{a}{sep}{b}{tail}"),
             };
-            if let Ok(st) = s.parse::<SnapshotStatus>() {
+            if let Ok(st) = s.parse::<SnapshotTargetStatus>() {
                 let pc = st.data_percent();
                 prop_assert!(pc.is_some_and(|p| p.millionths() <= Percent::HUNDRED.millionths()));
             }

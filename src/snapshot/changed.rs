@@ -344,8 +344,8 @@ impl VolumeGroup {
             ))
             .into()),
             Some((ty, params)) if ty == dm::SNAPSHOT => {
-                match params.parse::<dm::SnapshotStatus>() {
-                    Ok(dm::SnapshotStatus::Active(_)) => Ok(()),
+                match params.parse::<dm::SnapshotTargetStatus>() {
+                    Ok(dm::SnapshotTargetStatus::Active(_)) => Ok(()),
                     Ok(_) => Err(invalid(&full)),
                     Err(_) => Err(dm::Error::state(
                         &dev,

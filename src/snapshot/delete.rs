@@ -2,7 +2,7 @@
 
 use super::Error as SnapError;
 use super::vg::VolumeGroup;
-use crate::dm::{CowSnapshot, DmControl};
+use crate::dm::{CowDevices, DmControl};
 use crate::error::Result;
 
 impl VolumeGroup {
@@ -65,7 +65,7 @@ impl VolumeGroup {
         self.remove_link(name);
         let Some(dm) = dm else { return Ok(()) };
         if dm.exists(&snap_dev)? {
-            match CowSnapshot::open(&dm, &origin_dev, &snap_dev) {
+            match CowDevices::open(&dm, &origin_dev, &snap_dev) {
                 Ok(devs) => {
                     if let Err(e) = devs.remove(&dm) {
                         log::info!("removing the devices of {full}: {e}; cleaning up");

@@ -4,7 +4,7 @@
 use super::Error as SnapError;
 use super::cow_max_extents;
 use super::vg::VolumeGroup;
-use crate::dm::{CowSnapshot, DmControl};
+use crate::dm::{CowDevices, DmControl};
 use crate::error::{Error, Result};
 use crate::units::{Bytes, Extents};
 
@@ -189,7 +189,7 @@ impl VolumeGroup {
         };
         let origin_dev = self.dm_name(&snap.origin, None)?;
         let snap_dev = self.dm_name(name, None)?;
-        let devs = CowSnapshot::open(&dm, &origin_dev, &snap_dev)?;
+        let devs = CowDevices::open(&dm, &origin_dev, &snap_dev)?;
         s.precommit(&what)?;
         let mut committed = false;
         let r = devs.grow_cow_then(&dm, &grown, || {

@@ -17,7 +17,7 @@ use super::vg::{Session, VolumeGroup};
 use super::{
     Created, Error as SnapError, SnapSize, SnapshotOptions, check_chunk_size, plan_cow_extents,
 };
-use crate::dm::{self, CowSnapshot, DmControl, PreparedCow, Suspend};
+use crate::dm::{self, CowDevices, DmControl, PreparedCow, Suspend};
 use crate::error::Result;
 use crate::lvm::names::validate_lv_name;
 use crate::lvm::vg::{Creation, Vg};
@@ -259,7 +259,7 @@ impl VolumeGroup {
         let prepare_all = || {
             specs
                 .iter()
-                .map(|sp| CowSnapshot::prepare(dm, sp))
+                .map(|sp| CowDevices::prepare(dm, sp))
                 .collect::<dm::Result<Vec<PreparedCow<'_>>>>()
         };
         let (prepared, pre) = if overlap_pays() {

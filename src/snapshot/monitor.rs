@@ -10,7 +10,7 @@ use devicemapper::DmNameBuf;
 use super::vg::VolumeGroup;
 use super::{Error as SnapError, ExtendSize};
 use crate::ErrorKind;
-use crate::dm::{self, DmControl, EventWaiter, Percent, SnapshotStatus};
+use crate::dm::{self, DmControl, EventWaiter, Percent, SnapshotTargetStatus};
 use crate::error::Result;
 use crate::units::Bytes;
 
@@ -344,7 +344,7 @@ impl Monitor {
             let Some((ty, params)) = self.dm.single_status_if_exists(&w.origin_dev)? else {
                 return Ok(());
             };
-            if ty == dm::SNAPSHOT_MERGE && params.parse::<SnapshotStatus>()?.merge_done() {
+            if ty == dm::SNAPSHOT_MERGE && params.parse::<SnapshotTargetStatus>()?.merge_done() {
                 let w = &mut self.watched[i];
                 w.merged_told = true;
                 self.pending.push_back(MonitorEvent::Merged {
@@ -362,8 +362,8 @@ impl Monitor {
         if ty != dm::SNAPSHOT {
             return Err(SnapError::Busy(format!("{} has a {ty} target", &*w.snap_dev)).into());
         }
-        let st: SnapshotStatus = params.parse()?;
-        if st.is_invalid() || st == SnapshotStatus::Overflow {
+        let st: SnapshotTargetStatus = params.parse()?;
+        if st.is_invalid() || st == SnapshotTargetStatus::Overflow {
             if !w.invalid_told {
                 let w = &mut self.watched[i];
                 w.invalid_told = true;

@@ -390,8 +390,7 @@ impl VolumeGroup {
                     );
                     continue;
                 }
-                match dm::CowSnapshot::open(dm, &d.name, &snap_dev).and_then(|c| c.start_merge(dm))
-                {
+                match dm::CowDevices::open(dm, &d.name, &snap_dev).and_then(|c| c.start_merge(dm)) {
                     Ok(_) => rep.did(
                         RepairKind::StartedMerge,
                         format!("{}/{}", self.name(), m.name),

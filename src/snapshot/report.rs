@@ -114,7 +114,7 @@ impl VolumeGroup {
         &self,
         dm: &DmControl,
         snap: &CowSnapshot,
-    ) -> Result<Option<dm::SnapshotStatus>> {
+    ) -> Result<Option<dm::SnapshotTargetStatus>> {
         let snap_dev = self.dm_name(&snap.name, None)?;
         if let Some((ty, params)) = dm.single_status_if_exists(&snap_dev)? {
             if ty == dm::SNAPSHOT {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::Error as SnapError;
 use super::vg::VolumeGroup;
 use crate::activate;
-use crate::dm::{self, CowMerge, CowSnapshot, DmControl, LvmDmName};
+use crate::dm::{self, CowDevices, CowMerge, DmControl, LvmDmName};
 use crate::error::Result;
 use crate::lvm::config::LvmConfig;
 use crate::units::Sectors;
@@ -289,7 +289,7 @@ impl VolumeGroup {
             // and snapshot suspended, metadata committed, then resumed: the
             // kernel starts merging.
             let committed = Cell::new(false);
-            let started = CowSnapshot::open(dm, &origin_dev, &snap_dev)
+            let started = CowDevices::open(dm, &origin_dev, &snap_dev)
                 .map_err(crate::Error::from)
                 .and_then(|c| {
                     c.start_merge_then(dm, || {
@@ -335,7 +335,7 @@ impl VolumeGroup {
                     rb.state = RollbackState::Deferred { reason };
                     return Ok(rb);
                 }
-                let merge = CowSnapshot::open(dm, &origin_dev, &snap_dev)?.start_merge(dm)?;
+                let merge = CowDevices::open(dm, &origin_dev, &snap_dev)?.start_merge(dm)?;
                 rb.start = merge.progress(dm).ok().map(|p| p.remaining);
             } else if ty != dm::SNAPSHOT_MERGE {
                 return Err(SnapError::Busy(format!(
@@ -473,10 +473,10 @@ impl Rollback {
             self.state = self.settle_elsewhere()?;
             return Ok(self.state.clone());
         }
-        let status: dm::SnapshotStatus = dm
+        let status: dm::SnapshotTargetStatus = dm
             .status_of(&origin_dev, dm::SNAPSHOT_MERGE, crate::ErrorKind::Busy)?
             .parse()?;
-        let dm::SnapshotStatus::Active(u) = status else {
+        let dm::SnapshotTargetStatus::Active(u) = status else {
             self.state = RollbackState::Failed {
                 reason: format!(
                     "the kernel stopped the merge into {}/{}: {status:?}",
@@ -571,7 +571,7 @@ impl Rollback {
         }
         let origin_dev = self.vg.dm_name(&self.origin, None)?;
         let snap_dev = self.vg.dm_name(&self.snapshot, None)?;
-        let merge = CowMerge::resume(dm, CowSnapshot::open(dm, &origin_dev, &snap_dev)?)?;
+        let merge = CowMerge::resume(dm, CowDevices::open(dm, &origin_dev, &snap_dev)?)?;
         s.md.finish_merge(&self.snapshot)?;
         s.precommit(&format!(
             "merge of {}/{} into {} finished",

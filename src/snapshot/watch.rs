@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::Error as SnapError;
 use super::vg::VolumeGroup;
-use crate::dm::{self, CowSnapshot, DmControl, Percent};
+use crate::dm::{self, CowDevices, DmControl, Percent};
 use crate::error::Result;
 
 /// What to wait for.
@@ -47,7 +47,7 @@ pub enum WatchEvent {
 /// ```
 pub struct Watch {
     dm: DmControl,
-    snap: CowSnapshot,
+    snap: CowDevices,
     recheck: Duration,
 }
 
@@ -76,7 +76,7 @@ impl VolumeGroup {
             .into());
         }
         let origin_dev = self.dm_name(&snap.origin, None)?;
-        let snap = CowSnapshot::open(&dm, &origin_dev, &snap_dev)?;
+        let snap = CowDevices::open(&dm, &origin_dev, &snap_dev)?;
         Ok(Watch {
             dm,
             snap,
@@ -95,7 +95,7 @@ impl Watch {
     /// Blocks until `until` holds or `timeout` passes.
     pub fn wait(&self, until: Until, timeout: Duration) -> Result<WatchEvent> {
         let dm_until = match until {
-            Until::Invalid => dm::Until::Invalid,
+            Until::Invalid => dm::WaitUntil::Invalid,
             Until::InvalidOrPercent(p) => {
                 if !(0.0..=100.0).contains(&p) {
                     return Err(SnapError::InvalidArgument(format!(
@@ -103,7 +103,7 @@ impl Watch {
                     ))
                     .into());
                 }
-                dm::Until::InvalidOrPercent(Percent::from_ratio((p * 1e6) as u64, 100_000_000))
+                dm::WaitUntil::InvalidOrPercent(Percent::from_ratio((p * 1e6) as u64, 100_000_000))
             }
         };
         let got = self.snap.wait(&self.dm, dm_until, timeout, self.recheck)?;

@@ -124,7 +124,7 @@ impl VgDisk {
     /// [`VgDisk::open`] on devices already open (as
     /// [`hints::prime`](super::hints::prime) leaves them): each is read again
     /// under the lock, and kept for writing if it was opened so.
-    pub fn open_devs(vg: &str, devs: Vec<BlockDev>, opts: &ScanOptions) -> Result<VgDisk> {
+    pub(crate) fn open_devs(vg: &str, devs: Vec<BlockDev>, opts: &ScanOptions) -> Result<VgDisk> {
         let lock = LockGuard::vg(&opts.lock_dir, vg, LockMode::Exclusive, opts.wait)?;
         VgDisk::read_devs(vg, devs, opts, lock)
     }

@@ -52,7 +52,7 @@ pub mod config;
 pub mod crc;
 pub mod disk;
 mod error;
-pub mod hints;
+pub(crate) mod hints;
 pub mod label;
 mod lexer;
 pub mod lock;

@@ -36,7 +36,7 @@ pub struct ScanOptions {
     /// LVM skips re-reading on the same match of checksum and size.
     pub known: Option<Arc<FoundText>>,
     /// Where a scan of the whole system records which devices are PVs, for
-    /// later processes to read first (see [`super::hints`]); `None` keeps
+    /// later processes to read first (as LVM keeps `/run/lvm/hints`); `None` keeps
     /// no record.
     pub hints: Option<PathBuf>,
 }

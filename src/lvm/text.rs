@@ -9,7 +9,7 @@
 //! back as it was. [`Document::to_text`] writes it in either of LVM's two
 //! layouts ([`Style`]).
 //!
-//! The tokens are libdm's (see [`super::lexer`], shared with the scan's
+//! The tokens are libdm's (the crate's one tokenizer, shared with the scan's
 //! summary); arrays may leave out their commas.
 
 use super::lexer::{LexError, Lexer, Tok, find2, parse_int};

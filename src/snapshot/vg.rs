@@ -108,7 +108,7 @@ impl VolumeGroup {
 
     /// The volume group `name`, looking for its PVs as `scan` says.
     ///
-    /// Where hints from an earlier scan hold (see [`crate::lvm::hints`]), the
+    /// Where hints from an earlier scan hold (LVM's hints file), the
     /// VG is found by reading its hinted PVs without the lock, and the first
     /// operation's locked read confirms it: a one-shot caller (the CLI) then
     /// takes the lock once. Otherwise the VG is read under its lock here.

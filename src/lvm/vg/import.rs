@@ -1,0 +1,240 @@
+//! Reading the typed view out of the metadata tree, as LVM's importer does.
+
+use super::*;
+
+pub(super) fn lv_sections(vg: &Body) -> impl Iterator<Item = &Section> {
+    vg.section("logical_volumes")
+        .into_iter()
+        .flat_map(|s| s.body.sections())
+}
+
+pub(super) fn lvs_body_mut(doc: &mut Document) -> Option<&mut Body> {
+    doc.vg_section_mut()?
+        .body
+        .section_mut("logical_volumes")
+        .map(|s| &mut s.body)
+}
+
+/// A parked section's stand-in: the parser never gives an empty name.
+pub(super) fn is_stand_in(s: &Section) -> bool {
+    s.name.is_empty() && s.body.entries.is_empty()
+}
+
+pub(super) fn segment_sections(lv: &Body) -> impl Iterator<Item = &Section> {
+    lv.sections().filter(|s| s.name.starts_with("segment"))
+}
+
+pub(super) fn req_str<'a>(b: &'a Body, key: &str, ctx: &str) -> Result<&'a str> {
+    b.str(key)
+        .ok_or_else(|| invalid(format!("{ctx}: missing string \"{key}\"")))
+}
+
+pub(super) fn req_u64(b: &Body, key: &str, ctx: &str) -> Result<u64> {
+    let i = b
+        .int(key)
+        .ok_or_else(|| invalid(format!("{ctx}: missing integer \"{key}\"")))?;
+    u64::try_from(i).map_err(|_| invalid(format!("{ctx}: \"{key}\" is negative")))
+}
+
+pub(super) fn opt_strings(b: &Body, key: &str, ctx: &str) -> Result<Vec<String>> {
+    match b.get(key) {
+        None => Ok(Vec::new()),
+        Some(v) => v
+            .as_array()
+            .and_then(Array::strings)
+            .map(|v| v.into_iter().map(str::to_owned).collect())
+            .ok_or_else(|| invalid(format!("{ctx}: \"{key}\" is not a list of strings"))),
+    }
+}
+
+pub(super) fn parse_pv(s: &Section) -> Result<Pv> {
+    let ctx = format!("physical volume {}", s.name);
+    let b = &s.body;
+    Ok(Pv {
+        key: s.name.clone(),
+        id: req_str(b, "id", &ctx)?.to_owned(),
+        device: b.str("device").map(str::to_owned),
+        status: opt_strings(b, "status", &ctx)?,
+        dev_size: Sectors(req_u64(b, "dev_size", &ctx)?),
+        pe_start: Sectors(req_u64(b, "pe_start", &ctx)?),
+        pe_count: Extents(req_u64(b, "pe_count", &ctx)?),
+    })
+}
+
+pub(super) fn parse_segment(s: &Section, ctx: &str) -> Result<Segment> {
+    let ctx = format!("{ctx} {}", s.name);
+    let b = &s.body;
+    let ty = req_str(b, "type", &ctx)?;
+    let kind = match ty {
+        "striped" => {
+            let arr = b
+                .array("stripes")
+                .ok_or_else(|| invalid(format!("{ctx}: missing \"stripes\"")))?;
+            let mut stripes = Vec::new();
+            for pair in arr.items.chunks(2) {
+                match pair {
+                    [Scalar::Str(pv), Scalar::Int(pe)] => stripes.push(Stripe {
+                        pv: pv.clone(),
+                        start: Extents(
+                            u64::try_from(*pe)
+                                .map_err(|_| invalid(format!("{ctx}: negative extent")))?,
+                        ),
+                    }),
+                    _ => return Err(invalid(format!("{ctx}: malformed \"stripes\""))),
+                }
+            }
+            let count = req_u64(b, "stripe_count", &ctx)?;
+            if count != stripes.len() as u64 || stripes.is_empty() {
+                return Err(invalid(format!(
+                    "{ctx}: stripe_count {count} but {} stripes",
+                    stripes.len()
+                )));
+            }
+            Segment::striped_kind(b.int("stripe_size"), stripes)
+        }
+        "snapshot" => {
+            let (cow, merging) = match (b.str("cow_store"), b.str("merging_store")) {
+                (Some(c), None) => (c, false),
+                (None, Some(m)) => (m, true),
+                _ => {
+                    return Err(invalid(format!(
+                        "{ctx}: needs one of \"cow_store\" or \"merging_store\""
+                    )));
+                }
+            };
+            SegmentKind::Snapshot {
+                chunk_size: Sectors(req_u64(b, "chunk_size", &ctx)?),
+                origin: req_str(b, "origin", &ctx)?.to_owned(),
+                cow: cow.to_owned(),
+                merging,
+            }
+        }
+        "thin-pool" => {
+            let mut messages = Vec::new();
+            for m in b.sections().filter(|s| s.name.starts_with("message")) {
+                if let Some(lv) = m.body.str("create") {
+                    messages.push(ThinMessage::Create(lv.to_owned()));
+                } else if let Some(id) = m.body.int("delete") {
+                    messages.push(ThinMessage::Delete(u64::try_from(id).map_err(|_| {
+                        invalid(format!("{ctx}: negative device id in {}", m.name))
+                    })?));
+                } else {
+                    return Err(invalid(format!("{ctx}: unknown message in {}", m.name)));
+                }
+            }
+            SegmentKind::ThinPool {
+                metadata: req_str(b, "metadata", &ctx)?.to_owned(),
+                pool: req_str(b, "pool", &ctx)?.to_owned(),
+                transaction_id: req_u64(b, "transaction_id", &ctx)?,
+                chunk_size: Sectors(req_u64(b, "chunk_size", &ctx)?),
+                discards: b.str("discards").map(str::to_owned),
+                zero_new_blocks: b.int("zero_new_blocks").unwrap_or(0) != 0,
+                messages,
+            }
+        }
+        "thin" => SegmentKind::Thin {
+            thin_pool: req_str(b, "thin_pool", &ctx)?.to_owned(),
+            transaction_id: req_u64(b, "transaction_id", &ctx)?,
+            device_id: req_u64(b, "device_id", &ctx)?,
+            origin: b.str("origin").map(str::to_owned),
+        },
+        other => SegmentKind::Other {
+            type_name: other.to_owned(),
+        },
+    };
+    Ok(Segment {
+        start_extent: Extents(req_u64(b, "start_extent", &ctx)?),
+        extent_count: Extents(req_u64(b, "extent_count", &ctx)?),
+        kind,
+    })
+}
+
+impl Segment {
+    pub(super) fn striped_kind(stripe_size: Option<i64>, stripes: Vec<Stripe>) -> SegmentKind {
+        SegmentKind::Striped {
+            stripe_size: stripe_size.and_then(|s| u64::try_from(s).ok()).map(Sectors),
+            stripes,
+        }
+    }
+}
+
+pub(super) fn parse_lv(s: &Section) -> Result<Lv> {
+    let ctx = format!("logical volume {}", s.name);
+    let b = &s.body;
+    let segments = segment_sections(b)
+        .map(|seg| parse_segment(seg, &ctx))
+        .collect::<Result<Vec<_>>>()?;
+    let count = req_u64(b, "segment_count", &ctx)?;
+    if count != segments.len() as u64 {
+        return Err(invalid(format!(
+            "{ctx}: segment_count {count} but {} segments",
+            segments.len()
+        )));
+    }
+    let mut next = 0u64;
+    for seg in &segments {
+        if seg.start_extent.0 != next {
+            return Err(invalid(format!("{ctx}: segments are not contiguous")));
+        }
+        next = next
+            .checked_add(seg.extent_count.0)
+            .ok_or_else(|| invalid(format!("{ctx}: extent count overflows")))?;
+    }
+    Ok(Lv {
+        name: s.name.clone(),
+        id: req_str(b, "id", &ctx)?.to_owned(),
+        status: opt_strings(b, "status", &ctx)?,
+        flags: opt_strings(b, "flags", &ctx)?,
+        tags: opt_strings(b, "tags", &ctx)?,
+        creation_time: b.int("creation_time"),
+        creation_host: b.str("creation_host").map(str::to_owned),
+        segments,
+    })
+}
+
+pub(super) fn parse_vg(doc: &Document) -> Result<Vg> {
+    parse_vg_with(doc, |b| lv_sections(b).map(parse_lv).collect())
+}
+
+/// The VG with its LVs from `lvs` (given the VG section's body).
+pub(super) fn parse_vg_with(
+    doc: &Document,
+    lvs: impl FnOnce(&Body) -> Result<Vec<Lv>>,
+) -> Result<Vg> {
+    let s = doc
+        .vg_section()
+        .ok_or_else(|| invalid("no volume group section"))?;
+    let ctx = format!("volume group {}", s.name);
+    let b = &s.body;
+    let pvs = b
+        .section("physical_volumes")
+        .map(|p| p.body.sections().map(parse_pv).collect::<Result<Vec<_>>>())
+        .transpose()?
+        .unwrap_or_default();
+    let lvs = lvs(b)?;
+    // 0 is nonsense LVM still reads: the checks refuse to write it.
+    let extent_size = Sectors(req_u64(b, "extent_size", &ctx)?);
+    Ok(Vg {
+        name: s.name.clone(),
+        id: req_str(b, "id", &ctx)?.to_owned(),
+        seqno: req_u64(b, "seqno", &ctx)?,
+        status: opt_strings(b, "status", &ctx)?,
+        flags: opt_strings(b, "flags", &ctx)?,
+        tags: opt_strings(b, "tags", &ctx)?,
+        extent_size,
+        max_lv: b
+            .int("max_lv")
+            .and_then(|i| u64::try_from(i).ok())
+            .unwrap_or(0),
+        max_pv: b
+            .int("max_pv")
+            .and_then(|i| u64::try_from(i).ok())
+            .unwrap_or(0),
+        metadata_copies: b
+            .int("metadata_copies")
+            .and_then(|i| u64::try_from(i).ok())
+            .unwrap_or(0),
+        pvs,
+        lvs,
+    })
+}

@@ -1,0 +1,436 @@
+//! The typed view of a volume group: PVs, LVs, segments, COW snapshots.
+
+use super::*;
+
+/// A physical volume as the metadata records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pv {
+    /// Its key in the metadata (`pv0`), which segments refer to.
+    pub key: String,
+    /// The PV's LVM id (with dashes).
+    pub id: String,
+    /// The device path LVM last saw it at (a hint only).
+    pub device: Option<String>,
+    /// `status` flags (`ALLOCATABLE`, ...).
+    pub status: Vec<String>,
+    /// Size of the device.
+    pub dev_size: Sectors,
+    /// Where the first extent starts.
+    pub pe_start: Sectors,
+    /// How many extents the PV holds.
+    pub pe_count: Extents,
+}
+
+impl Pv {
+    /// Whether new extents may be allocated here.
+    pub fn allocatable(&self) -> bool {
+        self.status.iter().any(|s| s == "ALLOCATABLE")
+    }
+}
+
+/// One area of a striped segment: extents on a PV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stripe {
+    /// The PV's key (`pv0`).
+    pub pv: String,
+    /// First physical extent on that PV.
+    pub start: Extents,
+}
+
+/// A thin-pool message queued in the metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThinMessage {
+    /// Create the thin device of this LV (a thin LV or thin snapshot).
+    Create(String),
+    /// Delete this device id.
+    Delete(u64),
+}
+
+/// What a segment maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// `striped` (linear when there is one stripe).
+    Striped {
+        /// Stripe size, absent for linear.
+        stripe_size: Option<Sectors>,
+        /// The areas, one per stripe.
+        stripes: Vec<Stripe>,
+    },
+    /// `snapshot`: the segment of an LVM `snapshotN` LV.
+    Snapshot {
+        /// COW chunk size.
+        chunk_size: Sectors,
+        /// The origin LV's name.
+        origin: String,
+        /// The COW LV's name (the snapshot as users name it).
+        cow: String,
+        /// True when recorded as `merging_store` (a merge is pending or running).
+        merging: bool,
+    },
+    /// `thin-pool`.
+    ThinPool {
+        /// The metadata LV (`pool_tmeta`).
+        metadata: String,
+        /// The data LV (`pool_tdata`).
+        pool: String,
+        /// The pool's transaction id.
+        transaction_id: u64,
+        /// Pool chunk size.
+        chunk_size: Sectors,
+        /// `passdown`, `nopassdown` or `ignore`.
+        discards: Option<String>,
+        /// Whether new blocks are zeroed.
+        zero_new_blocks: bool,
+        /// Messages queued for the kernel pool.
+        messages: Vec<ThinMessage>,
+    },
+    /// `thin`: a thin LV or thin snapshot.
+    Thin {
+        /// The pool LV's name.
+        thin_pool: String,
+        /// The pool's transaction id when this LV was created.
+        transaction_id: u64,
+        /// The thin device id in the pool.
+        device_id: u64,
+        /// The origin of a thin snapshot.
+        origin: Option<String>,
+    },
+    /// Any other segment type, kept as it is (raid, cache, mirror, ...).
+    Other {
+        /// The `type` string.
+        type_name: String,
+    },
+}
+
+/// One segment of an LV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// First logical extent.
+    pub start_extent: Extents,
+    /// Length in extents.
+    pub extent_count: Extents,
+    /// What it maps to.
+    pub kind: SegmentKind,
+}
+
+/// A logical volume as the metadata records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lv {
+    /// Its name.
+    pub name: String,
+    /// Its LVM id (with dashes).
+    pub id: String,
+    /// `status` flags (`READ`, `WRITE`, `VISIBLE`, ...).
+    pub status: Vec<String>,
+    /// `flags` (`ACTIVATION_SKIP`, ...).
+    pub flags: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Seconds since the epoch, if recorded.
+    pub creation_time: Option<i64>,
+    /// Host that created it, if recorded.
+    pub creation_host: Option<String>,
+    /// Segments in logical order.
+    pub segments: Vec<Segment>,
+}
+
+impl Lv {
+    /// Whether `status` holds `flag`.
+    pub fn has_status(&self, flag: &str) -> bool {
+        self.status.iter().any(|s| s == flag)
+    }
+
+    /// Whether `flags` holds `flag`.
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|s| s == flag)
+    }
+
+    /// Its length in extents (sum of its segments).
+    pub fn extents(&self) -> Extents {
+        Extents(self.segments.iter().map(|s| s.extent_count.0).sum())
+    }
+
+    /// The snapshot segment, if this is an LVM `snapshotN` LV.
+    pub(super) fn snapshot_segment(&self) -> Option<(&Sectors, &str, &str, bool)> {
+        match self.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Snapshot {
+                chunk_size,
+                origin,
+                cow,
+                merging,
+            }) => Some((chunk_size, origin, cow, *merging)),
+            _ => None,
+        }
+    }
+
+    /// The COW snapshot this `snapshotN` LV carries, if it is one.
+    pub(super) fn as_cow_snapshot(&self) -> Option<CowSnapshot> {
+        let (chunk, origin, cow, merging) = self.snapshot_segment()?;
+        Some(CowSnapshot {
+            name: cow.to_owned(),
+            snapshot_lv: self.name.clone(),
+            origin: origin.to_owned(),
+            chunk_size: *chunk,
+            merging,
+        })
+    }
+
+    /// The pool and device id, if this is a thin LV.
+    pub fn thin(&self) -> Option<(&str, u64)> {
+        match self.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Thin {
+                thin_pool,
+                device_id,
+                ..
+            }) => Some((thin_pool, *device_id)),
+            _ => None,
+        }
+    }
+
+    /// The origin of a thin snapshot.
+    pub fn thin_origin(&self) -> Option<&str> {
+        match self.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Thin { origin, .. }) => origin.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether this LV is a thin pool.
+    pub fn is_thin_pool(&self) -> bool {
+        matches!(
+            self.segments.first().map(|s| &s.kind),
+            Some(SegmentKind::ThinPool { .. })
+        )
+    }
+}
+
+/// A COW snapshot as users see it: the COW LV, named by the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CowSnapshot {
+    /// The COW LV's name (the snapshot's name for users, `lvs` and HwameiStor).
+    pub name: String,
+    /// The hidden `snapshotN` LV that carries the snapshot segment.
+    pub snapshot_lv: String,
+    /// The origin LV's name.
+    pub origin: String,
+    /// COW chunk size.
+    pub chunk_size: Sectors,
+    /// A merge into the origin is pending or running.
+    pub merging: bool,
+}
+
+/// The thin device ids of a rollback [`Metadata::thin_rollback`] recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThinRollback {
+    /// The pool.
+    pub pool: String,
+    /// The origin's device before, queued for `delete`.
+    pub old_origin_id: u64,
+    /// The snapshot's device, now the origin's.
+    pub snap_id: u64,
+    /// The kept snapshot's new device (`create_snap <new> <snap_id>`).
+    pub new_snap_id: Option<u64>,
+}
+
+/// A typed volume group, built from the metadata tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vg {
+    /// The VG's name.
+    pub name: String,
+    /// The VG's LVM id.
+    pub id: String,
+    /// The metadata sequence number.
+    pub seqno: u64,
+    /// `status` flags (`RESIZEABLE`, `READ`, `WRITE`).
+    pub status: Vec<String>,
+    /// `flags`.
+    pub flags: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Size of one extent.
+    pub extent_size: Sectors,
+    /// Maximum number of LVs (0: no limit).
+    pub max_lv: u64,
+    /// Maximum number of PVs (0: no limit).
+    pub max_pv: u64,
+    /// Metadata copies to keep (0: unmanaged).
+    pub metadata_copies: u64,
+    /// PVs in metadata order.
+    pub pvs: Vec<Pv>,
+    /// LVs in metadata order (including hidden ones).
+    pub lvs: Vec<Lv>,
+}
+
+impl Vg {
+    /// The LV called `name`.
+    pub fn lv(&self, name: &str) -> Option<&Lv> {
+        self.lvs.iter().find(|l| l.name == name)
+    }
+
+    /// The PV with key `key` (`pv0`).
+    pub fn pv(&self, key: &str) -> Option<&Pv> {
+        self.pvs.iter().find(|p| p.key == key)
+    }
+
+    /// The size of LV `name` (its own extents).
+    pub fn lv_size(&self, name: &str) -> Option<Sectors> {
+        self.lv(name)?.extents().sectors(self.extent_size)
+    }
+
+    /// All COW snapshots, in LV order of their `snapshotN` LVs.
+    pub fn cow_snapshots(&self) -> Vec<CowSnapshot> {
+        self.lvs.iter().filter_map(Lv::as_cow_snapshot).collect()
+    }
+
+    /// The COW snapshot whose COW LV is `name`, if it is one.
+    pub fn cow_snapshot(&self, name: &str) -> Option<CowSnapshot> {
+        self.lvs
+            .iter()
+            .filter(|l| l.snapshot_segment().is_some_and(|s| s.2 == name))
+            .find_map(Lv::as_cow_snapshot)
+    }
+
+    /// Snapshots of origin `origin`.
+    pub fn snapshots_of(&self, origin: &str) -> Vec<CowSnapshot> {
+        self.lvs
+            .iter()
+            .filter(|l| l.snapshot_segment().is_some_and(|s| s.1 == origin))
+            .filter_map(Lv::as_cow_snapshot)
+            .collect()
+    }
+
+    /// Whether `name` is an origin of COW snapshots.
+    pub fn is_origin(&self, name: &str) -> bool {
+        self.lvs
+            .iter()
+            .any(|l| l.snapshot_segment().is_some_and(|s| s.1 == name))
+    }
+
+    /// The thin pool of LV `name`, if it is thin.
+    pub fn thin_pool_of(&self, name: &str) -> Option<&str> {
+        self.lv(name)?.thin().map(|t| t.0)
+    }
+
+    /// Whether LV `name` is visible as LVM decides it (`lv_is_visible`):
+    /// `snapshotN` LVs never, a COW LV as its origin unless merging, others by
+    /// their `VISIBLE` flag.
+    pub fn is_visible(&self, name: &str) -> bool {
+        let Some(lv) = self.lv(name) else {
+            return false;
+        };
+        if lv.snapshot_segment().is_some() {
+            return false;
+        }
+        if let Some(s) = self.cow_snapshot(name) {
+            return !s.merging && self.lv(&s.origin).is_some_and(|o| o.has_status("VISIBLE"));
+        }
+        lv.has_status("VISIBLE")
+    }
+
+    /// Names of the LVs `lvs` lists without `-a`.
+    pub fn visible_lvs(&self) -> Vec<&str> {
+        self.lvs
+            .iter()
+            .zip(self.visibility())
+            .filter(|(_, v)| *v)
+            .map(|(l, _)| l.name.as_str())
+            .collect()
+    }
+
+    /// [`Vg::is_visible`] of every LV in LV order, in one pass over the LVs
+    /// (name lookups by index, each finding the first match as `lv` does).
+    pub(super) fn visibility(&self) -> Vec<bool> {
+        let mut by_name: HashMap<&str, &Lv> = HashMap::with_capacity(self.lvs.len());
+        let mut cows: HashMap<&str, (&str, bool)> = HashMap::new();
+        // Per LV, the first LV of its name (itself unless a duplicate), found
+        // while the map is built rather than by a second lookup.
+        let mut first: Vec<&Lv> = Vec::with_capacity(self.lvs.len());
+        for l in &self.lvs {
+            first.push(by_name.entry(&l.name).or_insert(l));
+            if let Some((_, origin, cow, merging)) = l.snapshot_segment() {
+                cows.entry(cow).or_insert((origin, merging));
+            }
+        }
+        let visible = |lv: &Lv| {
+            if lv.snapshot_segment().is_some() {
+                return false;
+            }
+            match cows.get(lv.name.as_str()) {
+                Some((origin, merging)) => {
+                    !merging && by_name.get(origin).is_some_and(|o| o.has_status("VISIBLE"))
+                }
+                None => lv.has_status("VISIBLE"),
+            }
+        };
+        first.into_iter().map(visible).collect()
+    }
+
+    /// Free extents of every allocatable PV (PV order), after subtracting
+    /// every area any segment uses.
+    pub(crate) fn free_space(&self, doc_vg: &Body) -> FreeSpace {
+        let mut used: Vec<(usize, u64, u64)> = Vec::new();
+        let pv_index = |key: &str| self.pvs.iter().position(|p| p.key == key);
+        for (lv, lvsec) in self.lvs.iter().zip(lv_sections(doc_vg)) {
+            for (seg, segsec) in lv.segments.iter().zip(segment_sections(&lvsec.body)) {
+                match &seg.kind {
+                    SegmentKind::Striped { stripes, .. } => {
+                        let n = stripes.len().max(1) as u64;
+                        for s in stripes {
+                            if let Some(i) = pv_index(&s.pv) {
+                                used.push((i, s.start.0, seg.extent_count.0 / n));
+                            }
+                        }
+                    }
+                    // Unknown types: any ("pvN", pe) pair in an array counts
+                    // as an area of the whole segment's length (never less
+                    // than it uses).
+                    _ => {
+                        for e in &segsec.body.entries {
+                            let Entry::Assign(a) = e else { continue };
+                            let Some(arr) = a.value.as_array() else {
+                                continue;
+                            };
+                            for pair in arr.items.windows(2) {
+                                let [pv, pe] = pair else { continue };
+                                if let (Some(pv), Some(pe)) = (pv.as_str(), pe.as_int()) {
+                                    if let (Some(i), Ok(pe)) = (pv_index(pv), u64::try_from(pe)) {
+                                        used.push((i, pe, seg.extent_count.0));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        alloc::free_space(
+            self.pvs
+                .iter()
+                .map(|p| (p.allocatable(), p.pe_count.0))
+                .collect(),
+            &used,
+        )
+    }
+}
+
+/// Who creates an LV and when, as LVM records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creation {
+    /// Seconds since the epoch.
+    pub time: i64,
+    /// Host name (`creation_host`).
+    pub host: String,
+}
+
+impl Creation {
+    /// Now, on this host (as `uname -n` gives it).
+    pub fn now() -> Creation {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        Creation { time, host }
+    }
+}

@@ -11,7 +11,7 @@
 //! keeps its seqno. A thin pool's queued messages are dropped by a second
 //! commit, as LVM's thin create does.
 
-use devicemapper::{DmName, DmNameBuf, ThinDevId, ThinPoolStatus, ThinPoolStatusSummary};
+use devicemapper::{DmNameBuf, ThinDevId, ThinPoolStatus, ThinPoolStatusSummary};
 
 use super::vg::{Session, VolumeGroup};
 use super::{
@@ -247,11 +247,11 @@ impl VolumeGroup {
             return Ok(());
         };
 
+        let specs: Vec<_> = lives.iter().map(LiveCow::spec).collect();
         // Declared first, dropped last: on any error or panic, thin
         // snapshots are deleted, then COW devices removed (and waiting
-        // tables dropped), then the origins resumed unchanged.
-        let mut suspended = Suspended::new(dm);
-        let specs: Vec<_> = lives.iter().map(LiveCow::spec).collect();
+        // tables dropped), then the origins resumed unchanged (the guards).
+        let mut suspended: Vec<dm::Suspended<'_>> = Vec::new();
         // With a second CPU, the devices (which zero each store through its
         // -cow layer) are made while the metadata is precommitted on another
         // thread: neither needs the other until the origins are suspended.
@@ -289,11 +289,12 @@ impl VolumeGroup {
             pools: Vec::new(),
         };
         let step = (|| -> Result<()> {
-            for p in &prepared {
-                suspended.suspend(p.origin())?;
-            }
-            for t in &thin_live {
-                suspended.suspend(t)?;
+            // Frozen and flushed, as LVM suspends an origin before a snapshot.
+            let origins = specs.iter().map(|sp| sp.origin);
+            for o in origins.chain(thin_live.iter().map(|t| &**t)) {
+                let mut g = dm.suspend_guard(o, Suspend::FREEZE)?;
+                g.undo_on_drop();
+                suspended.push(g);
             }
             // The instant: every origin is suspended.
             for p in &mut prepared {
@@ -315,7 +316,19 @@ impl VolumeGroup {
         }
         // Committed: from here on nothing is undone.
         thin_made.pools.clear();
-        let resumed = suspended.resume_all();
+        // Every origin resumed with what it has loaded (the snapshots go
+        // live); all are tried, the first failure reported. A guard whose
+        // resume fails retries, then falls back to the live table.
+        let mut resumed = Ok(());
+        for mut g in suspended.drain(..) {
+            g.keep_on_drop();
+            if let Err(e) = g.resume() {
+                log::error!("{what}: resuming an origin: {e}");
+                if resumed.is_ok() {
+                    resumed = Err(e);
+                }
+            }
+        }
         for p in prepared {
             p.into_live();
         }
@@ -484,62 +497,6 @@ impl VolumeGroup {
 fn thin_id(id: u64) -> Result<ThinDevId> {
     ThinDevId::new_u64(id)
         .map_err(|_| SnapError::InvalidArgument(format!("thin device id {id} out of range")).into())
-}
-
-/// Origins this group suspended. Dropped before [`Suspended::resume_all`]
-/// (an error or a panic), it resumes each unchanged: any table waiting in
-/// its inactive slot is dropped first, so no new table goes live.
-struct Suspended<'a> {
-    dm: &'a DmControl,
-    names: Vec<DmNameBuf>,
-}
-
-impl<'a> Suspended<'a> {
-    fn new(dm: &'a DmControl) -> Self {
-        Suspended {
-            dm,
-            names: Vec::new(),
-        }
-    }
-
-    /// Suspends `name` with a filesystem freeze and flush, as LVM suspends
-    /// an origin before a snapshot.
-    fn suspend(&mut self, name: &DmName) -> Result<()> {
-        self.dm.suspend(name, Suspend::FREEZE)?;
-        self.names.push(name.to_owned());
-        Ok(())
-    }
-
-    /// Resumes every origin with what it has loaded (the snapshots go
-    /// live); tries all, and reports the first failure.
-    fn resume_all(mut self) -> Result<()> {
-        let mut first = None;
-        for n in std::mem::take(&mut self.names) {
-            // A resume that fails once is tried again: a device left
-            // suspended hangs all its I/O.
-            if let Err(e) = self.dm.resume(&n).or_else(|_| self.dm.resume(&n)) {
-                log::error!("resuming {}: {e}", &*n);
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), |e| Err(e.into()))
-    }
-}
-
-impl Drop for Suspended<'_> {
-    fn drop(&mut self) {
-        while let Some(n) = self.names.pop() {
-            let r = self.dm.info(&n).and_then(|i| {
-                if i.inactive_table {
-                    self.dm.clear_inactive(&n)?;
-                }
-                self.dm.resume(&n)
-            });
-            if let Err(e) = r {
-                log::error!("undo: resuming {} unchanged: {e}", &*n);
-            }
-        }
-    }
 }
 
 /// Thin snapshots sent to their pools, deleted again on drop unless the

@@ -170,20 +170,19 @@ impl VolumeGroup {
         // while it is suspended, so it never shows anything else.
         if let Some((n, table)) = &kept {
             let r = (|| -> Result<()> {
-                if snap_live {
-                    dm.suspend(&snap_dev, Suspend::FREEZE)?;
-                }
+                // The guard resumes it on every path, with the new table
+                // if it was loaded.
+                let g = match snap_live {
+                    true => Some(dm.suspend_guard(&snap_dev, Suspend::FREEZE)?),
+                    false => None,
+                };
                 let swapped = dm
                     .message(&tpool, &format!("create_snap {n} {snap_id}"))
                     .and_then(|_| match table {
                         Some((t, ro)) => dm.load(&snap_dev, t, *ro),
                         None => Ok(()),
                     });
-                let resumed = if snap_live {
-                    dm.resume(&snap_dev)
-                } else {
-                    Ok(())
-                };
+                let resumed = g.map_or(Ok(()), |g| g.resume());
                 swapped?;
                 resumed?;
                 Ok(())
@@ -204,8 +203,7 @@ impl VolumeGroup {
         // From here on the rollback only goes forward.
         let forward = (|| -> Result<()> {
             if origin_live {
-                dm.suspend(&origin_dev, Suspend::FLUSH)?;
-                dm.resume(&origin_dev)?;
+                dm.suspend_guard(&origin_dev, Suspend::FLUSH)?.resume()?;
             }
             if !keep && snap_live {
                 dm.remove(&snap_dev)?;

@@ -245,8 +245,10 @@ fn refusals_change_nothing() {
 fn failure_after_the_devices_are_made_undoes_them() {
     require_dm();
     let pv = LoopDev::new(4 << 30);
+    // LVM stretches the metadata area to the data alignment (1 MiB by
+    // default, room for ~2000 LVs); 128 KiB keeps it at ~200.
     sh(&format!(
-        "pvcreate -q --metadatasize 16k {0} && vgcreate -q -s 1M fullvg {0}",
+        "pvcreate -q --metadatasize 16k --dataalignment 128k {0} && vgcreate -q -s 1M fullvg {0}",
         pv.path.display()
     ));
     let vg = ScratchVg {

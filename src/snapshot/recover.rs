@@ -587,14 +587,17 @@ impl VolumeGroup {
         for m in messages {
             match m {
                 ThinMessage::Delete(id) => {
-                    dm.message(tpool, &format!("delete {id}"))?;
+                    already(dm.message(tpool, &format!("delete {id}")), libc::ENODATA)?;
                 }
                 ThinMessage::Create(name) => {
                     let Some(thin) = vg.lv(name) else { continue };
                     let Some((_, id)) = thin.thin() else { continue };
                     match thin.thin_origin() {
                         None => {
-                            dm.message(tpool, &format!("create_thin {id}"))?;
+                            already(
+                                dm.message(tpool, &format!("create_thin {id}")),
+                                libc::EEXIST,
+                            )?;
                         }
                         Some(o) => {
                             let Some((_, oid)) = vg.lv(o).and_then(|l| l.thin()) else {
@@ -606,7 +609,10 @@ impl VolumeGroup {
                             } else {
                                 None
                             };
-                            let r = dm.message(tpool, &format!("create_snap {id} {oid}"));
+                            let r = already(
+                                dm.message(tpool, &format!("create_snap {id} {oid}")),
+                                libc::EEXIST,
+                            );
                             if let Some(g) = g {
                                 g.resume()?;
                             }
@@ -675,6 +681,18 @@ impl VolumeGroup {
             }
         }
         Ok(())
+    }
+}
+
+/// A queued message a killed run had already sent (the pool's transaction
+/// id moves only after the last one): the kernel's `errno` for "done".
+fn already(r: dm::Result<Option<String>>, errno: i32) -> dm::Result<()> {
+    match r {
+        Err(e) if e.errno() == Some(errno) => {
+            log::info!("recovery: {e}: the message was carried out already");
+            Ok(())
+        }
+        r => r.map(|_| ()),
     }
 }
 

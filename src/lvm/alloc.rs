@@ -21,12 +21,29 @@ pub struct Area {
     pub count: u64,
 }
 
+/// A run of free extents on one PV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeRun {
+    /// First physical extent.
+    pub start: u64,
+    /// Number of extents.
+    pub count: u64,
+}
+
+/// One PV's free extents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PvFree {
+    /// Whether new extents may be allocated on it.
+    pub allocatable: bool,
+    /// Its free runs, in address order.
+    pub runs: Vec<FreeRun>,
+}
+
 /// Free extents of a volume group, per PV in PV order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FreeSpace {
-    /// For each PV: whether it is allocatable, and its free runs
-    /// `(start, count)` in address order.
-    pub pvs: Vec<(bool, Vec<(u64, u64)>)>,
+    /// Each PV's free extents.
+    pub pvs: Vec<PvFree>,
 }
 
 impl FreeSpace {
@@ -34,29 +51,31 @@ impl FreeSpace {
     pub fn total(&self) -> u64 {
         self.pvs
             .iter()
-            .filter(|p| p.0)
-            .flat_map(|p| p.1.iter().map(|r| r.1))
+            .filter(|p| p.allocatable)
+            .flat_map(|p| p.runs.iter().map(|r| r.count))
             .sum()
     }
 }
 
 /// Free runs of each PV given `(allocatable, pe_count)` per PV and the
-/// used areas `(pv index, start, count)` (overlaps and areas past the end
-/// are tolerated).
-pub fn free_space(pvs: Vec<(bool, u64)>, used: &[(usize, u64, u64)]) -> FreeSpace {
+/// used areas (overlaps and areas past the end are tolerated).
+pub fn free_space(pvs: Vec<(bool, u64)>, used: &[Area]) -> FreeSpace {
     let mut out = Vec::with_capacity(pvs.len());
     for (i, (allocatable, pe_count)) in pvs.into_iter().enumerate() {
         let mut u: Vec<(u64, u64)> = used
             .iter()
-            .filter(|a| a.0 == i)
-            .map(|a| (a.1, a.1.saturating_add(a.2)))
+            .filter(|a| a.pv == i)
+            .map(|a| (a.start, a.start.saturating_add(a.count)))
             .collect();
         u.sort_unstable();
         let mut runs = Vec::new();
         let mut at = 0u64;
         for (s, e) in u {
             if s > at {
-                runs.push((at, s.min(pe_count) - at.min(s)));
+                runs.push(FreeRun {
+                    start: at,
+                    count: s.min(pe_count) - at.min(s),
+                });
             }
             at = at.max(e);
             if at >= pe_count {
@@ -64,10 +83,13 @@ pub fn free_space(pvs: Vec<(bool, u64)>, used: &[(usize, u64, u64)]) -> FreeSpac
             }
         }
         if at < pe_count {
-            runs.push((at, pe_count - at));
+            runs.push(FreeRun {
+                start: at,
+                count: pe_count - at,
+            });
         }
-        runs.retain(|r| r.1 > 0);
-        out.push((allocatable, runs));
+        runs.retain(|r| r.count > 0);
+        out.push(PvFree { allocatable, runs });
     }
     FreeSpace { pvs: out }
 }
@@ -211,7 +233,7 @@ fn find_some(
 /// use lvsnap::lvm::alloc::{allocate_linear, free_space, Area};
 /// // One PV of 10 extents with 2..4 in use: the hole at 0..2 is too small
 /// // for 3 extents, so the LV goes at 4.
-/// let free = free_space(vec![(true, 10)], &[(0, 2, 2)]);
+/// let free = free_space(vec![(true, 10)], &[Area { pv: 0, start: 2, count: 2 }]);
 /// assert_eq!(allocate_linear(&free, 3), Some(vec![Area { pv: 0, start: 4, count: 3 }]));
 /// ```
 pub fn allocate_linear(free: &FreeSpace, extents: u64) -> Option<Vec<Area>> {
@@ -222,13 +244,13 @@ pub fn allocate_linear(free: &FreeSpace, extents: u64) -> Option<Vec<Area>> {
         areas: Vec::new(),
         lists: Vec::new(),
     };
-    for (pv, (allocatable, runs)) in free.pvs.iter().enumerate() {
-        if !allocatable || runs.is_empty() {
+    for (pv, p) in free.pvs.iter().enumerate() {
+        if !p.allocatable || p.runs.is_empty() {
             continue;
         }
         let l = m.lists.len();
         m.lists.push((pv, Vec::new()));
-        for &(start, count) in runs {
+        for &FreeRun { start, count } in &p.runs {
             let id = m.areas.len();
             m.areas.push(PvArea {
                 start,
@@ -302,7 +324,13 @@ mod tests {
     fn fragmented() -> FreeSpace {
         free_space(
             vec![(true, 63), (true, 31)],
-            &[(0, 4, 1), (0, 13, 1), (0, 17, 41), (1, 2, 5), (1, 10, 10)],
+            &[
+                a(0, 4, 1),
+                a(0, 13, 1),
+                a(0, 17, 41),
+                a(1, 2, 5),
+                a(1, 10, 10),
+            ],
         )
     }
 
@@ -313,8 +341,11 @@ mod tests {
     #[test]
     fn free_runs() {
         let f = fragmented();
-        assert_eq!(f.pvs[0].1, vec![(0, 4), (5, 8), (14, 3), (58, 5)]);
-        assert_eq!(f.pvs[1].1, vec![(0, 2), (7, 3), (20, 11)]);
+        let runs = |pv: usize| -> Vec<(u64, u64)> {
+            f.pvs[pv].runs.iter().map(|r| (r.start, r.count)).collect()
+        };
+        assert_eq!(runs(0), vec![(0, 4), (5, 8), (14, 3), (58, 5)]);
+        assert_eq!(runs(1), vec![(0, 2), (7, 3), (20, 11)]);
         assert_eq!(f.total(), 36);
     }
 
@@ -371,7 +402,7 @@ mod tests {
     fn empty_vg_spans_pvs_like_lvm() {
         // twopv fixture: 75 extents on two empty 63-extent PVs with pv0 0..8
         // used went to pv1 0..63 then pv0 8..20.
-        let f = free_space(vec![(true, 63), (true, 63)], &[(0, 0, 8)]);
+        let f = free_space(vec![(true, 63), (true, 63)], &[a(0, 0, 8)]);
         assert_eq!(
             allocate_linear(&f, 75),
             Some(vec![a(1, 0, 63), a(0, 8, 12)])

@@ -81,11 +81,11 @@ impl Metadata {
             .ok_or_else(|| invalid(format!("{name}: extent overflow")))?;
         // Contiguous round: the run right after the LV's end, as far as it goes.
         let mut grow = 0;
-        if let Some((true, runs)) = free.pvs.get_mut(pv) {
-            if let Some(r) = runs.iter_mut().find(|r| r.0 == end) {
-                grow = r.1.min(extents.0);
-                r.0 += grow;
-                r.1 -= grow;
+        if let Some(p) = free.pvs.get_mut(pv).filter(|p| p.allocatable) {
+            if let Some(r) = p.runs.iter_mut().find(|r| r.start == end) {
+                grow = r.count.min(extents.0);
+                r.start += grow;
+                r.count -= grow;
             }
         }
         let rest = extents.0 - grow;
@@ -96,7 +96,13 @@ impl Metadata {
                     .pvs
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| if i == pv { p.clone() } else { (false, vec![]) })
+                    .map(|(i, p)| {
+                        if i == pv {
+                            p.clone()
+                        } else {
+                            PvFree::default()
+                        }
+                    })
                     .collect(),
             };
             areas = alloc::allocate_linear(&cling, rest)

@@ -151,27 +151,32 @@ impl Lv {
     }
 
     /// The snapshot segment, if this is an LVM `snapshotN` LV.
-    pub(super) fn snapshot_segment(&self) -> Option<(&Sectors, &str, &str, bool)> {
+    pub(super) fn snapshot_segment(&self) -> Option<SnapshotSegment<'_>> {
         match self.segments.first().map(|s| &s.kind) {
             Some(SegmentKind::Snapshot {
                 chunk_size,
                 origin,
                 cow,
                 merging,
-            }) => Some((chunk_size, origin, cow, *merging)),
+            }) => Some(SnapshotSegment {
+                chunk_size: *chunk_size,
+                origin,
+                cow,
+                merging: *merging,
+            }),
             _ => None,
         }
     }
 
     /// The COW snapshot this `snapshotN` LV carries, if it is one.
     pub(super) fn as_cow_snapshot(&self) -> Option<CowSnapshot> {
-        let (chunk, origin, cow, merging) = self.snapshot_segment()?;
+        let s = self.snapshot_segment()?;
         Some(CowSnapshot {
-            name: cow.to_owned(),
+            name: s.cow.to_owned(),
             snapshot_lv: self.name.clone(),
-            origin: origin.to_owned(),
-            chunk_size: *chunk,
-            merging,
+            origin: s.origin.to_owned(),
+            chunk_size: s.chunk_size,
+            merging: s.merging,
         })
     }
 
@@ -202,6 +207,18 @@ impl Lv {
             Some(SegmentKind::ThinPool { .. })
         )
     }
+}
+
+/// What a `snapshotN` LV's snapshot segment links.
+pub(super) struct SnapshotSegment<'a> {
+    /// COW chunk size.
+    pub(super) chunk_size: Sectors,
+    /// The origin LV.
+    pub(super) origin: &'a str,
+    /// The COW LV.
+    pub(super) cow: &'a str,
+    /// A merge into the origin is pending or running.
+    pub(super) merging: bool,
 }
 
 /// A COW snapshot as users see it: the COW LV, named by the user.
@@ -286,7 +303,7 @@ impl Vg {
     pub fn cow_snapshot(&self, name: &str) -> Option<CowSnapshot> {
         self.lvs
             .iter()
-            .filter(|l| l.snapshot_segment().is_some_and(|s| s.2 == name))
+            .filter(|l| l.snapshot_segment().is_some_and(|s| s.cow == name))
             .find_map(Lv::as_cow_snapshot)
     }
 
@@ -294,7 +311,7 @@ impl Vg {
     pub fn snapshots_of(&self, origin: &str) -> Vec<CowSnapshot> {
         self.lvs
             .iter()
-            .filter(|l| l.snapshot_segment().is_some_and(|s| s.1 == origin))
+            .filter(|l| l.snapshot_segment().is_some_and(|s| s.origin == origin))
             .filter_map(Lv::as_cow_snapshot)
             .collect()
     }
@@ -303,7 +320,7 @@ impl Vg {
     pub fn is_origin(&self, name: &str) -> bool {
         self.lvs
             .iter()
-            .any(|l| l.snapshot_segment().is_some_and(|s| s.1 == name))
+            .any(|l| l.snapshot_segment().is_some_and(|s| s.origin == name))
     }
 
     /// The thin pool of LV `name`, if it is thin.
@@ -347,7 +364,13 @@ impl Vg {
         let mut first: Vec<&Lv> = Vec::with_capacity(self.lvs.len());
         for l in &self.lvs {
             first.push(by_name.entry(&l.name).or_insert(l));
-            if let Some((_, origin, cow, merging)) = l.snapshot_segment() {
+            if let Some(SnapshotSegment {
+                origin,
+                cow,
+                merging,
+                ..
+            }) = l.snapshot_segment()
+            {
                 cows.entry(cow).or_insert((origin, merging));
             }
         }
@@ -368,7 +391,7 @@ impl Vg {
     /// Free extents of every allocatable PV (PV order), after subtracting
     /// every area any segment uses.
     pub(crate) fn free_space(&self, doc_vg: &Body) -> FreeSpace {
-        let mut used: Vec<(usize, u64, u64)> = Vec::new();
+        let mut used: Vec<Area> = Vec::new();
         let pv_index = |key: &str| self.pvs.iter().position(|p| p.key == key);
         for (lv, lvsec) in self.lvs.iter().zip(lv_sections(doc_vg)) {
             for (seg, segsec) in lv.segments.iter().zip(segment_sections(&lvsec.body)) {
@@ -377,7 +400,11 @@ impl Vg {
                         let n = stripes.len().max(1) as u64;
                         for s in stripes {
                             if let Some(i) = pv_index(&s.pv) {
-                                used.push((i, s.start.0, seg.extent_count.0 / n));
+                                used.push(Area {
+                                    pv: i,
+                                    start: s.start.0,
+                                    count: seg.extent_count.0 / n,
+                                });
                             }
                         }
                     }
@@ -394,7 +421,11 @@ impl Vg {
                                 let [pv, pe] = pair else { continue };
                                 if let (Some(pv), Some(pe)) = (pv.as_str(), pe.as_int()) {
                                     if let (Some(i), Ok(pe)) = (pv_index(pv), u64::try_from(pe)) {
-                                        used.push((i, pe, seg.extent_count.0));
+                                        used.push(Area {
+                                            pv: i,
+                                            start: pe,
+                                            count: seg.extent_count.0,
+                                        });
                                     }
                                 }
                             }

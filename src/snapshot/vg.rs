@@ -348,13 +348,18 @@ impl Session {
 /// Names of the volume groups found on the system's block devices, sorted.
 pub fn volume_groups() -> Result<Vec<String>> {
     let pvs = crate::lvm::hints::full_scan(crate::lvm::hints::DEFAULT_HINTS.as_ref(), None)?;
-    let mut names: Vec<String> = crate::lvm::scan::volume_groups(&pvs)
+    Ok(vg_names(&pvs))
+}
+
+/// The names of the VGs `pvs` hold, sorted, each once.
+fn vg_names(pvs: &[crate::lvm::scan::ScannedPv]) -> Vec<String> {
+    let mut names: Vec<String> = crate::lvm::scan::volume_groups(pvs)
         .into_iter()
         .map(|v| v.name)
         .collect();
     names.sort();
     names.dedup();
-    Ok(names)
+    names
 }
 
 /// The status of every snapshot in every volume group on the system that
@@ -394,12 +399,7 @@ pub fn all_snapshots_and_problems() -> Result<(Vec<SnapshotStatus>, Vec<String>)
             ));
         }
     }
-    let mut names: Vec<String> = crate::lvm::scan::volume_groups(&pvs)
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
-    names.sort();
-    names.dedup();
+    let names = vg_names(&pvs);
     let mut out = Vec::new();
     for name in names {
         let r = VolumeGroup::open(&name).and_then(|vg| {

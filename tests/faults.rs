@@ -675,6 +675,38 @@ fn kill_sweep_thin() {
     assert_eq!(t.old + t.new, t.points);
 }
 
+/// `dmsetup remove --force` run on a snapshot's devices (its device held
+/// open, so the kernel leaves it an `error` table; its `-cow` then gone):
+/// `lvsnap delete` works as `lvremove -f` does, and a sibling is untouched.
+#[test]
+#[serial]
+fn delete_after_dmsetup_remove_force() {
+    require_dm();
+    let _vg = Fvg::new();
+    lib_ok(&["create", "a", "s1"], "set-up");
+    lib_ok(&["create", "a", "s2"], "set-up");
+    {
+        let _held = std::fs::File::open("/dev/mapper/fvg-s1").expect("open s1");
+        sh("dmsetup remove --force fvg-s1 2>/dev/null; dmsetup remove --force fvg-s1-cow");
+    }
+    assert_eq!(table_of("fvg-s1"), "error");
+    let (_, code, err) = run(&["delete", "fvg/s1"], None);
+    assert_eq!(code, 0, "delete after dmsetup remove --force: {err}");
+    let v = lvm_view();
+    assert!(!v.lvs.contains("s1") && v.lvs.contains("s2"), "{v:?}");
+    assert_devices(
+        &["fvg-a", "fvg-a-real", "fvg-s2", "fvg-s2-cow"],
+        "after the delete",
+    );
+    assert_eq!(table_of("fvg-a"), "snapshot-origin");
+    data_ok(false, &["s2"], "after the delete");
+    let (_, code, err) = run(&["delete", "fvg/s2"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_devices(&["fvg-a"], "after deleting the sibling");
+    assert_eq!(table_of("fvg-a"), "linear");
+    data_ok(false, &[], "after deleting the sibling");
+}
+
 /// Restore, killed at every step: the target is complete (untagged) or
 /// tagged incomplete (never Ready) and removed by the next run; a re-run
 /// and delete work.

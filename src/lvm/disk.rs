@@ -555,6 +555,39 @@ impl VgDisk {
         Ok(())
     }
 
+    /// A text an earlier run precommitted and never committed or reverted
+    /// (it was killed in between): the next seqno after the committed one,
+    /// in some area's precommit slot. LVM's readers ignore it; recovery
+    /// reads it to undo what that run did outside the metadata (thin pool
+    /// messages are sent before the commit).
+    pub fn stale_precommit(&self) -> Option<String> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let want = self.seqno.checked_add(1)?;
+        self.pvs.iter().find_map(|pv| {
+            pv.areas.iter().find_map(|a| {
+                let p = &a.header.precommitted;
+                if p.is_empty() || *p == a.header.committed {
+                    return None;
+                }
+                let t = super::scan::read_text(&pv.dev, &a.header, p).ok()?;
+                (t.summary.seqno == want).then_some(t.text)
+            })
+        })
+    }
+
+    /// Clears the precommit slots a killed run left (see
+    /// [`VgDisk::stale_precommit`]), as LVM's revert does.
+    pub fn drop_stale_precommit(&mut self) -> Result<()> {
+        if self.pending.is_some() {
+            return Err(Error::InvalidArgument(
+                "a precommit of this session is pending".into(),
+            ));
+        }
+        self.clear_precommit()
+    }
+
     /// Drops the precommitted text: clears every precommit slot; the
     /// committed metadata was never changed.
     pub fn revert(&mut self) -> Result<()> {

@@ -9,7 +9,9 @@
 //! `lv_update_and_reload` order); then every origin resumed. Until the
 //! commit lands, any failure undoes every step and the committed metadata
 //! keeps its seqno. A thin pool's queued messages are dropped by a second
-//! commit, as LVM's thin create does.
+//! commit, as LVM's thin create does. A run killed after the messages but
+//! before the commit leaves the pool ahead of the committed metadata; the
+//! next operation's recovery undoes that from the precommitted text.
 
 use devicemapper::{DmNameBuf, ThinDevId, ThinPoolStatus, ThinPoolStatusSummary};
 

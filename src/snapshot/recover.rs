@@ -15,8 +15,12 @@
 //!    an LV with no snapshot, a `-cow` of an LV that is no COW store) are
 //!    removed, users before what they use, with the origin suspended
 //!    around a snapshot's removal;
-//! 4. thin pool messages queued in the metadata are carried out in the
-//!    pool (or found done) and dropped from the metadata;
+//! 4. thin pool messages a killed run sent under metadata it only
+//!    precommitted (LVM's order: the new transaction id precommitted,
+//!    messages sent, then the commit) are undone: the devices they made
+//!    deleted, the pool's transaction id moved back to the committed one;
+//!    thin pool messages queued in the committed metadata are carried out
+//!    in the pool (or found done) and dropped from the metadata;
 //! 5. a restore target still marked incomplete is removed.
 
 use std::collections::{HashMap, HashSet};
@@ -45,6 +49,9 @@ pub enum RepairKind {
     StartedMerge,
     /// Thin pool messages queued in the metadata were carried out.
     FinishedThinMessages,
+    /// Thin pool messages sent under metadata that was never committed
+    /// were undone.
+    UndidUncommittedThinMessages,
     /// A restore target whose copy never completed was removed.
     RemovedIncompleteRestore,
 }
@@ -58,6 +65,9 @@ impl fmt::Display for RepairKind {
             RepairKind::RemovedStrayDevice => "removed a stray device",
             RepairKind::StartedMerge => "started a recorded merge",
             RepairKind::FinishedThinMessages => "carried out queued thin pool messages",
+            RepairKind::UndidUncommittedThinMessages => {
+                "undid thin pool messages of metadata never committed"
+            }
             RepairKind::RemovedIncompleteRestore => "removed an incomplete restore target",
         })
     }
@@ -167,6 +177,9 @@ impl VolumeGroup {
                 let devs = self.vg_devices(s, dm)?;
                 self.remove_strays(s, dm, &devs, &mut rep)?;
             }
+        }
+        if let Some(dm) = &dm {
+            self.undo_uncommitted_thin(s, dm, &mut rep)?;
         }
         self.finish_thin_messages(s, dm.as_ref(), &mut rep)?;
         self.remove_incomplete_restores(s, dm.as_ref(), &mut rep)?;
@@ -495,6 +508,123 @@ impl VolumeGroup {
                 r?;
             }
             None => dm.remove(name)?,
+        }
+        Ok(())
+    }
+
+    /// Step 4, first half: a run killed between sending its pool messages
+    /// and the commit of the metadata that records them (a group snapshot
+    /// with thin members) left the pool with devices the committed
+    /// metadata does not know, and maybe its transaction id one ahead, as
+    /// its precommitted text says. Not committed, the operation did not
+    /// happen: each device its `create` messages made is deleted (none the
+    /// committed metadata uses), then the transaction id goes back. A
+    /// precommitted `delete` cannot be undone: that is reported.
+    fn undo_uncommitted_thin(
+        &self,
+        s: &mut Session,
+        dm: &DmControl,
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
+        let Some(text) = s.disk.stale_precommit() else {
+            return Ok(());
+        };
+        let pre = match crate::lvm::vg::Metadata::parse(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug!("VG {}: unreadable stale precommit ({e})", self.name());
+                return Ok(());
+            }
+        };
+        let committed = s.md.vg();
+        let used: HashSet<u64> = committed
+            .lvs
+            .iter()
+            .filter_map(|l| l.thin().map(|(_, id)| id))
+            .collect();
+        let mut clean = true;
+        for pl in &pre.vg().lvs {
+            let Some(SegmentKind::ThinPool {
+                transaction_id: ptid,
+                messages,
+                ..
+            }) = pl.segments.first().map(|g| &g.kind)
+            else {
+                continue;
+            };
+            let ctid = match committed
+                .lv(&pl.name)
+                .and_then(|l| l.segments.first())
+                .map(|g| &g.kind)
+            {
+                Some(SegmentKind::ThinPool {
+                    transaction_id,
+                    messages: cm,
+                    ..
+                }) if cm.is_empty() => *transaction_id,
+                _ => continue,
+            };
+            if messages.is_empty() || ctid.checked_add(1) != Some(*ptid) {
+                continue;
+            }
+            let pool = &pl.name;
+            let tpool = self.dm_name(pool, Some("tpool"))?.into_dm_name();
+            if !dm.exists(&tpool)? {
+                continue;
+            }
+            let kernel = match dm::thin_pool_status(dm, &tpool)? {
+                devicemapper::ThinPoolStatus::Working(w) => w.transaction_id,
+                _ => {
+                    rep.left(format!("thin pool {}/{pool} has failed", self.name()));
+                    clean = false;
+                    continue;
+                }
+            };
+            if kernel != ctid && kernel != *ptid {
+                continue;
+            }
+            if messages.iter().any(|m| matches!(m, ThinMessage::Delete(_))) {
+                if kernel == *ptid {
+                    rep.left(format!(
+                        "Thin pool {}/{pool} has unexpected transaction id {kernel}, expecting \
+                         {ctid}: an uncommitted run deleted thin devices in it",
+                        self.name()
+                    ));
+                    clean = false;
+                }
+                continue;
+            }
+            let ids: Vec<u64> = messages
+                .iter()
+                .filter_map(|m| match m {
+                    ThinMessage::Create(n) => pre.vg().lv(n).and_then(|l| l.thin()).map(|t| t.1),
+                    ThinMessage::Delete(_) => None,
+                })
+                .filter(|id| !used.contains(id))
+                .collect();
+            // Not sent (the run died before its messages): nothing to undo.
+            let mut undid = false;
+            for id in ids.iter().rev() {
+                match dm.message(&tpool, &format!("delete {id}")) {
+                    Ok(_) => undid = true,
+                    Err(e) if e.errno() == Some(libc::ENODATA) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if kernel == *ptid {
+                dm::thin_set_transaction_id(dm, &tpool, kernel, ctid)?;
+                undid = true;
+            }
+            if !undid {
+                continue;
+            }
+            rep.did(
+                RepairKind::UndidUncommittedThinMessages,
+                format!("{}/{pool}", self.name()),
+            );
+        }
+        if clean {
+            s.disk.drop_stale_precommit()?;
         }
         Ok(())
     }

@@ -101,7 +101,7 @@ impl VolumeGroup {
             _ => return Err(SnapError::NotFound(format!("origin of {full}")).into()),
         };
         let cur = cow_lv.extents();
-        let ext_bytes = u128::from(*ext) * 512;
+        let ext_bytes = *ext.bytes();
         let bytes = |e: Extents| Bytes(u128::from(e.0) * ext_bytes);
         let to_extents = |b: Bytes| {
             u64::try_from(b.0.div_ceil(ext_bytes))

@@ -11,7 +11,7 @@ use super::{Error as SnapError, SnapshotStatus, State};
 use crate::dm::{self, DmControl, Percent};
 use crate::error::Result;
 use crate::lvm::vg::{CowSnapshot, Lv};
-use crate::units::Bytes;
+use crate::units::{Bytes, Sectors};
 
 /// The on-disk header of a persistent exception store: magic `SnAp`, then
 /// `valid` (0 once the kernel invalidated the snapshot).
@@ -200,11 +200,10 @@ fn state(invalid: bool, merging: bool) -> State {
 }
 
 fn lv_bytes(s: &Session, lv: &Lv) -> Bytes {
-    let sectors = lv
-        .extents()
+    lv.extents()
         .sectors(s.md.vg().extent_size)
-        .map_or(u64::MAX, |x| *x);
-    Bytes(u128::from(sectors) * 512)
+        .unwrap_or(Sectors(u64::MAX))
+        .bytes()
 }
 
 fn created(lv: &Lv) -> SystemTime {

@@ -141,7 +141,7 @@ impl VolumeGroup {
             ))
             .into());
         }
-        let ext_bytes = u128::from(*vg.extent_size) * 512;
+        let ext_bytes = *vg.extent_size.bytes();
         let (thin, snap_extents) = if let Some(c) = vg.cow_snapshot(snapshot) {
             if c.merging {
                 return Err(SnapError::Busy(format!("{full} is merging into {}", c.origin)).into());
@@ -283,7 +283,10 @@ impl VolumeGroup {
     ) -> Result<()> {
         let snapshot = snap.name.as_str();
         let full = format!("{}/{snapshot}", self.name());
-        let size = extents.0.saturating_mul(*s.md.vg().extent_size * 512);
+        let size = u128::from(extents.0)
+            .checked_mul(*s.md.vg().extent_size.bytes())
+            .and_then(|b| u64::try_from(b).ok())
+            .unwrap_or(u64::MAX);
         let dm = DmControl::shared()?;
         let snap_dev = self.dm_name(snapshot, None)?;
         if self.cow_status(&s, snap, Some(&dm))?.invalid {

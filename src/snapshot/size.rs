@@ -205,7 +205,7 @@ pub fn plan_cow_extents(
     let wanted = match want {
         SnapSize::OriginSize => origin_extents,
         SnapSize::Bytes(b) => {
-            let ext_bytes = u128::from(ext) * 512;
+            let ext_bytes = *extent_size.bytes();
             let n = (*b).div_ceil(ext_bytes);
             if n > u128::from(MAX_EXTENT_COUNT) {
                 return Err(Error::InvalidArgument(format!(
@@ -228,7 +228,7 @@ pub fn plan_cow_extents(
     if cow.sectors(extent_size).is_none_or(|s| s < three_chunks) {
         return Err(Error::InvalidArgument(format!(
             "snapshot volume cannot be smaller than 3 chunks ({} bytes)",
-            u128::from(*three_chunks) * 512
+            *three_chunks.bytes()
         )));
     }
     Ok(cow)

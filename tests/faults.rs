@@ -707,6 +707,78 @@ fn kill_sweep_thin() {
     assert_eq!(t.old + t.new, t.points);
 }
 
+/// A pool whose kernel transaction id is ahead of the metadata's (an
+/// older metadata restored with vgcfgrestore after a thin create): a thin
+/// create is refused with LVM's message before anything is written, the
+/// next operation's recovery deletes no thin device, and the pool's
+/// devices are still there.
+#[test]
+#[serial]
+fn thin_create_on_a_pool_out_of_step() {
+    require_dm();
+    let _vg = Fvg::new();
+    sh(
+        "lvcreate -q -y -L 8M -T fvg/pool -V 8M -n t /dev/mapper/fpv1 && \
+        vgcfgbackup -q -f /run/tmp/fvg-before.vg fvg && lvcreate -q -s -n lvm_s fvg/t && \
+        vgcfgrestore -y --force -f /run/tmp/fvg-before.vg fvg >/dev/null",
+    );
+    let before = lvm_view();
+    assert!(!before.lvs.contains("lvm_s"));
+    let (_, code, err) = run(&["create", "fvg/t", "ts1"], None);
+    assert_ne!(code, 0, "thin create on a pool out of step succeeded");
+    assert!(err.contains("unexpected transaction id"), "{err}");
+    lib_ok(&["list"], "list after the refusal");
+    let after = lvm_view();
+    assert_eq!(
+        after.seqno, before.seqno,
+        "a refused create changed the metadata"
+    );
+    assert_eq!(after.lvs, before.lvs);
+    let text = lvsnap::lvm::disk::VgDisk::open(VG, &Default::default())
+        .map(|d| d.text().to_owned())
+        .expect("metadata");
+    assert!(!text.contains("message1 {"), "a message was queued");
+    // lvm_s's device (id 2) is still in the pool: nothing deleted it.
+    let dm = DM::new().expect("dm");
+    let id = DevId::Name(DmName::new("fvg-pool-tpool").expect("name"));
+    dm.target_msg(&id, None, "reserve_metadata_snap")
+        .expect("reserve");
+    let pool = sh("thin_ls --metadata-snap -o DEV --no-headers /dev/mapper/fvg-pool_tmeta");
+    dm.target_msg(&id, None, "release_metadata_snap")
+        .expect("release");
+    let devs: BTreeSet<u64> = pool
+        .split_whitespace()
+        .filter_map(|d| d.parse().ok())
+        .collect();
+    assert_eq!(devs, [1, 2].into(), "the pool's devices");
+
+    // The same with the pool inactive: its activation checks the id.
+    sh("vgchange -q -an fvg");
+    let before = lvm_view();
+    let (_, code, err) = run(&["create", "fvg/t", "ts2"], None);
+    assert_ne!(
+        code, 0,
+        "thin create through an inactive pool out of step succeeded"
+    );
+    assert!(err.contains("transaction"), "{err}");
+    lib_ok(&["list"], "list after the refusal");
+    let after = lvm_view();
+    assert_eq!(
+        after.seqno, before.seqno,
+        "a refused create changed the metadata"
+    );
+    assert_eq!(after.lvs, before.lvs);
+    assert!(vg_devices().is_empty(), "{:?}", vg_devices());
+    let pool = sh("lvchange -q -ay -y fvg/pool_tmeta && \
+                   thin_ls -o DEV --no-headers /dev/mapper/fvg-pool_tmeta; \
+                   lvchange -q -an fvg/pool_tmeta");
+    let devs: BTreeSet<u64> = pool
+        .split_whitespace()
+        .filter_map(|d| d.parse().ok())
+        .collect();
+    assert_eq!(devs, [1, 2].into(), "the pool's devices");
+}
+
 /// `dmsetup remove --force` run on a snapshot's devices (its device held
 /// open, so the kernel leaves it an `error` table; its `-cow` then gone):
 /// `lvsnap delete` works as `lvremove -f` does, and a sibling is untouched.

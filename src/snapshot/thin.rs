@@ -80,7 +80,7 @@ impl VolumeGroup {
         }
         if !pool_live {
             let what = format!("create thin snapshot {name}");
-            self.through_inactive_pool(s, &dm, &pool, &what)?;
+            self.through_inactive_pool(s, &dm, &pool, &what, &before)?;
             return Ok(snap_id);
         }
         s.precommit(&format!(
@@ -138,12 +138,14 @@ impl VolumeGroup {
         let dm = DmControl::shared()?;
         let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
         if !dm.exists(&tpool)? {
+            let before = s.md.clone();
             remove_thin_lv(s, name)?;
             return self.through_inactive_pool(
                 s,
                 &dm,
                 &pool,
                 &format!("delete thin snapshot {full}"),
+                &before,
             );
         }
         let dev = self.dm_name(name, None)?;
@@ -196,14 +198,28 @@ impl VolumeGroup {
     /// With the pool inactive, as `lvcreate`/`lvremove` do: commit with the
     /// pool message queued, activate the pool (which carries out queued
     /// messages and moves its transaction id on), commit without the message,
-    /// and deactivate the pool again.
+    /// and deactivate the pool again. First the pool is activated (and
+    /// deactivated) as the committed metadata `before` has it, which checks
+    /// its transaction id as LVM's activation does: a pool out of step (an
+    /// older metadata restored) is refused before anything is written,
+    /// where the one-ahead id of the new metadata could match it by chance
+    /// and hand the new LV a device id the pool already uses.
     pub(super) fn through_inactive_pool(
         &self,
         s: &mut Session,
         dm: &DmControl,
         pool: &str,
         what: &str,
+        before: &crate::lvm::vg::Metadata,
     ) -> Result<()> {
+        {
+            let pvs = activate::pv_map(before.vg(), &s.disk)?;
+            let opts = activate::ActivateOptions::default();
+            activate::activate(dm, before.vg(), &pvs, pool, &opts)?;
+            if let Err(e) = activate::deactivate(dm, before.vg(), pool) {
+                log::warn!("deactivating thin pool {pool} after its check: {e}");
+            }
+        }
         s.precommit(what)?;
         if let Err(e) = s.commit() {
             s.revert();

@@ -108,7 +108,7 @@ impl VolumeGroup {
         let ids = s.md.thin_rollback(&origin, name, keep)?;
         let what = format!("roll back thin {origin_full} to {name}");
         if !dm.exists(&tpool)? {
-            self.through_inactive_pool(&mut s, &dm, &pool, &what)?;
+            self.through_inactive_pool(&mut s, &dm, &pool, &what, &before)?;
             return Ok(settled(RollbackState::Completed));
         }
         match dm::thin_pool_status(&dm, &tpool)? {

@@ -342,13 +342,13 @@ impl CowDevices {
                 ),
             ));
         }
-        let existing = dm.list()?;
+        // One info ioctl per new name, not a list of every device.
         let mut new_names = vec![cow.clone(), spec.snapshot.to_owned()];
         if shared_real.is_none() {
             new_names.push(real.clone());
         }
         for n in &new_names {
-            if existing.iter().any(|(e, _)| e == n) {
+            if dm.exists(n)? {
                 return Err(Error::state(&**n, ErrorKind::Busy, "already exists"));
             }
         }

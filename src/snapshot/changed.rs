@@ -209,7 +209,7 @@ impl VolumeGroup {
             .lv(&snap.origin)
             .ok_or_else(|| SnapError::NotFound(format!("origin {}", snap.origin)))?;
         let limit = lv_bytes(s, origin)?;
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let Some(base) = base else {
             let st = self.open_store(&dm, snap, limit)?;
             let mut olds: Vec<u64> = st.exceptions.iter().map(|e| e.old_chunk).collect();
@@ -390,7 +390,7 @@ impl VolumeGroup {
             }
         };
         let limit = lv_bytes(s, lv)?.max(lv_bytes(s, other_lv)?);
-        let dm = DmControl::open()?;
+        let dm = DmControl::shared()?;
         let tpool = self.dm_name(pool, Some("tpool"))?;
         let tmeta = self.dm_name(&format!("{pool}_tmeta"), None)?;
         if !dm.exists(&tpool)? || !dm.exists(&tmeta)? {

@@ -454,14 +454,20 @@ pub struct Creation {
 }
 
 impl Creation {
-    /// Now, on this host (as `uname -n` gives it).
+    /// Now, on this host (as `uname -n` gives it). The host name is read
+    /// once per process, as an LVM command reads it once at start-up.
     pub fn now() -> Creation {
+        static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default();
+        let host = HOST
+            .get_or_init(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_default()
+            })
+            .clone();
         Creation { time, host }
     }
 }

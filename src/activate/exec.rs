@@ -170,7 +170,7 @@ fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice, live: &LiveMap) -> Res
             }
         };
         log::info!("{}: replaying queued message {text}", &*d.name);
-        dm.message(&d.name, &text)?;
+        dm::thin_message_replay(dm, &d.name, &text)?;
     }
     dm.message(
         &d.name,

@@ -138,6 +138,29 @@ pub fn thin_undo_snaps(
     first.map_or(Ok(()), Err)
 }
 
+/// Sends a pool message queued in the metadata again, for a run that
+/// stopped part way through sending them: the kernel moves the transaction
+/// id only after the last, so a `create_thin`/`create_snap` it refuses with
+/// EEXIST, or a `delete` with ENODATA, was already done by that run (the
+/// ids come from the committed metadata). Returns whether it was sent now.
+pub fn thin_message_replay(dm: &DmControl, pool: &DmName, msg: &str) -> Result<bool> {
+    let done_errno = if msg.starts_with("delete ") {
+        libc::ENODATA
+    } else if msg.starts_with("create_") {
+        libc::EEXIST
+    } else {
+        0
+    };
+    match dm.message(pool, msg) {
+        Ok(_) => Ok(true),
+        Err(e) if done_errno != 0 && e.errno() == Some(done_errno) => {
+            log::warn!("{pool}: queued message \"{msg}\" was already carried out");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Sends `set_transaction_id <old> <new>` to a pool.
 pub fn thin_set_transaction_id(dm: &DmControl, pool: &DmName, old: u64, new: u64) -> Result<()> {
     dm.message(pool, &format!("set_transaction_id {old} {new}"))

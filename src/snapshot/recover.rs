@@ -20,7 +20,10 @@
 //!    messages sent, then the commit) are undone: the devices they made
 //!    deleted, the pool's transaction id moved back to the committed one;
 //!    thin pool messages queued in the committed metadata are carried out
-//!    in the pool (or found done) and dropped from the metadata;
+//!    in the pool (or found done) and dropped from the metadata; then an
+//!    active thin LV whose table maps another thin device than the
+//!    metadata names (a kept snapshot of a thin rollback stopped before
+//!    its swap) is given that device;
 //! 5. a restore target still marked incomplete is removed.
 
 use std::collections::{HashMap, HashSet};
@@ -52,6 +55,8 @@ pub enum RepairKind {
     /// Thin pool messages sent under metadata that was never committed
     /// were undone.
     UndidUncommittedThinMessages,
+    /// An active thin LV was given the thin device the metadata names.
+    RemappedThinDevice,
     /// A restore target whose copy never completed was removed.
     RemovedIncompleteRestore,
 }
@@ -67,6 +72,9 @@ impl fmt::Display for RepairKind {
             RepairKind::FinishedThinMessages => "carried out queued thin pool messages",
             RepairKind::UndidUncommittedThinMessages => {
                 "undid thin pool messages of metadata never committed"
+            }
+            RepairKind::RemappedThinDevice => {
+                "gave a thin LV the thin device it has in the metadata"
             }
             RepairKind::RemovedIncompleteRestore => "removed an incomplete restore target",
         })
@@ -182,6 +190,10 @@ impl VolumeGroup {
             self.undo_uncommitted_thin(s, dm, &mut rep)?;
         }
         self.finish_thin_messages(s, dm.as_ref(), &mut rep)?;
+        if let Some(dm) = &dm {
+            let devs = self.vg_devices(s, dm)?;
+            self.remap_thin_devices(s, dm, &devs, &mut rep)?;
+        }
         self.remove_incomplete_restores(s, dm.as_ref(), &mut rep)?;
         Ok(rep)
     }
@@ -240,7 +252,7 @@ impl VolumeGroup {
         // while a merge table loaded over its store waits in its origin.
         let mut pending = Vec::new();
         for d in order {
-            if !d.info.suspended && !d.info.inactive_table {
+            if !d.info.suspended && !d.info.inactive_table && d.info.live_table {
                 continue;
             }
             let lv = by_id.get(&d.lv_id).map(String::as_str);
@@ -259,12 +271,16 @@ impl VolumeGroup {
                 dm.clear_inactive(&d.name)?;
                 rep.did(RepairKind::DroppedInactiveTable, &*d.name);
             }
-            // Made but never resumed, and not what the metadata wants: a
-            // stray, removed in step 3.
+            // Made but never resumed, and not what the metadata wants: it
+            // maps nothing, yet LVM counts it active (and refuses to
+            // activate the LV's users): removed.
             if d.info.live_table || keep {
                 let merge =
                     kept.is_some_and(|t| t.iter().any(|l| l.target_type == dm::SNAPSHOT_MERGE));
                 pending.push((d, merge));
+            } else if d.info.open_count == 0 {
+                dm.remove(&d.name)?;
+                rep.did(RepairKind::RemovedStrayDevice, &*d.name);
             }
         }
         // A merging origin resumes before its snapshot: that resume hands
@@ -436,6 +452,20 @@ impl VolumeGroup {
             match d.layer.as_deref() {
                 Some("real") => !vg.is_origin(lv),
                 Some("cow") => vg.cow_snapshot(lv).is_none(),
+                // A pool's data or metadata layer left without its pool (a
+                // deactivation or activation cut short): LVM counts the
+                // component active and refuses to activate the pool.
+                Some("tmeta" | "tdata") => {
+                    let pool = vg.lvs.iter().find(|p| {
+                        matches!(p.segments.first().map(|g| &g.kind),
+                            Some(SegmentKind::ThinPool { metadata, pool: data, .. })
+                                if metadata == lv || data == lv)
+                    });
+                    match pool.map(|p| self.dm_name(&p.name, Some("tpool"))) {
+                        Some(Ok(t)) => !devs.iter().any(|x| *x.name == *t.as_dm_name()),
+                        _ => false,
+                    }
+                }
                 _ => false,
             }
         };
@@ -700,6 +730,61 @@ impl VolumeGroup {
                 RepairKind::FinishedThinMessages,
                 format!("{}/{pool}", self.name()),
             );
+        }
+        Ok(())
+    }
+
+    /// Step 4, second half: each active thin LV maps the thin device the
+    /// metadata gives it, once its pool has no messages queued.
+    fn remap_thin_devices(
+        &self,
+        s: &Session,
+        dm: &DmControl,
+        devs: &[VgDev],
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
+        let vg = s.md.vg();
+        let by_id = lv_names_by_id(s);
+        let mut pvs = None;
+        let mut live = None;
+        for d in devs
+            .iter()
+            .filter(|d| d.layer.is_none() && d.info.live_table)
+        {
+            let Some(lv) = by_id.get(&d.lv_id) else {
+                continue;
+            };
+            let Some((pool, _)) = vg.lv(lv).and_then(|l| l.thin()) else {
+                continue;
+            };
+            let queued = matches!(
+                vg.lv(pool).and_then(|p| p.segments.first()).map(|g| &g.kind),
+                Some(SegmentKind::ThinPool { messages, .. }) if !messages.is_empty()
+            );
+            if queued {
+                continue;
+            }
+            if pvs.is_none() {
+                pvs = Some(crate::activate::pv_map(vg, &s.disk)?);
+                live = Some(dm.list()?.into_iter().collect::<HashMap<_, _>>());
+            }
+            let (Some(pvs), Some(live)) = (&pvs, &live) else {
+                continue;
+            };
+            let Some(want) = wanted_table(vg, pvs, live, lv, &d.name) else {
+                continue;
+            };
+            // Only a plain thin table over another thin device is remapped.
+            let thin = |t: &[TableLine]| matches!(t, [l] if l.target_type == "thin");
+            match dm.table(&d.name) {
+                Ok(have) if thin(&have) && thin(&want) && !same_table(&want, &have) => {}
+                _ => continue,
+            }
+            dm.load(&d.name, &want, d.info.read_only)?;
+            let mut g = dm.suspend_guard(&d.name, Suspend::FLUSH)?;
+            g.keep_on_drop();
+            g.resume()?;
+            rep.did(RepairKind::RemappedThinDevice, &*d.name);
         }
         Ok(())
     }

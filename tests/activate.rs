@@ -379,3 +379,152 @@ fn queued_thin_messages_are_sent_on_activation() {
     sh(&format!("lvchange -ay {n}/tsnap2 && vgchange -an {n}"));
     vg.vgck();
 }
+
+/// lvsnap run with `LVM_SYSTEM_DIR` at an lvm.conf whose `global` section
+/// has `thin` (the VM's locking_dir kept, so LVM and lvsnap share locks).
+fn lvsnap_with_conf(thin: &str, args: &[&str]) -> (i32, String) {
+    let dir = std::env::temp_dir().join("lvsnap-thin-check-conf");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("lvm.conf"),
+        format!("global {{\n\tlocking_dir = \"/run/lock/lvm\"\n\t{thin}\n}}\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lvsnap"))
+        .args(args)
+        .env("LVM_SYSTEM_DIR", &dir)
+        .output()
+        .expect("run lvsnap");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Before it makes a pool's `thin-pool` device, lvsnap runs lvm.conf's
+/// thin_check with its options on the pool's metadata, as LVM does: a pool
+/// whose metadata fails the check is refused with LVM's message, nothing
+/// left active or suspended and nothing written; "" turns the check off, a
+/// missing checker is skipped with LVM's warning. LVM refuses the same
+/// pool for the same reason.
+#[test]
+#[serial]
+fn thin_check_runs_before_pool_activation() {
+    require_dm();
+    let vg = ScratchVg::new("tck", 1, 64, "");
+    sh("lvcreate -q -y -L 16M -T tck/pool -V 8M -n o && vgchange -q -an tck");
+    let log = std::env::temp_dir().join("lvsnap-thin-check.log");
+    let wrapper = std::env::temp_dir().join("lvsnap-thin-check.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec /usr/sbin/thin_check \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    sh(&format!(
+        "chmod +x {}; rm -f {}",
+        wrapper.display(),
+        log.display()
+    ));
+    let conf = format!(
+        "thin_check_executable = \"{}\"\n\tthin_check_options = [ \"-q\", \"--clear-needs-check-flag\" ]",
+        wrapper.display()
+    );
+
+    // Healthy metadata: checked, and the snapshot made through the pool.
+    let (code, err) = lvsnap_with_conf(&conf, &["create", "tck/o", "s1"]);
+    assert_eq!(code, 0, "{err}");
+    // (Once per activation of the pool: the check from the committed
+    // metadata before the first commit, and the one that sends the message.)
+    let ran = std::fs::read_to_string(&log).expect("thin_check was not run");
+    assert!(
+        ran.lines().count() >= 1
+            && ran
+                .lines()
+                .all(|l| l == "-q --clear-needs-check-flag /dev/mapper/tck-pool_tmeta"),
+        "{ran}"
+    );
+    vg.vgck();
+    assert!(vg.lvs("lv_name").contains_key("s1"));
+    assert!(
+        dm_names().iter().all(|d| !d.starts_with("tck-")),
+        "{:?}",
+        dm_names()
+    );
+
+    // The superblock's magic overwritten: the check fails.
+    // (Component activation is read-only: written through the PV.)
+    let table = sh("lvchange -q -ay -y tck/pool_tmeta && dmsetup table tck-pool_tmeta");
+    sh("lvchange -q -an tck/pool_tmeta");
+    let line = table.lines().last().unwrap_or_default();
+    let start: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+    sh(&format!(
+        "printf '\\377\\377\\377\\377\\377\\377\\377\\377' | dd of={} bs=1 seek={} \
+         conv=notrunc,fsync status=none",
+        vg.pvs[0].path.display(),
+        start * 512 + 32
+    ));
+    let seq = vg.seqno();
+    let (code, err) = lvsnap_with_conf(&conf, &["create", "tck/o", "s2"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Check of pool tck/pool failed") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        vg.seqno(),
+        seq,
+        "metadata written although the pool was refused"
+    );
+    assert!(
+        dm_names().iter().all(|d| !d.starts_with("tck-")),
+        "{:?}",
+        dm_names()
+    );
+    // The library says Corrupt, with lvm.conf's defaults (the real thin_check).
+    let v = lvsnap::snapshot::VolumeGroup::open("tck").unwrap();
+    let e = v
+        .create_snapshot("o", "s2", &lvsnap::snapshot::SnapshotOptions::default())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("Check of pool"), "{e}");
+    assert!(
+        dm_names().iter().all(|d| !d.starts_with("tck-")),
+        "{:?}",
+        dm_names()
+    );
+    // LVM refuses this pool for the same reason.
+    let out = std::process::Command::new("lvchange")
+        .args(["-ay", "tck/o"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Check of pool tck/pool failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sh("dmsetup ls | grep -q '^tck-' && vgchange -q -an tck || true");
+
+    // A missing checker: skipped with LVM's warning (the kernel then
+    // refuses the bad superblock itself: no "Check of pool").
+    let (code, err) = lvsnap_with_conf(
+        "thin_check_executable = \"/nonexistent/thin_check\"",
+        &["create", "tck/o", "s2"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("Check is skipped"), "{err}");
+    assert!(!err.contains("Check of pool"), "{err}");
+    // Set to "": no check at all.
+    let (code, err) = lvsnap_with_conf("thin_check_executable = \"\"", &["create", "tck/o", "s2"]);
+    assert_ne!(code, 0);
+    assert!(!err.contains("Check"), "{err}");
+    assert_eq!(vg.seqno(), seq);
+    assert!(
+        dm_names().iter().all(|d| !d.starts_with("tck-")),
+        "{:?}",
+        dm_names()
+    );
+}

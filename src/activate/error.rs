@@ -60,6 +60,17 @@ pub enum Error {
         /// The metadata's transaction id.
         metadata: u64,
     },
+    /// `thin_check` (lvm.conf's `global/thin_check_executable`) failed on
+    /// a pool's metadata, so the pool was not activated.
+    #[error("Check of pool {pool} failed (status:{status}). Manual repair required! ({detail})")]
+    ThinCheck {
+        /// The pool, `vg/lv`.
+        pool: String,
+        /// The checker's exit status (-1: killed by a signal).
+        status: i32,
+        /// The first line it printed, or the command run.
+        detail: String,
+    },
     /// A file system step (device links) failed.
     #[error("{context}: {source}")]
     Io {
@@ -84,7 +95,9 @@ impl Error {
             Error::Dm(e) => e.kind(),
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
-            Error::Invalid { .. } | Error::Transaction { .. } => ErrorKind::Corrupt,
+            Error::Invalid { .. } | Error::Transaction { .. } | Error::ThinCheck { .. } => {
+                ErrorKind::Corrupt
+            }
             Error::Busy { .. } | Error::Mismatch { .. } => ErrorKind::Busy,
             Error::Io { source, .. } => crate::error::io_kind(source),
         }

@@ -179,6 +179,69 @@ fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice, live: &LiveMap) -> Res
     Ok(())
 }
 
+/// Checks a pool's metadata before its `thin-pool` device is made, as
+/// LVM's `_pool_callback` does once the metadata LV is active: lvm.conf's
+/// `global/thin_check_executable` with `global/thin_check_options` on
+/// `/dev/mapper/<vg>-<pool>_tmeta`. Skipped, as LVM skips it, when the
+/// executable is set to "", when it is not installed (with LVM's warning),
+/// and when the metadata's first 64 bytes are zero (a pool never used).
+fn thin_check(vg: &Vg, pool: &str) -> Result<()> {
+    use std::io::Read;
+    let cfg = crate::lvm::config::LvmConfig::load_or_default();
+    let exe = cfg.thin_check_executable.as_str();
+    if exe.is_empty() {
+        return Ok(());
+    }
+    let Some(SegmentKind::ThinPool { metadata, .. }) = vg
+        .lv(pool)
+        .and_then(|l| l.segments.first())
+        .map(|s| &s.kind)
+    else {
+        return Err(Error::invalid(pool, "not a thin pool"));
+    };
+    let path = dm::node_path(&dm_name(vg, metadata, None)?);
+    let show = path.display();
+    let mut head = [0u8; 64];
+    std::fs::File::open(&path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_err(|e| Error::io(format!("reading {show}"), e))?;
+    if head.iter().all(|&b| b == 0) {
+        log::debug!("metadata checking skipped, detected empty disk header on {show}");
+        return Ok(());
+    }
+    let opts = cfg.thin_check_options.iter().filter(|o| !o.is_empty());
+    let out = match std::process::Command::new(exe)
+        .args(opts)
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log::warn!(
+                "WARNING: Check is skipped, please install recommended missing binary {exe}!"
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(Error::io(format!("running {exe}"), e)),
+    };
+    if out.status.success() {
+        return Ok(());
+    }
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let detail = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map_or_else(|| format!("{exe} {show}"), |l| format!("{exe}: {l}"));
+    Err(Error::ThinCheck {
+        pool: format!("{}/{pool}", vg.name),
+        status: out.status.code().unwrap_or(-1),
+        detail,
+    })
+}
+
 /// Devices this call created, removed newest first unless the call succeeds.
 struct Created<'a> {
     dm: &'a DmControl,
@@ -248,6 +311,11 @@ pub fn activate(
         match step {
             Step::Create(_) => {
                 let table = resolve(vg, pvs, d, &live)?;
+                // A new pool: its metadata is checked first; a failed check
+                // removes what this call made, as LVM reverts its preload.
+                if table.first().is_some_and(|l| l.target_type == "thin-pool") {
+                    thin_check(vg, &d.lv)?;
+                }
                 let uuid = d.uuid.as_dm_uuid();
                 let dev = dm.create_inactive(&d.name, Some(uuid), &table, d.read_only)?;
                 created.names.push(d.name.clone().into_dm_name());

@@ -200,7 +200,8 @@ impl VolumeGroup {
     /// messages and moves its transaction id on), commit without the message,
     /// and deactivate the pool again. First the pool is activated (and
     /// deactivated) as the committed metadata `before` has it, which checks
-    /// its transaction id as LVM's activation does: a pool out of step (an
+    /// its metadata with thin_check and its transaction id as LVM's
+    /// activation does: a pool out of step (an
     /// older metadata restored) is refused before anything is written,
     /// where the one-ahead id of the new metadata could match it by chance
     /// and hand the new LV a device id the pool already uses.

@@ -19,7 +19,8 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use devicemapper::{DmNameBuf, DmUuid};
-use lvsnap::dm::{ChunkSize, CowDevices, CowSnapshotSpec, DmControl};
+use lvsnap::activate::{CowDevices, CowSnapshotSpec};
+use lvsnap::dm::{ChunkSize, DmControl};
 use lvsnap::lvm::text::Style;
 use lvsnap::lvm::vg::{Creation, Metadata};
 use lvsnap::lvm::{ScanOptions, VgDisk};

@@ -1,4 +1,5 @@
-//! The device-mapper layer against a real kernel (through vm/run), with
+//! The device-mapper layer (and the COW layout of `activate::cow` on plain
+//! devices) against a real kernel (through vm/run), with
 //! LVM2's tools as the oracle where LVM has an opinion.
 
 mod common;
@@ -11,9 +12,10 @@ use std::time::{Duration, Instant};
 use common::{LoopDev, dm_names, read_at, require_dm, sh, write_pattern};
 use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus};
 use lvsnap::ErrorKind;
+use lvsnap::activate::{CowDevices, CowMerge, CowSnapshotSpec, WaitUntil};
 use lvsnap::dm::{
-    self, ChunkSize, CowDevices, CowSnapshotSpec, DmControl, LvmDmName, LvmDmUuid, LvmId, Percent,
-    SnapshotTargetStatus, TableLine, WaitUntil, check_dm_name, node_path,
+    self, ChunkSize, DmControl, LvmDmName, LvmDmUuid, LvmId, Percent, SnapshotTargetStatus,
+    TableLine, check_dm_name, node_path,
 };
 use lvsnap::units::Sectors;
 use serial_test::serial;
@@ -435,7 +437,7 @@ fn merge_restores_origin() {
     let found = CowDevices::open(&f.dm, &f.origin, &f.snap).expect("open merging");
     assert_eq!(&found, merge.snapshot());
     assert!(found.is_merging(&f.dm).unwrap());
-    let again = dm::CowMerge::resume(&f.dm, found).expect("resume merge");
+    let again = CowMerge::resume(&f.dm, found).expect("resume merge");
     assert!(again.progress(&f.dm).is_ok());
     let mut percents = Vec::new();
     let p = merge

@@ -7,16 +7,19 @@
 //!   a [`Plan`] of devices and steps;
 //! - [`activate`], [`deactivate`], [`is_active`], [`live_devices`]: the
 //!   executor on [`DmControl`](crate::dm::DmControl);
-//! - [`lv_table`], [`dm_name`], [`dm_uuid`]: what the snapshot layer needs to
-//!   build `-real` and `-cow` layers itself;
+//! - [`cow`]: a COW snapshot's life as LVM lays it out ([`CowDevices`],
+//!   [`CowMerge`]): create, status, wait, merge back, grow, tear down;
+//! - [`lv_table`], [`dm_name`], [`dm_uuid`]: an LV's own table, names, UUIDs;
 //! - [`pv_map`]: PV keys to block devices from the PV scan.
 
+pub mod cow;
 mod error;
 mod exec;
 mod links;
 mod plan;
 mod pvs;
 
+pub use cow::{CowDevices, CowMerge, CowSnapshotSpec, MergeProgress, PreparedCow, WaitUntil};
 pub use error::{Error, Result};
 pub use exec::{
     ActivateOptions, Activation, LiveDevice, activate, deactivate, is_active, live_devices,

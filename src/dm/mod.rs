@@ -9,11 +9,11 @@
 //!   crate, with [`thin_create_snap`] for snapshots;
 //! - LVM names and UUIDs: [`LvmDmName`], [`LvmDmUuid`], [`LvmId`];
 //! - event waits: [`DmControl::wait_event`];
-//! - a COW snapshot's life as LVM lays it out: [`CowDevices`], [`CowMerge`];
+//! - [`Undo`]: multi-step changes taken back, newest first, unless they
+//!   complete;
 //! - on-disk formats read natively: COW exception stores
 //!   ([`exception_store`]) and thin-pool metadata ([`thin_metadata`]).
 
-mod cow;
 mod device;
 mod direct_io;
 mod error;
@@ -25,8 +25,8 @@ mod percent;
 mod snapshot;
 mod thin;
 pub mod thin_metadata;
+mod undo;
 
-pub use cow::{CowDevices, CowMerge, CowSnapshotSpec, MergeProgress, PreparedCow, WaitUntil};
 pub use device::{DmControl, Info, Suspend, Suspended, TableLine, table_size};
 pub use direct_io::{DirectReader, ReadAt};
 pub use error::{Error, Result};
@@ -46,3 +46,4 @@ pub use thin::{
     thin_delete, thin_message_replay, thin_pool_status, thin_set_transaction_id, thin_status,
     thin_table, thin_undo_snaps,
 };
+pub use undo::Undo;

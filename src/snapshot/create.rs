@@ -3,7 +3,8 @@
 use super::group::Kind;
 use super::vg::{Session, VolumeGroup};
 use super::{Error as SnapError, SnapSize, SnapshotOptions, SnapshotStatus, check_chunk_size};
-use crate::dm::{ChunkSize, CowSnapshotSpec, DmControl, LvmDmName, LvmDmUuid, LvmId, TableLine};
+use crate::activate::CowSnapshotSpec;
+use crate::dm::{ChunkSize, DmControl, LvmDmName, LvmDmUuid, LvmId, TableLine};
 use crate::error::Result;
 use crate::lvm::names::validate_lv_name;
 use crate::units::Sectors;

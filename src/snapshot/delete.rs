@@ -2,7 +2,8 @@
 
 use super::Error as SnapError;
 use super::vg::VolumeGroup;
-use crate::dm::{CowDevices, DmControl};
+use crate::activate::CowDevices;
+use crate::dm::DmControl;
 use crate::error::Result;
 
 impl VolumeGroup {

@@ -4,7 +4,8 @@
 use super::Error as SnapError;
 use super::cow_max_extents;
 use super::vg::VolumeGroup;
-use crate::dm::{CowDevices, DmControl};
+use crate::activate::CowDevices;
+use crate::dm::DmControl;
 use crate::error::{Error, Result};
 use crate::units::{Bytes, Extents};
 

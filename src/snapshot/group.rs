@@ -19,7 +19,8 @@ use super::vg::{Session, VolumeGroup};
 use super::{
     Created, Error as SnapError, SnapSize, SnapshotOptions, check_chunk_size, plan_cow_extents,
 };
-use crate::dm::{self, CowDevices, DmControl, PreparedCow, Suspend};
+use crate::activate::{CowDevices, PreparedCow};
+use crate::dm::{self, DmControl, Suspend};
 use crate::error::Result;
 use crate::lvm::names::validate_lv_name;
 use crate::lvm::vg::{Creation, Vg};

@@ -419,7 +419,9 @@ impl VolumeGroup {
                     );
                     continue;
                 }
-                match dm::CowDevices::open(dm, &d.name, &snap_dev).and_then(|c| c.start_merge(dm)) {
+                match crate::activate::CowDevices::open(dm, &d.name, &snap_dev)
+                    .and_then(|c| c.start_merge(dm))
+                {
                     Ok(_) => rep.did(
                         RepairKind::StartedMerge,
                         format!("{}/{}", self.name(), m.name),

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::Error as SnapError;
 use super::vg::VolumeGroup;
-use crate::dm::{self, CowDevices, DmControl, Percent};
+use crate::activate::{CowDevices, WaitUntil};
+use crate::dm::{DmControl, Percent};
 use crate::error::Result;
 
 /// What to wait for.
@@ -95,7 +96,7 @@ impl Watch {
     /// Blocks until `until` holds or `timeout` passes.
     pub fn wait(&self, until: Until, timeout: Duration) -> Result<WatchEvent> {
         let dm_until = match until {
-            Until::Invalid => dm::WaitUntil::Invalid,
+            Until::Invalid => WaitUntil::Invalid,
             Until::InvalidOrPercent(p) => {
                 if !(0.0..=100.0).contains(&p) {
                     return Err(SnapError::InvalidArgument(format!(
@@ -103,7 +104,7 @@ impl Watch {
                     ))
                     .into());
                 }
-                dm::WaitUntil::InvalidOrPercent(Percent::from_ratio((p * 1e6) as u64, 100_000_000))
+                WaitUntil::InvalidOrPercent(Percent::from_ratio((p * 1e6) as u64, 100_000_000))
             }
         };
         let got = self.snap.wait(&self.dm, dm_until, timeout, self.recheck)?;

@@ -14,52 +14,12 @@ use std::time::{Duration, Instant};
 
 use devicemapper::{DmName, DmNameBuf, DmUuid, Sectors, TargetParams};
 
-use super::device::{DmControl, Suspend, TableLine, table_size};
-use super::error::{Error, Result};
-use super::name::{layer_name, layer_uuid};
-use super::node;
-use super::percent::Percent;
-use super::snapshot::{
-    ChunkSize, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN, SnapshotOriginTargetParams,
-    SnapshotTargetParams, SnapshotTargetStatus,
-};
 use crate::ErrorKind;
-
-/// One undo step: what it undoes, and how.
-type UndoStep<'a> = (String, Box<dyn FnOnce(&DmControl) -> Result<()> + 'a>);
-
-/// Steps to undo, newest first, unless the operation completes.
-struct Undo<'a> {
-    dm: &'a DmControl,
-    steps: Vec<UndoStep<'a>>,
-}
-
-impl<'a> Undo<'a> {
-    fn new(dm: &'a DmControl) -> Self {
-        Undo {
-            dm,
-            steps: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, what: impl Into<String>, f: impl FnOnce(&DmControl) -> Result<()> + 'a) {
-        self.steps.push((what.into(), Box::new(f)));
-    }
-
-    fn done(mut self) {
-        self.steps.clear();
-    }
-}
-
-impl Drop for Undo<'_> {
-    fn drop(&mut self) {
-        while let Some((what, f)) = self.steps.pop() {
-            if let Err(e) = f(self.dm) {
-                log::error!("undo ({what}) failed: {e}");
-            }
-        }
-    }
-}
+use crate::dm::{
+    ChunkSize, DmControl, Error, Percent, Result, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
+    SnapshotOriginTargetParams, SnapshotTargetParams, SnapshotTargetStatus, Suspend, TableLine,
+    Undo, check_dm_uuid, ensure_node, layer_name, layer_uuid, node_path, table_size,
+};
 
 /// What to snapshot, and with what.
 #[derive(Debug, Clone)]
@@ -117,45 +77,6 @@ fn table_line(dm: &DmControl, name: &DmName) -> Result<TableLine> {
     }
 }
 
-/// Drops a table waiting in the inactive slot of `name`, if there is one
-/// (so undo steps can run in any order without swapping it in).
-fn unload(dm: &DmControl, name: &DmName) -> Result<()> {
-    if dm.info(name)?.inactive_table {
-        dm.clear_inactive(name)?;
-    }
-    Ok(())
-}
-
-/// Loads `table` into `name`; undone by dropping it.
-fn load_undoable<'a>(
-    dm: &DmControl,
-    undo: &mut Undo<'a>,
-    name: &'a DmName,
-    table: &[TableLine],
-    read_only: bool,
-) -> Result<()> {
-    dm.load(name, table, read_only)?;
-    undo.push(format!("drop the table loaded into {name}"), move |dm| {
-        unload(dm, name)
-    });
-    Ok(())
-}
-
-/// Suspends `name`; undone by dropping any loaded table, then resuming.
-fn suspend_undoable<'a>(
-    dm: &DmControl,
-    undo: &mut Undo<'a>,
-    name: &'a DmName,
-    how: Suspend,
-) -> Result<()> {
-    dm.suspend(name, how)?;
-    undo.push(format!("resume {name} unchanged"), move |dm| {
-        unload(dm, name)?;
-        dm.resume(name)
-    });
-    Ok(())
-}
-
 /// A COW snapshot made but not yet live: see [`CowDevices::prepare`].
 /// Dropped without [`PreparedCow::activate`], it removes its devices and
 /// the origin's waiting table.
@@ -189,7 +110,7 @@ impl PreparedCow<'_> {
     /// everything is undone.
     pub fn activate(mut self) -> Result<CowDevices> {
         let (dm, origin) = (self.dm, self.origin);
-        suspend_undoable(dm, &mut self.undo, origin, Suspend::FREEZE)?;
+        self.undo.suspend(origin, Suspend::FREEZE)?;
         self.resume_layers()?;
         // The origin's resume swaps in snapshot-origin: from here on, writes COW.
         dm.resume(origin)?;
@@ -210,7 +131,7 @@ impl PreparedCow<'_> {
     pub fn resume_layers(&mut self) -> Result<()> {
         if self.new_real {
             self.dm.resume(&self.real)?;
-            node::ensure_node(&self.real, self.real_dev)?;
+            ensure_node(&self.real, self.real_dev)?;
         }
         self.dm.resume(self.snapshot)
     }
@@ -232,7 +153,7 @@ impl PreparedCow<'_> {
         undo.done();
         match dm.info(snapshot) {
             Ok(i) => {
-                if let Err(e) = node::ensure_node(snapshot, i.device) {
+                if let Err(e) = ensure_node(snapshot, i.device) {
                     log::warn!("snapshot {snapshot} works but has no node: {e}");
                 }
             }
@@ -259,7 +180,8 @@ impl CowDevices {
     /// keeps its table.
     ///
     /// ```no_run
-    /// use lvsnap::dm::{check_dm_name, ChunkSize, CowDevices, CowSnapshotSpec, DmControl, TableLine};
+    /// use lvsnap::activate::{CowDevices, CowSnapshotSpec};
+    /// use lvsnap::dm::{check_dm_name, ChunkSize, DmControl, TableLine};
     /// use lvsnap::units::Sectors;
     /// use devicemapper::Device;
     /// let dm = DmControl::open()?;
@@ -299,7 +221,7 @@ impl CowDevices {
             .transpose()?;
         let info = dm.info(origin)?;
         let real_uuid = match &info.uuid {
-            Some(u) if !u.is_empty() => Some(super::name::check_dm_uuid(&format!("{u}-real"))?),
+            Some(u) if !u.is_empty() => Some(check_dm_uuid(&format!("{u}-real"))?),
             _ => None,
         };
         if !info.live_table || info.suspended || info.inactive_table {
@@ -369,7 +291,7 @@ impl CowDevices {
                     SNAPSHOT_ORIGIN,
                     SnapshotOriginTargetParams { real: d }.param_str(),
                 )];
-                load_undoable(dm, &mut undo, origin, &origin_line, info.read_only)?;
+                undo.load(origin, &origin_line, info.read_only)?;
                 d
             }
         };
@@ -603,8 +525,8 @@ impl CowDevices {
         // The guards resume both devices on every path: with their old
         // tables until `while_suspended` has succeeded, with the new ones after.
         let mut undo = Undo::new(dm);
-        load_undoable(dm, &mut undo, o, &origin_table, false)?;
-        load_undoable(dm, &mut undo, s, &snap_table, false)?;
+        undo.load(o, &origin_table, false)?;
+        undo.load(s, &snap_table, false)?;
         let mut go = dm.suspend_guard(o, Suspend::FREEZE)?;
         go.undo_on_drop();
         let mut gs = dm.suspend_guard(s, Suspend::FREEZE)?;
@@ -672,14 +594,14 @@ impl CowDevices {
             .map(|s| layer_name(s, "cow"))
             .collect::<Result<Vec<_>>>()?;
         let mut undo = Undo::new(dm);
-        load_undoable(dm, &mut undo, &self.cow, cow_table, false)?;
-        suspend_undoable(dm, &mut undo, &self.origin, Suspend::FREEZE)?;
+        undo.load(&self.cow, cow_table, false)?;
+        undo.suspend(&self.origin, Suspend::FREEZE)?;
         for s in &snaps {
-            suspend_undoable(dm, &mut undo, s, Suspend::FREEZE)?;
+            undo.suspend(s, Suspend::FREEZE)?;
         }
-        suspend_undoable(dm, &mut undo, &self.real, Suspend::FLUSH)?;
+        undo.suspend(&self.real, Suspend::FLUSH)?;
         for c in &cows {
-            suspend_undoable(dm, &mut undo, c, Suspend::FLUSH)?;
+            undo.suspend(c, Suspend::FLUSH)?;
         }
         while_suspended()?;
         undo.done();
@@ -730,7 +652,7 @@ impl CowDevices {
         // to plain (after a merge, or removing its last snapshot): the data
         // it shows does not change.
         let mut undo = Undo::new(dm);
-        load_undoable(dm, &mut undo, o, &table, ro)?;
+        undo.load(o, &table, ro)?;
         let mut g = dm.suspend_guard(o, Suspend::FLUSH)?;
         g.undo_on_drop();
         while_suspended()?;
@@ -753,7 +675,7 @@ impl CowDevices {
 /// kernel starts an empty one (as LVM does).
 fn zero_header(cow: &DmName, chunk: ChunkSize) -> Result<()> {
     use std::os::unix::fs::FileExt;
-    let path = node::node_path(cow);
+    let path = node_path(cow);
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&path)

@@ -9,6 +9,7 @@ use super::error::{Error, Result};
 use super::links;
 use super::plan::{Plan, PlannedDevice, PvMap, Role, Step, dm_name, plan};
 use crate::dm::{self, DmControl, TableLine};
+use crate::lvm::flags::LvFlags;
 use crate::lvm::vg::{SegmentKind, ThinMessage, Vg};
 
 /// How to activate.
@@ -285,7 +286,9 @@ pub fn activate(
     opts: &ActivateOptions,
 ) -> Result<Activation> {
     let plan = plan(vg, lv)?;
-    let skip = vg.lv(lv).is_some_and(|l| l.has_flag("ACTIVATION_SKIP"));
+    let skip = vg
+        .lv(lv)
+        .is_some_and(|l| l.has_flag(LvFlags::ACTIVATION_SKIP));
     if skip && !opts.ignore_activation_skip {
         return Ok(Activation::Skipped);
     }

@@ -9,6 +9,7 @@ use devicemapper::{Device, DmName, DmNameBuf};
 
 use super::error::{Error, Result};
 use crate::dm::{LvmDmName, LvmDmUuid, LvmId, TableLine};
+use crate::lvm::flags::LvFlags;
 use crate::lvm::vg::{Lv, Segment, SegmentKind, Vg};
 use crate::units::{Extents, Sectors};
 
@@ -361,7 +362,7 @@ impl<'a> Builder<'a> {
 }
 
 fn writable(lv: &Lv) -> bool {
-    lv.has_status("WRITE")
+    lv.has_status(LvFlags::WRITE)
 }
 
 /// The device-mapper tree LVM activates for LV `name` of `vg`: its own
@@ -585,7 +586,7 @@ fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
         Some("nopassdown") => features.push("no_discard_passdown"),
         _ => {}
     }
-    if pool.has_flag("ERROR_WHEN_FULL") {
+    if pool.has_flag(LvFlags::ERROR_WHEN_FULL) {
         features.push("error_if_no_space");
     }
     let mut params = layers;

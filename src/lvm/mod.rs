@@ -10,6 +10,7 @@
 //!   thin snapshot, removal, seqno) written as LVM writes them.
 //! - [`alloc`]: where LVM's `normal` policy puts a new LV's extents.
 //! - [`names`]: LVM's VG/LV name rules and new LVM ids.
+//! - [`flags`]: the `status` and `flags` words, typed and kept verbatim.
 //!
 //! ```
 //! use lvsnap::lvm::text::Style;
@@ -52,6 +53,7 @@ pub mod config;
 pub mod crc;
 pub mod disk;
 mod error;
+pub mod flags;
 pub(crate) mod hints;
 pub mod label;
 mod lexer;

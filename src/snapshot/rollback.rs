@@ -19,6 +19,7 @@ use crate::activate::{CowDevices, CowMerge};
 use crate::dm::{self, DmControl, LvmDmName};
 use crate::error::Result;
 use crate::lvm::config::LvmConfig;
+use crate::lvm::flags::LvFlags;
 use crate::units::Sectors;
 
 /// Where a rollback stands (HwameiStor's states).
@@ -246,7 +247,7 @@ impl VolumeGroup {
                 (Some(dm), true) => dm.info(&origin_dev)?.read_only,
                 _ => false,
             };
-            if !o.has_status("WRITE") || ro_dev {
+            if !o.has_status(LvFlags::WRITE) || ro_dev {
                 return Err(SnapError::InvalidArgument(format!(
                     "origin {origin_full} is read-only: it cannot be rolled back"
                 ))

@@ -20,6 +20,7 @@ use super::rollback::{Rollback, RollbackState};
 use super::vg::{Session, VolumeGroup};
 use crate::dm::{self, DmControl, Suspend, TableLine, table_size};
 use crate::error::Result;
+use crate::lvm::flags::LvFlags;
 use crate::lvm::vg::SegmentKind;
 
 impl VolumeGroup {
@@ -39,7 +40,7 @@ impl VolumeGroup {
         let o = vg
             .lv(&origin)
             .ok_or_else(|| SnapError::NotFound(format!("origin {origin_full}")))?;
-        if !o.has_status("WRITE") {
+        if !o.has_status(LvFlags::WRITE) {
             return Err(SnapError::InvalidArgument(format!(
                 "origin {origin_full} is read-only: it cannot be rolled back"
             ))

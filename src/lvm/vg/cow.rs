@@ -59,16 +59,16 @@ impl Metadata {
         }
         let origin_extents = o.extents();
         let areas = self.allocate(cow_extents)?;
-        let status: &[&str] = if read_only {
-            &["READ"]
+        let status = if read_only {
+            LvFlags::READ
         } else {
-            &["READ", "WRITE"]
+            LvFlags::READ | LvFlags::WRITE
         };
         let cow = self.striped_lv_section(
             name,
             &names::new_id().map_err(ModelError::Id)?,
             status,
-            &[],
+            LvFlags::empty(),
             creation,
             &areas,
         );
@@ -76,8 +76,8 @@ impl Metadata {
         let mut snap = lv_head(
             &snap_name,
             &names::new_id().map_err(ModelError::Id)?,
-            &["READ", "WRITE", "VISIBLE"],
-            &[],
+            LvFlags::READ | LvFlags::WRITE | LvFlags::VISIBLE,
+            LvFlags::empty(),
             creation,
             1,
         );
@@ -136,16 +136,22 @@ impl Metadata {
         if self
             .vg
             .lv(&snap.origin)
-            .is_some_and(|o| !o.has_status("WRITE"))
+            .is_some_and(|o| !o.has_status(LvFlags::WRITE))
         {
             return Err(ModelError::Refused(format!(
                 "Unable to merge snapshot {name} into read-only origin {}",
                 snap.origin
             )));
         }
+        let status = self
+            .vg
+            .lv(&snap.snapshot_lv)
+            .ok_or_else(|| ModelError::NotFound(snap.snapshot_lv.clone()))?
+            .status
+            .without(LvFlags::VISIBLE);
         self.change(&[&snap.snapshot_lv], |doc| {
             let lv = lv_section_mut(doc, &snap.snapshot_lv)?;
-            set_strings_without(&mut lv.body, "status", "VISIBLE");
+            lv.body.set("status", status.to_value());
             let seg = lv
                 .body
                 .section_mut("segment1")

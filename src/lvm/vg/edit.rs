@@ -23,8 +23,8 @@ impl Metadata {
         let sec = self.striped_lv_section(
             name,
             &id,
-            &["READ", "WRITE", "VISIBLE"],
-            &[],
+            LvFlags::READ | LvFlags::WRITE | LvFlags::VISIBLE,
+            LvFlags::empty(),
             creation,
             &areas,
         );
@@ -171,8 +171,8 @@ impl Metadata {
         &self,
         name: &str,
         id: &str,
-        status: &[&str],
-        flags: &[&str],
+        status: LvFlags,
+        flags: LvFlags,
         creation: &Creation,
         areas: &[Area],
     ) -> Section {
@@ -395,25 +395,18 @@ impl Metadata {
             .vg
             .lv(name)
             .ok_or_else(|| ModelError::NotFound(name.into()))?;
-        if lv.has_status("WRITE") == writable {
+        if lv.has_status(LvFlags::WRITE) == writable {
             return Ok(());
         }
-        let status: Vec<String> = if writable {
-            let mut v = lv.status.clone();
-            let at = v.iter().position(|s| s == "READ").map_or(0, |i| i + 1);
-            v.insert(at, "WRITE".into());
-            v
+        let status = if writable {
+            lv.status.with(LvFlags::WRITE)
         } else {
-            lv.status
-                .iter()
-                .filter(|s| *s != "WRITE")
-                .cloned()
-                .collect()
+            lv.status.without(LvFlags::WRITE)
         };
         self.change(&[name], |doc| {
             lv_section_mut(doc, name)?
                 .body
-                .set("status", Value::strings(&status));
+                .set("status", status.to_value());
             Ok(())
         })
     }

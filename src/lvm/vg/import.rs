@@ -36,6 +36,14 @@ pub(super) fn req_u64(b: &Body, key: &str, ctx: &str) -> Result<u64> {
     u64::try_from(i).map_err(|_| invalid(format!("{ctx}: \"{key}\" is negative")))
 }
 
+pub(super) fn opt_flags<F: bitflags::Flags + Copy>(
+    b: &Body,
+    key: &str,
+    ctx: &str,
+) -> Result<FlagList<F>> {
+    opt_strings(b, key, ctx).map(FlagList::from_words)
+}
+
 pub(super) fn opt_strings(b: &Body, key: &str, ctx: &str) -> Result<Vec<String>> {
     match b.get(key) {
         None => Ok(Vec::new()),
@@ -54,7 +62,7 @@ pub(super) fn parse_pv(s: &Section) -> Result<Pv> {
         key: s.name.clone(),
         id: req_str(b, "id", &ctx)?.to_owned(),
         device: b.str("device").map(str::to_owned),
-        status: opt_strings(b, "status", &ctx)?,
+        status: opt_flags(b, "status", &ctx)?,
         dev_size: Sectors(req_u64(b, "dev_size", &ctx)?),
         pe_start: Sectors(req_u64(b, "pe_start", &ctx)?),
         pe_count: Extents(req_u64(b, "pe_count", &ctx)?),
@@ -183,8 +191,8 @@ pub(super) fn parse_lv(s: &Section) -> Result<Lv> {
     Ok(Lv {
         name: s.name.clone(),
         id: req_str(b, "id", &ctx)?.to_owned(),
-        status: opt_strings(b, "status", &ctx)?,
-        flags: opt_strings(b, "flags", &ctx)?,
+        status: opt_flags(b, "status", &ctx)?,
+        flags: opt_flags(b, "flags", &ctx)?,
         tags: opt_strings(b, "tags", &ctx)?,
         creation_time: b.int("creation_time"),
         creation_host: b.str("creation_host").map(str::to_owned),
@@ -218,8 +226,8 @@ pub(super) fn parse_vg_with(
         name: s.name.clone(),
         id: req_str(b, "id", &ctx)?.to_owned(),
         seqno: req_u64(b, "seqno", &ctx)?,
-        status: opt_strings(b, "status", &ctx)?,
-        flags: opt_strings(b, "flags", &ctx)?,
+        status: opt_flags(b, "status", &ctx)?,
+        flags: opt_flags(b, "flags", &ctx)?,
         tags: opt_strings(b, "tags", &ctx)?,
         extent_size,
         max_lv: b

@@ -12,7 +12,7 @@ pub struct Pv {
     /// The device path LVM last saw it at (a hint only).
     pub device: Option<String>,
     /// `status` flags (`ALLOCATABLE`, ...).
-    pub status: Vec<String>,
+    pub status: FlagList<PvFlags>,
     /// Size of the device.
     pub dev_size: Sectors,
     /// Where the first extent starts.
@@ -24,7 +24,7 @@ pub struct Pv {
 impl Pv {
     /// Whether new extents may be allocated here.
     pub fn allocatable(&self) -> bool {
-        self.status.iter().any(|s| s == "ALLOCATABLE")
+        self.status.contains(PvFlags::ALLOCATABLE)
     }
 }
 
@@ -121,9 +121,9 @@ pub struct Lv {
     /// Its LVM id (with dashes).
     pub id: String,
     /// `status` flags (`READ`, `WRITE`, `VISIBLE`, ...).
-    pub status: Vec<String>,
+    pub status: FlagList<LvFlags>,
     /// `flags` (`ACTIVATION_SKIP`, ...).
-    pub flags: Vec<String>,
+    pub flags: FlagList<LvFlags>,
     /// Tags.
     pub tags: Vec<String>,
     /// Seconds since the epoch, if recorded.
@@ -136,13 +136,13 @@ pub struct Lv {
 
 impl Lv {
     /// Whether `status` holds `flag`.
-    pub fn has_status(&self, flag: &str) -> bool {
-        self.status.iter().any(|s| s == flag)
+    pub fn has_status(&self, flag: LvFlags) -> bool {
+        self.status.contains(flag)
     }
 
     /// Whether `flags` holds `flag`.
-    pub fn has_flag(&self, flag: &str) -> bool {
-        self.flags.iter().any(|s| s == flag)
+    pub fn has_flag(&self, flag: LvFlags) -> bool {
+        self.flags.contains(flag)
     }
 
     /// Its length in extents (sum of its segments).
@@ -259,9 +259,9 @@ pub struct Vg {
     /// The metadata sequence number.
     pub seqno: u64,
     /// `status` flags (`RESIZEABLE`, `READ`, `WRITE`).
-    pub status: Vec<String>,
+    pub status: FlagList<VgFlags>,
     /// `flags`.
-    pub flags: Vec<String>,
+    pub flags: FlagList<VgFlags>,
     /// Tags.
     pub tags: Vec<String>,
     /// Size of one extent.
@@ -339,9 +339,12 @@ impl Vg {
             return false;
         }
         if let Some(s) = self.cow_snapshot(name) {
-            return !s.merging && self.lv(&s.origin).is_some_and(|o| o.has_status("VISIBLE"));
+            return !s.merging
+                && self
+                    .lv(&s.origin)
+                    .is_some_and(|o| o.has_status(LvFlags::VISIBLE));
         }
-        lv.has_status("VISIBLE")
+        lv.has_status(LvFlags::VISIBLE)
     }
 
     /// Names of the LVs `lvs` lists without `-a`.
@@ -380,9 +383,12 @@ impl Vg {
             }
             match cows.get(lv.name.as_str()) {
                 Some((origin, merging)) => {
-                    !merging && by_name.get(origin).is_some_and(|o| o.has_status("VISIBLE"))
+                    !merging
+                        && by_name
+                            .get(origin)
+                            .is_some_and(|o| o.has_status(LvFlags::VISIBLE))
                 }
-                None => lv.has_status("VISIBLE"),
+                None => lv.has_status(LvFlags::VISIBLE),
             }
         };
         first.into_iter().map(visible).collect()

@@ -66,8 +66,8 @@ fn thin_fixtures() {
     let vg = md.vg();
     assert_eq!(vg.thin_pool_of("thin1"), Some("pool"));
     assert_eq!(vg.lv("tsnap").unwrap().thin_origin(), Some("thin1"));
-    assert!(vg.lv("tsnap").unwrap().has_flag("ACTIVATION_SKIP"));
-    assert!(!vg.lv("tsnap2").unwrap().has_flag("ACTIVATION_SKIP"));
+    assert!(vg.lv("tsnap").unwrap().has_flag(LvFlags::ACTIVATION_SKIP));
+    assert!(!vg.lv("tsnap2").unwrap().has_flag(LvFlags::ACTIVATION_SKIP));
     assert!(vg.lv("pool").unwrap().is_thin_pool());
     assert!(!vg.is_visible("pool_tmeta"));
     match &vg.lv("pool").unwrap().segments[0].kind {
@@ -465,7 +465,7 @@ fn merging_snapshot_is_removed_only_by_finishing_the_merge() {
     let vg = md.vg();
     assert!(vg.lv("snap1").is_none() && vg.lv("snapshot0").is_none());
     assert_eq!(vg.snapshots_of("origin").len(), 1);
-    assert!(vg.lv("origin").unwrap().has_status("VISIBLE"));
+    assert!(vg.lv("origin").unwrap().has_status(LvFlags::VISIBLE));
 }
 
 #[test]
@@ -554,7 +554,10 @@ fn failed_edits_inside_change_are_undone() {
     };
     let e = md
         .change(&["origin"], |doc| {
-            insert_lv(doc, lv_head("x", "id", &["READ"], &[], &creation(), 0))?;
+            insert_lv(
+                doc,
+                lv_head("x", "id", LvFlags::READ, LvFlags::empty(), &creation(), 0),
+            )?;
             lv_section_mut(doc, "origin")?.body.remove("status");
             Err(ModelError::Refused("late failure".into()))
         })

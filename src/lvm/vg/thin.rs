@@ -94,15 +94,15 @@ impl Metadata {
         if device_id > (1 << 24) - 1 {
             return Err(ModelError::NoSpace { needed: 1, free: 0 });
         }
-        let flags: &[&str] = if activation_skip {
-            &["ACTIVATION_SKIP"]
+        let flags = if activation_skip {
+            LvFlags::ACTIVATION_SKIP
         } else {
-            &[]
+            LvFlags::empty()
         };
         let mut lv = lv_head(
             name,
             &names::new_id().map_err(ModelError::Id)?,
-            &["READ", "WRITE", "VISIBLE"],
+            LvFlags::READ | LvFlags::WRITE | LvFlags::VISIBLE,
             flags,
             creation,
             1,

@@ -23,16 +23,16 @@ pub(super) fn clamp(v: u64) -> i64 {
 pub(super) fn lv_head(
     name: &str,
     id: &str,
-    status: &[&str],
-    flags: &[&str],
+    status: LvFlags,
+    flags: LvFlags,
     creation: &Creation,
     segments: usize,
 ) -> Section {
     let mut lv = Section::new(name);
     let b = &mut lv.body;
     b.push("id", Value::str(id));
-    b.push("status", Value::strings(status));
-    b.push("flags", Value::strings(flags));
+    b.push("status", FlagList::from_flags(status).to_value());
+    b.push("flags", FlagList::from_flags(flags).to_value());
     b.push("creation_time", Value::int(creation.time));
     b.push("creation_host", Value::str(&creation.host));
     b.push("segment_count", uint(segments as u64));
@@ -153,17 +153,6 @@ pub(super) fn refers_to(lv: &Section, target: &str) -> bool {
         })
     }
     segment_sections(&lv.body).any(|s| walk(&s.body, target))
-}
-
-pub(super) fn set_strings_without(b: &mut Body, key: &str, drop: &str) {
-    let kept: Vec<String> = b
-        .strings(key)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|s| *s != drop)
-        .map(str::to_owned)
-        .collect();
-    b.set(key, Value::strings(&kept));
 }
 
 pub(super) fn rename_key(b: &mut Body, from: &str, to: &str) {

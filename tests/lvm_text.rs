@@ -132,7 +132,7 @@ fn check_view_against_lvs(vg: &TestVg, md: &Metadata) {
     assert_eq!(sectors(&vgs["vg_extent_size"]), *v.extent_size);
     assert_eq!(vgs["vg_seqno"], v.seqno.to_string());
     assert_eq!(vgs["pv_count"], v.pvs.len().to_string());
-    assert_eq!(vgs["vg_uuid"], v.id);
+    assert_eq!(vgs["vg_uuid"], v.id.to_string());
     assert_eq!(vgs["lv_count"], v.visible_lvs().len().to_string());
 
     let rows = vg.json(
@@ -150,7 +150,7 @@ fn check_view_against_lvs(vg: &TestVg, md: &Metadata) {
         let lv = v
             .lv(name)
             .unwrap_or_else(|| panic!("lvs lists {name}, lvsnap does not"));
-        assert_eq!(r["lv_uuid"], lv.id, "{name}");
+        assert_eq!(r["lv_uuid"], lv.id.to_string(), "{name}");
         assert_eq!(
             sectors(&r["lv_size"]),
             *v.lv_size(name).expect("size"),

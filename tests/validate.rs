@@ -67,7 +67,10 @@ fn damaged_vgs_are_refused_and_never_written() {
     assert_eq!(md.damage(), None);
     let v = md.vg();
     let pe_count = v.pvs[0].pe_count.0;
-    let (id_a, id_b) = (&v.lv("a").unwrap().id, &v.lv("b").unwrap().id);
+    let (id_a, id_b) = (
+        v.lv("a").unwrap().id.to_string(),
+        v.lv("b").unwrap().id.to_string(),
+    );
     // b's extents in the text: 6 from extent 4, after a's 4.
     let b_stripe = "\"pv0\", 4\n]";
     assert!(good.contains(b_stripe), "{good}");
@@ -82,7 +85,7 @@ fn damaged_vgs_are_refused_and_never_written() {
         ),
         ("overlapping LVs", edit(&good, b_stripe, "\"pv0\", 2\n]")),
         ("duplicate LV name", edit(&good, "\nb {\n", "\na {\n")),
-        ("duplicate LV id", edit(&good, id_b, id_a)),
+        ("duplicate LV id", edit(&good, &id_b, &id_a)),
         (
             "missing cow_store LV",
             edit(&good, "cow_store = \"s\"", "cow_store = \"nosuch\""),

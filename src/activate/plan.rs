@@ -207,8 +207,8 @@ pub fn dm_name(vg: &Vg, lv: &str, layer: Option<&str>) -> Result<LvmDmName> {
 /// The DM UUID LVM gives LV `lv` of `vg`, with an optional layer suffix.
 pub fn dm_uuid(vg: &Vg, lv: &str, layer: Option<&str>) -> Result<LvmDmUuid> {
     let l = self::lv(vg, lv)?;
-    let vgid = LvmId::parse(&vg.id)?;
-    let lvid = LvmId::parse(&l.id)?;
+    let vgid = LvmId::parse(vg.id.as_str())?;
+    let lvid = LvmId::parse(l.id.as_str())?;
     Ok(LvmDmUuid::new(&vgid, &lvid, layer)?)
 }
 

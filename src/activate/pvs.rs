@@ -24,7 +24,7 @@ pub fn pv_map_from<'a>(
 ) -> Result<PvMap> {
     let mut map = PvMap::new();
     for (id, path) in found {
-        let Some(pv) = vg.pvs.iter().find(|p| same_id(&p.id, id)) else {
+        let Some(pv) = vg.pvs.iter().find(|p| same_id(p.id.as_str(), id)) else {
             continue;
         };
         let m = std::fs::metadata(path)

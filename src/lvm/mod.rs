@@ -10,6 +10,7 @@
 //!   thin snapshot, removal, seqno) written as LVM writes them.
 //! - [`alloc`]: where LVM's `normal` policy puts a new LV's extents.
 //! - [`names`]: LVM's VG/LV name rules and new LVM ids.
+//! - [`id`]: checked VG, PV and LV ids.
 //! - [`flags`]: the `status` and `flags` words, typed and kept verbatim.
 //!
 //! ```
@@ -55,6 +56,7 @@ pub mod disk;
 mod error;
 pub mod flags;
 pub(crate) mod hints;
+pub mod id;
 pub mod label;
 mod lexer;
 pub mod lock;

@@ -54,7 +54,7 @@ impl VgDisk {
         let found = self
             .pvs()
             .iter()
-            .find(|p| same_id(&p.pv_id, &pv.id))
+            .find(|p| same_id(&p.pv_id, pv.id.as_str()))
             .ok_or_else(not_found)?;
         let off = stripe
             .start

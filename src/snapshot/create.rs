@@ -78,7 +78,11 @@ impl VolumeGroup {
         Ok(Some(LiveCow {
             name: name.to_owned(),
             table: s.lv_table(cow_lv)?,
-            uuid: LvmDmUuid::new(&LvmId::parse(&vg.id)?, &LvmId::parse(&cow_lv.id)?, None)?,
+            uuid: LvmDmUuid::new(
+                &LvmId::parse(vg.id.as_str())?,
+                &LvmId::parse(cow_lv.id.as_str())?,
+                None,
+            )?,
             snap_dev: self.dm_name(name, None)?,
             origin_dev,
             chunk: ChunkSize::new(chunk)?,

@@ -200,7 +200,7 @@ impl VolumeGroup {
 
     /// The devices of this VG: named `<vg>-…` with a UUID `LVM-<vgid>…`.
     fn vg_devices(&self, s: &Session, dm: &DmControl) -> Result<Vec<VgDev>> {
-        let prefix = format!("LVM-{}", s.md.vg().id.replace('-', ""));
+        let prefix = format!("LVM-{}", s.md.vg().id.as_str());
         let mut out = Vec::new();
         for (name, _) in dm.list()? {
             match LvmDmName::split(&name.to_string()) {
@@ -937,7 +937,7 @@ fn lv_names_by_id(s: &Session) -> HashMap<String, String> {
     s.md.vg()
         .lvs
         .iter()
-        .map(|l| (l.id.replace('-', ""), l.name.clone()))
+        .map(|l| (l.id.as_str().to_owned(), l.name.clone()))
         .collect()
 }
 

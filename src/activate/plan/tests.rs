@@ -41,11 +41,11 @@ fn render(vg: &Vg, p: &Plan) -> Vec<String> {
                 .map(|l| l.resolve(vg, &pvs(), &lookup).unwrap().to_string())
                 .collect();
             let uuid = d.uuid.to_string();
-            let prefix = format!("LVM-{}", vg.id.replace('-', ""));
-            let lvid = vg.lv(&d.lv).unwrap().id.replace('-', "");
+            let prefix = format!("LVM-{}", vg.id.as_str());
+            let lvid = vg.lv(&d.lv).unwrap().id.as_str();
             let suffix = uuid
                 .strip_prefix(&prefix)
-                .and_then(|u| u.strip_prefix(&lvid))
+                .and_then(|u| u.strip_prefix(lvid))
                 .unwrap();
             let ro = if d.read_only { "ro" } else { "rw" };
             format!("{} {}{suffix} {ro}: {}", d.name, d.lv, lines.join("; "))

@@ -55,7 +55,7 @@ fn check(vg: &Vg, body: Option<&Body>) -> Result<(), String> {
         if pv_keys.insert(pv.key.as_str(), i).is_some() {
             return Err(format!("physical volume {} is listed twice", pv.key));
         }
-        if !pv_ids.insert(strip_dashes(&pv.id)) {
+        if !pv_ids.insert(pv.id) {
             return Err(format!("duplicate PV id {} (on {})", pv.id, pv.key));
         }
         let count = pv.pe_count.0;
@@ -70,7 +70,7 @@ fn check(vg: &Vg, body: Option<&Body>) -> Result<(), String> {
         if names.insert(lv.name.as_str(), lv).is_some() {
             return Err(format!("duplicate LV name {}", lv.name));
         }
-        if !ids.insert(strip_dashes(&lv.id)) {
+        if !ids.insert(lv.id) {
             return Err(format!("duplicate LV id {} (LV {})", lv.id, lv.name));
         }
     }
@@ -245,8 +245,4 @@ impl std::fmt::Display for Where<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "segment at extent {} of LV {}", self.0, self.1)
     }
-}
-
-fn strip_dashes(id: &str) -> String {
-    id.chars().filter(|&c| c != '-').collect()
 }

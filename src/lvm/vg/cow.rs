@@ -66,7 +66,7 @@ impl Metadata {
         };
         let cow = self.striped_lv_section(
             name,
-            &names::new_id().map_err(ModelError::Id)?,
+            &LvId::random().map_err(ModelError::Id)?,
             status,
             LvFlags::empty(),
             creation,
@@ -75,7 +75,7 @@ impl Metadata {
         let snap_name = self.next_snapshot_name();
         let mut snap = lv_head(
             &snap_name,
-            &names::new_id().map_err(ModelError::Id)?,
+            &LvId::random().map_err(ModelError::Id)?,
             LvFlags::READ | LvFlags::WRITE | LvFlags::VISIBLE,
             LvFlags::empty(),
             creation,

@@ -19,7 +19,7 @@ impl Metadata {
             ));
         }
         let areas = self.allocate(extents)?;
-        let id = names::new_id().map_err(ModelError::Id)?;
+        let id = LvId::random().map_err(ModelError::Id)?;
         let sec = self.striped_lv_section(
             name,
             &id,
@@ -170,7 +170,7 @@ impl Metadata {
     pub(super) fn striped_lv_section(
         &self,
         name: &str,
-        id: &str,
+        id: &LvId,
         status: LvFlags,
         flags: LvFlags,
         creation: &Creation,
@@ -344,7 +344,7 @@ impl Metadata {
         }
         let mut sec = Section::new(name);
         let b = &mut sec.body;
-        b.push("id", Value::str(&lv.id));
+        b.push("id", Value::str(lv.id.to_string()));
         if let Some(t) = lv.creation_time {
             b.push("creation_time", Value::int(t));
         }

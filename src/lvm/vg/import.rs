@@ -29,6 +29,17 @@ pub(super) fn req_str<'a>(b: &'a Body, key: &str, ctx: &str) -> Result<&'a str> 
         .ok_or_else(|| invalid(format!("{ctx}: missing string \"{key}\"")))
 }
 
+/// An id, read as LVM reads one: a bad one makes the metadata unreadable.
+pub(super) fn req_id<T: std::str::FromStr<Err = IdError>>(
+    b: &Body,
+    key: &str,
+    ctx: &str,
+) -> Result<T> {
+    req_str(b, key, ctx)?
+        .parse()
+        .map_err(|e: IdError| invalid(format!("{ctx}: {e}")))
+}
+
 pub(super) fn req_u64(b: &Body, key: &str, ctx: &str) -> Result<u64> {
     let i = b
         .int(key)
@@ -60,7 +71,7 @@ pub(super) fn parse_pv(s: &Section) -> Result<Pv> {
     let b = &s.body;
     Ok(Pv {
         key: s.name.clone(),
-        id: req_str(b, "id", &ctx)?.to_owned(),
+        id: req_id(b, "id", &ctx)?,
         device: b.str("device").map(str::to_owned),
         status: opt_flags(b, "status", &ctx)?,
         dev_size: Sectors(req_u64(b, "dev_size", &ctx)?),
@@ -190,7 +201,7 @@ pub(super) fn parse_lv(s: &Section) -> Result<Lv> {
     }
     Ok(Lv {
         name: s.name.clone(),
-        id: req_str(b, "id", &ctx)?.to_owned(),
+        id: req_id(b, "id", &ctx)?,
         status: opt_flags(b, "status", &ctx)?,
         flags: opt_flags(b, "flags", &ctx)?,
         tags: opt_strings(b, "tags", &ctx)?,
@@ -224,7 +235,7 @@ pub(super) fn parse_vg_with(
     let extent_size = Sectors(req_u64(b, "extent_size", &ctx)?);
     Ok(Vg {
         name: s.name.clone(),
-        id: req_str(b, "id", &ctx)?.to_owned(),
+        id: req_id(b, "id", &ctx)?,
         seqno: req_u64(b, "seqno", &ctx)?,
         status: opt_flags(b, "status", &ctx)?,
         flags: opt_flags(b, "flags", &ctx)?,

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use crate::error::ErrorKind;
 use crate::lvm::alloc::{self, Area, FreeSpace, PvFree};
 use crate::lvm::flags::{FlagList, LvFlags, PvFlags, VgFlags};
+use crate::lvm::id::{IdError, LvId, PvId, VgId};
 use crate::lvm::names::{self, NameError};
 use crate::lvm::text::{Array, Body, Document, Entry, ParseError, Scalar, Section, Style, Value};
 use crate::units::{Extents, Sectors};

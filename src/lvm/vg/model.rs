@@ -7,8 +7,8 @@ use super::*;
 pub struct Pv {
     /// Its key in the metadata (`pv0`), which segments refer to.
     pub key: String,
-    /// The PV's LVM id (with dashes).
-    pub id: String,
+    /// The PV's LVM id.
+    pub id: PvId,
     /// The device path LVM last saw it at (a hint only).
     pub device: Option<String>,
     /// `status` flags (`ALLOCATABLE`, ...).
@@ -118,8 +118,8 @@ pub struct Segment {
 pub struct Lv {
     /// Its name.
     pub name: String,
-    /// Its LVM id (with dashes).
-    pub id: String,
+    /// Its LVM id.
+    pub id: LvId,
     /// `status` flags (`READ`, `WRITE`, `VISIBLE`, ...).
     pub status: FlagList<LvFlags>,
     /// `flags` (`ACTIVATION_SKIP`, ...).
@@ -255,7 +255,7 @@ pub struct Vg {
     /// The VG's name.
     pub name: String,
     /// The VG's LVM id.
-    pub id: String,
+    pub id: VgId,
     /// The metadata sequence number.
     pub seqno: u64,
     /// `status` flags (`RESIZEABLE`, `READ`, `WRITE`).

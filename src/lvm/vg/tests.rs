@@ -322,14 +322,26 @@ fn snapshot_names_follow_the_highest() {
 
 #[test]
 fn model_errors_on_bad_metadata() {
+    const VG: &str = "aaaaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaaaa";
+    const LV: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let fill = |t: &str| t.replace("{VG}", VG).replace("{LV}", LV);
+    let lin = fixture("linear").to_text(Style::File);
+    let vg_id = fixture("linear").vg().id.to_string();
     for bad in [
         "vg { }",
         "x = 1",
-        "vg { id = \"a\" seqno = -1 extent_size = 8 }",
-        "vg { id = \"a\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"b\" segment_count = 2 segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripe_count = 1 stripes = [\"pv0\", 0] } } } }",
-        "vg { id = \"a\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"b\" segment_count = 1 segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripe_count = 2 stripes = [\"pv0\", 0] } } } }",
-        "vg { id = \"a\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"b\" segment_count = 1 segment1 { start_extent = 0 extent_count = 1 type = \"snapshot\" chunk_size = 8 origin = \"o\" } } } }",
-    ] {
+        "vg { id = \"{VG}\" seqno = -1 extent_size = 8 }",
+        "vg { id = \"{VG}\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"{LV}\" segment_count = 2 segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripe_count = 1 stripes = [\"pv0\", 0] } } } }",
+        "vg { id = \"{VG}\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"{LV}\" segment_count = 1 segment1 { start_extent = 0 extent_count = 1 type = \"striped\" stripe_count = 2 stripes = [\"pv0\", 0] } } } }",
+        "vg { id = \"{VG}\" seqno = 1 extent_size = 8 logical_volumes { l { id = \"{LV}\" segment_count = 1 segment1 { start_extent = 0 extent_count = 1 type = \"snapshot\" chunk_size = 8 origin = \"o\" } } } }",
+        // Ids LVM cannot read: too short, too long, outside its alphabet.
+        "vg { id = \"a\" seqno = 1 extent_size = 8 }",
+        &lin.replacen(&vg_id, &format!("{vg_id}x"), 1),
+        &lin.replacen(&vg_id, &format!("_{}", &vg_id[1..]), 1),
+    ]
+    .map(fill)
+    {
+        let bad = bad.as_str();
         let e = Metadata::parse(bad).expect_err(bad);
         assert_eq!(e.kind(), ErrorKind::Corrupt, "{bad}: {e}");
     }
@@ -556,7 +568,14 @@ fn failed_edits_inside_change_are_undone() {
         .change(&["origin"], |doc| {
             insert_lv(
                 doc,
-                lv_head("x", "id", LvFlags::READ, LvFlags::empty(), &creation(), 0),
+                lv_head(
+                    "x",
+                    &LvId::parse("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").unwrap(),
+                    LvFlags::READ,
+                    LvFlags::empty(),
+                    &creation(),
+                    0,
+                ),
             )?;
             lv_section_mut(doc, "origin")?.body.remove("status");
             Err(ModelError::Refused("late failure".into()))
@@ -774,13 +793,7 @@ fn damaged_metadata_is_found_and_refuses_changes() {
     }
     // A duplicate id in the cow fixture.
     let lin_id = "i0i6yX-hqt5-rHSK-LqS5-XDOJ-SOd4-yoTu1r";
-    let gap2_id = Metadata::parse(&cow)
-        .unwrap()
-        .vg()
-        .lv("gap2")
-        .unwrap()
-        .id
-        .clone();
-    let md = Metadata::parse(&edit(&cow, &gap2_id, lin_id)).unwrap();
+    let gap2_id = Metadata::parse(&cow).unwrap().vg().lv("gap2").unwrap().id;
+    let md = Metadata::parse(&edit(&cow, &gap2_id.to_string(), lin_id)).unwrap();
     assert!(md.damage().unwrap().contains("duplicate LV id"));
 }

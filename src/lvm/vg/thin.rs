@@ -101,7 +101,7 @@ impl Metadata {
         };
         let mut lv = lv_head(
             name,
-            &names::new_id().map_err(ModelError::Id)?,
+            &LvId::random().map_err(ModelError::Id)?,
             LvFlags::READ | LvFlags::WRITE | LvFlags::VISIBLE,
             flags,
             creation,

@@ -22,7 +22,7 @@ pub(super) fn clamp(v: u64) -> i64 {
 
 pub(super) fn lv_head(
     name: &str,
-    id: &str,
+    id: &LvId,
     status: LvFlags,
     flags: LvFlags,
     creation: &Creation,
@@ -30,7 +30,7 @@ pub(super) fn lv_head(
 ) -> Section {
     let mut lv = Section::new(name);
     let b = &mut lv.body;
-    b.push("id", Value::str(id));
+    b.push("id", Value::str(id.to_string()));
     b.push("status", FlagList::from_flags(status).to_value());
     b.push("flags", FlagList::from_flags(flags).to_value());
     b.push("creation_time", Value::int(creation.time));

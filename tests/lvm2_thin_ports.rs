@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::collections::HashMap;
+
 use common::lvm::ScratchVg;
 use common::{dm_names, lvsnap, require_dm, sh};
 use lvsnap::ErrorKind;
@@ -199,4 +201,175 @@ fn snapshot_remove_dmsetup() {
     assert_eq!(dm_names(), before);
     assert!(sh("dmsetup table p14c-lv1").contains(" linear "));
     assert_eq!(sum("/dev/p14c/lv1"), data);
+}
+
+/// Points LVM_SYSTEM_DIR at a fresh dir whose lvm.conf is the VM's with
+/// `extra` appended; the previous value comes back on drop.
+struct Conf {
+    dir: std::path::PathBuf,
+    old: Option<std::ffi::OsString>,
+}
+
+impl Conf {
+    fn with(extra: &str) -> Conf {
+        let dir = std::env::temp_dir().join(format!("lvsnap-p14-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = std::fs::read_to_string("/etc/lvm/lvm.conf").unwrap_or_default();
+        std::fs::write(dir.join("lvm.conf"), format!("{base}\n{extra}\n")).unwrap();
+        let old = std::env::var_os("LVM_SYSTEM_DIR");
+        // SAFETY: the tests here are serial and spawn no threads meanwhile.
+        unsafe { std::env::set_var("LVM_SYSTEM_DIR", &dir) };
+        Conf { dir, old }
+    }
+}
+
+impl Drop for Conf {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe {
+            match &self.old {
+                Some(v) => std::env::set_var("LVM_SYSTEM_DIR", v),
+                None => std::env::remove_var("LVM_SYSTEM_DIR"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Asserts `lvs -H`'s full_ancestors and full_descendants of every LV (live
+/// and historical) named in `want` as `NAME ANCESTORS DESCENDANTS` lines
+/// (`-` for empty), and that no other lv* LV is listed.
+fn check_history(vg: &str, want: &str) {
+    let got: HashMap<String, (String, String)> = sh(&format!(
+        "lvs -H --noheadings --separator '|' -o lv_name,lv_full_ancestors,lv_full_descendants {vg}"
+    ))
+    .lines()
+    .filter_map(|l| {
+        let f: Vec<&str> = l.trim().split('|').collect();
+        (f.len() == 3 && f[0].trim_start_matches('-').starts_with("lv"))
+            .then(|| (f[0].to_owned(), (f[1].to_owned(), f[2].to_owned())))
+    })
+    .collect();
+    let mut n = 0;
+    for line in want.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let empty = |s: &str| {
+            if s == "-" {
+                String::new()
+            } else {
+                s.to_owned()
+            }
+        };
+        let row = got
+            .get(w[0])
+            .unwrap_or_else(|| panic!("no {} in {got:?}", w[0]));
+        assert_eq!(row, &(empty(w[1]), empty(w[2])), "{}: {got:?}", w[0]);
+        n += 1;
+    }
+    assert_eq!(got.len(), n, "{got:?}");
+}
+
+/// lv-ancestry.sh, with `record_lvs_history = 1`: the same chain with two
+/// branches, made by lvsnap, and the same deletions, by lvsnap where they
+/// delete a snapshot (lv4, lv3, lv2); LVM's `lvs -H` shows the
+/// ancestors and descendants LVM's test expects after each. Then LVM's own
+/// steps on the history lvsnap wrote: `lvremove` of the historical -lv3,
+/// and `lvremove --nohistory` of lv1 and -lv6. lvsnap refuses to delete
+/// lv1, which is no snapshot, and lv6 once its origin lv3 is historical
+/// (`lvs` shows it with no origin then): `lvremove` removes it. lvsnap has
+/// no command for historical LVs.
+#[test]
+#[serial]
+fn lv_ancestry() {
+    require_dm();
+    let _conf = Conf::with("metadata {\n\trecord_lvs_history = 1\n}");
+    let vg = ScratchVg::new("p14d", 1, 16, "-s 64K");
+    sh("lvcreate -q -y -l100%FREE -T p14d/pool && lvcreate -q -y -V1M -n lv1 p14d/pool");
+    let v = VolumeGroup::open("p14d").unwrap();
+    for (o, s) in [
+        ("lv1", "lv2"),
+        ("lv2", "lv3"),
+        ("lv3", "lv4"),
+        ("lv4", "lv5"),
+        ("lv3", "lv6"),
+        ("lv6", "lv7"),
+    ] {
+        v.create_snapshot(o, s, &writable()).unwrap();
+    }
+    check_history(
+        "p14d",
+        "lv1 - lv2,lv3,lv4,lv5,lv6,lv7
+         lv2 lv1 lv3,lv4,lv5,lv6,lv7
+         lv3 lv2,lv1 lv4,lv5,lv6,lv7
+         lv4 lv3,lv2,lv1 lv5
+         lv5 lv4,lv3,lv2,lv1 -
+         lv6 lv3,lv2,lv1 lv7
+         lv7 lv6,lv3,lv2,lv1 -",
+    );
+    v.delete_snapshot("lv4").unwrap();
+    check_history(
+        "p14d",
+        "lv1 - lv2,lv3,lv6,lv7,-lv4,lv5
+         lv2 lv1 lv3,lv6,lv7,-lv4,lv5
+         lv3 lv2,lv1 lv6,lv7,-lv4,lv5
+         -lv4 lv3,lv2,lv1 lv5
+         lv5 -lv4,lv3,lv2,lv1 -
+         lv6 lv3,lv2,lv1 lv7
+         lv7 lv6,lv3,lv2,lv1 -",
+    );
+    v.delete_snapshot("lv3").unwrap();
+    check_history(
+        "p14d",
+        "lv1 - lv2,-lv3,-lv4,lv5,lv6,lv7
+         lv2 lv1 -lv3,-lv4,lv5,lv6,lv7
+         -lv3 lv2,lv1 -lv4,lv5,lv6,lv7
+         -lv4 -lv3,lv2,lv1 lv5
+         lv5 -lv4,-lv3,lv2,lv1 -
+         lv6 -lv3,lv2,lv1 lv7
+         lv7 lv6,-lv3,lv2,lv1 -",
+    );
+    v.delete_snapshot("lv2").unwrap();
+    // lv6 came from lv3, now historical: a thin LV without an origin, no
+    // longer a snapshot to lvsnap, which refuses it; LVM removes it.
+    let seq = vg.seqno();
+    let e = v.delete_snapshot("lv6").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert_eq!(vg.seqno(), seq);
+    sh("lvremove -q -ff p14d/lv6");
+    check_history(
+        "p14d",
+        "lv1 - -lv2,-lv3,-lv4,lv5,-lv6,lv7
+         -lv2 lv1 -lv3,-lv4,lv5,-lv6,lv7
+         -lv3 -lv2,lv1 -lv4,lv5,-lv6,lv7
+         -lv4 -lv3,-lv2,lv1 lv5
+         lv5 -lv4,-lv3,-lv2,lv1 -
+         -lv6 -lv3,-lv2,lv1 lv7
+         lv7 -lv6,-lv3,-lv2,lv1 -",
+    );
+    let seq = vg.seqno();
+    let e = v.delete_snapshot("lv1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert_eq!(vg.seqno(), seq);
+    vg.vgck();
+
+    // LVM's own steps on the history lvsnap wrote.
+    sh("lvremove -q -ff p14d/-lv3");
+    check_history(
+        "p14d",
+        "lv1 - -lv2,-lv4,lv5,-lv6,lv7
+         -lv2 lv1 -lv4,lv5,-lv6,lv7
+         -lv4 -lv2,lv1 lv5
+         lv5 -lv4,-lv2,lv1 -
+         -lv6 -lv2,lv1 lv7
+         lv7 -lv6,-lv2,lv1 -",
+    );
+    sh("lvremove -q --nohistory -ff p14d/lv1 && lvremove -q --nohistory -ff p14d/-lv6");
+    check_history(
+        "p14d",
+        "-lv2 - -lv4,lv5
+         -lv4 -lv2 lv5
+         lv5 -lv4,-lv2 -
+         lv7 - -",
+    );
+    vg.vgck();
 }

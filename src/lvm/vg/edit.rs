@@ -316,6 +316,10 @@ impl Metadata {
             if lvs.body.sections().next().is_none() {
                 remove_section_and_following_blank(vg, "logical_volumes");
             }
+            // LVM refuses metadata whose history names an LV that is gone.
+            if let Some(h) = vg.section_mut("historical_logical_volumes") {
+                unlink_history(&mut h.body, name);
+            }
             for child in &thin_children {
                 if let Some(seg) = lv_section_mut(doc, child)?.body.section_mut("segment1") {
                     seg.body.remove("origin");
@@ -349,7 +353,13 @@ impl Metadata {
             b.push("creation_time", Value::int(t));
         }
         b.push("removal_time", Value::int(removal_time));
-        if let Some(o) = lv.thin_origin() {
+        // A live origin, or the historical LV that lists this one among
+        // its descendants.
+        let origin = match lv.thin_origin() {
+            Some(o) => Some(o.to_owned()),
+            None => historical_parent(&self.doc, name),
+        };
+        if let Some(o) = origin {
             b.push("origin", Value::str(o));
         }
         let children: Vec<&str> = self
@@ -382,6 +392,14 @@ impl Metadata {
                 .section_mut("historical_logical_volumes")
                 .ok_or_else(|| invalid("no historical_logical_volumes"))?;
             h.body.remove_section(name);
+            // Historical LVs that came from the live one now come from
+            // its record, as LVM relinks them (`origin = "-NAME"`).
+            let hist_name = format!("-{name}");
+            for s in h.body.sections_mut() {
+                if s.body.str("origin") == Some(name) {
+                    s.body.set("origin", Value::str(&hist_name));
+                }
+            }
             h.body.entries.push(Entry::Blank);
             h.body.entries.push(Entry::Section(sec));
             Ok(())
@@ -409,5 +427,46 @@ impl Metadata {
                 .set("status", status.to_value());
             Ok(())
         })
+    }
+}
+
+/// `-NAME` of the historical LV whose `descendants` lists live LV `name`.
+fn historical_parent(doc: &Document, name: &str) -> Option<String> {
+    doc.vg_section()?
+        .body
+        .section("historical_logical_volumes")?
+        .body
+        .sections()
+        .find(|h| {
+            h.body
+                .strings("descendants")
+                .is_some_and(|d| d.contains(&name))
+        })
+        .map(|h| format!("-{}", h.name))
+}
+
+/// Drops live LV `name` from the historical LVs' links: as their origin,
+/// and from their `descendants`.
+fn unlink_history(h: &mut Body, name: &str) {
+    for s in h.sections_mut() {
+        if s.body.str("origin") == Some(name) {
+            s.body.remove("origin");
+        }
+        let Some(d) = s.body.strings("descendants") else {
+            continue;
+        };
+        if !d.contains(&name) {
+            continue;
+        }
+        let rest: Vec<String> = d
+            .into_iter()
+            .filter(|x| *x != name)
+            .map(str::to_owned)
+            .collect();
+        if rest.is_empty() {
+            s.body.remove("descendants");
+        } else {
+            s.body.set("descendants", Value::strings(&rest));
+        }
     }
 }

@@ -27,6 +27,14 @@ fn sum(dev: &str) -> String {
     .to_owned()
 }
 
+/// Fresh random data over 64 KiB at `kib` KiB of `dev`.
+fn scribble(dev: &str, kib: u64) {
+    sh(&format!(
+        "dd if=/dev/urandom of={dev} bs=64K count=1 seek={} oflag=direct conv=fsync status=none",
+        kib / 64
+    ));
+}
+
 fn writable() -> SnapshotOptions {
     SnapshotOptions::default().writable(true)
 }
@@ -144,6 +152,91 @@ fn lvcreate_thin_snap() {
     sh("lvremove -q -ff p14a");
     assert!(vg.lvs("lv_name").is_empty());
     assert!(dm_names().iter().all(|n| !n.starts_with("p14a-")));
+}
+
+/// thin-errors.sh: with the pool active, a snapshot is refused while the
+/// metadata is out of step with the pool (an older metadata restored:
+/// another transaction id), and again when the transaction id matches but
+/// the kernel already holds a device the metadata does not know; each
+/// refusal changes nothing and can be tried again. With the right metadata
+/// back, a snapshot is made and LVM activates every LV: no thin device of
+/// the pool was lost or handed to another LV (each keeps its data). Not
+/// ported: `--errorwhenfull`, which lvsnap neither sets nor reads.
+#[test]
+#[serial]
+fn thin_errors() {
+    require_dm();
+    let vg = ScratchVg::new("p14b", 1, 64, "");
+    sh(
+        "lvcreate -q -y -T -L8M --errorwhenfull y p14b/pool && lvcreate -q -y -V2M -n lv1 p14b/pool",
+    );
+    let lv1 = "/dev/p14b/lv1";
+    let dir = std::env::temp_dir();
+    let mda = |n: &str| dir.join(format!("p14b-{n}")).display().to_string();
+    let mut sums = HashMap::new();
+    let v = VolumeGroup::open("p14b").unwrap();
+    scribble(lv1, 0);
+    v.create_snapshot("lv1", "lv2", &writable()).unwrap();
+    sums.insert("lv2", sum(lv1));
+    sh(&format!("vgcfgbackup -q -f {} p14b", mda("tid2")));
+    for (i, s) in ["lv3", "lv4", "lv5"].into_iter().enumerate() {
+        scribble(lv1, 64 * (i as u64 + 1));
+        v.create_snapshot("lv1", s, &writable()).unwrap();
+        sums.insert(s, sum(lv1));
+    }
+    sh(&format!("vgcfgbackup -q -f {} p14b", mda("tid5")));
+    let restore = |n: &str| {
+        sh(&format!(
+            "vgcfgrestore -q -f {} --force --yes p14b 2>&1",
+            mda(n)
+        ))
+    };
+
+    // Another transaction id: refused before anything is written.
+    restore("tid2");
+    let seq = vg.seqno();
+    let devs = dm_names();
+    let v = VolumeGroup::open("p14b").unwrap();
+    let e = v.create_snapshot("lv1", "lv5", &writable()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("transaction id"), "{e}");
+    assert_eq!((vg.seqno(), dm_names()), (seq, devs.clone()));
+
+    // The right transaction id, but thin ids 3-5 are taken in the kernel:
+    // refused, nothing changed, twice.
+    sh(&format!(
+        "sed -e 's/transaction_id = 2/transaction_id = 5/g' {} > {}",
+        mda("tid2"),
+        mda("tid2_5")
+    ));
+    restore("tid2_5");
+    // The pool's message is committed before it is sent (LVM's order), so
+    // undoing it takes a commit too: the seqno moves, the content does not.
+    let view = || sh("lvs -a --noheadings -o lv_name,thin_id,transaction_id p14b");
+    let seen = view();
+    assert!(!seen.contains("lv5"), "{seen}");
+    for _ in 0..2 {
+        let v = VolumeGroup::open("p14b").unwrap();
+        let e = v.create_snapshot("lv1", "lv5", &writable()).unwrap_err();
+        assert!(e.to_string().contains("create_snap 3 1"), "{e}");
+        assert_eq!(view(), seen, "{e}");
+        assert_eq!(dm_names(), devs, "{e}");
+        vg.vgck();
+    }
+
+    // The metadata that matches the pool: all works, and nothing was lost.
+    restore("tid5");
+    let v = VolumeGroup::open("p14b").unwrap();
+    scribble(lv1, 0);
+    v.create_snapshot("lv1", "lv6", &writable()).unwrap();
+    sums.insert("lv6", sum(lv1));
+    vg.vgck();
+    sh("lvchange -q -ay -K p14b");
+    let lvs = vg.lvs("lv_attr,origin");
+    for (s, want) in &sums {
+        assert_eq!(&lvs[*s]["lv_attr"][4..5], "a", "{s}: {lvs:?}");
+        assert_eq!(&sum(&format!("/dev/p14b/{s}")), want, "{s}");
+    }
 }
 
 /// snapshot-remove-dmsetup.sh: a snapshot whose device `dmsetup remove

@@ -104,10 +104,8 @@ impl VolumeGroup {
         // so a crash leaves nothing the metadata does not know of. If the
         // pool refuses, the old content is committed again.
         if let Err(e) = dm::thin_create_snap(&dm, &spec) {
-            s.md = before;
-            s.precommit(&format!("undo thin snapshot {}/{name}", self.name()))?;
-            if let Err(u) = s.commit() {
-                s.revert();
+            let what = format!("undo thin snapshot {}/{name}", self.name());
+            if let Err(u) = s.recommit(before, &what) {
                 log::error!("undoing thin snapshot {name} in metadata: {u}");
             }
             return Err(e.into());

@@ -192,10 +192,7 @@ impl VolumeGroup {
                 // The pool has not changed (or only by a device nothing
                 // maps): the old metadata is committed again.
                 unload_origin();
-                s.md = before;
-                s.precommit(&format!("undo {what}"))?;
-                if let Err(u) = s.commit() {
-                    s.revert();
+                if let Err(u) = s.recommit(before, &format!("undo {what}")) {
                     log::error!("undoing the thin rollback in the metadata: {u}");
                 }
                 return Err(e);

@@ -309,6 +309,23 @@ impl Session {
         Ok(())
     }
 
+    /// Commits `before` (the metadata as it was before a change that has
+    /// since been committed) again, to undo that change: at the next seqno,
+    /// as every write must be.
+    pub fn recommit(&mut self, before: crate::lvm::vg::Metadata, what: &str) -> Result<()> {
+        let committed = self.md.vg().seqno;
+        self.md = before;
+        while self.md.vg().seqno < committed {
+            self.md.bump_seqno()?;
+        }
+        self.precommit(what)?;
+        if let Err(e) = self.commit() {
+            self.revert();
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Records a problem met after the operation's change landed: logged,
     /// and kept for [`VolumeGroup::take_warnings`].
     pub fn warn(&self, w: String) {

@@ -6,6 +6,35 @@
 
 pub use devicemapper::{Bytes, SECTOR_SIZE, Sectors};
 
+/// The size of one extent of a volume group, held as LVM2 holds it
+/// (`uint32_t extent_size` of `struct volume_group`, in sectors).
+///
+/// ```
+/// use lvsnap::units::{ExtentSize, Extents, Sectors};
+/// assert_eq!(ExtentSize(8192).sectors(), Sectors(8192));
+/// assert_eq!(Extents(2).sectors(ExtentSize(u32::MAX)), Some(Sectors(2 * u64::from(u32::MAX))));
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExtentSize(pub u32);
+
+impl ExtentSize {
+    /// The size in sectors.
+    pub fn sectors(self) -> Sectors {
+        Sectors(u64::from(self.0))
+    }
+
+    /// The size in bytes.
+    pub fn bytes(self) -> Bytes {
+        self.sectors().bytes()
+    }
+}
+
+impl From<ExtentSize> for Sectors {
+    fn from(e: ExtentSize) -> Sectors {
+        e.sectors()
+    }
+}
+
 /// A number of physical or logical extents of one volume group.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Extents(pub u64);
@@ -18,8 +47,8 @@ impl Extents {
     /// assert_eq!(Extents(3).sectors(Sectors(8192)), Some(Sectors(24576)));
     /// assert_eq!(Extents(u64::MAX).sectors(Sectors(2)), None);
     /// ```
-    pub fn sectors(self, extent_size: Sectors) -> Option<Sectors> {
-        self.0.checked_mul(*extent_size).map(Sectors)
+    pub fn sectors(self, extent_size: impl Into<Sectors>) -> Option<Sectors> {
+        self.0.checked_mul(*extent_size.into()).map(Sectors)
     }
 
     /// The fewest extents of `extent_size` sectors that hold `size`
@@ -30,7 +59,8 @@ impl Extents {
     /// assert_eq!(Extents::covering(Sectors(8193), Sectors(8192)), Some(Extents(2)));
     /// assert_eq!(Extents::covering(Sectors(0), Sectors(8192)), Some(Extents(0)));
     /// ```
-    pub fn covering(size: Sectors, extent_size: Sectors) -> Option<Extents> {
+    pub fn covering(size: Sectors, extent_size: impl Into<Sectors>) -> Option<Extents> {
+        let extent_size = extent_size.into();
         if *extent_size == 0 {
             return None;
         }

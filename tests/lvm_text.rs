@@ -129,7 +129,7 @@ fn check_view_against_lvs(vg: &TestVg, md: &Metadata) {
         "vg",
     )[0];
     assert_eq!(vgs["vg_name"], v.name);
-    assert_eq!(sectors(&vgs["vg_extent_size"]), *v.extent_size);
+    assert_eq!(sectors(&vgs["vg_extent_size"]), *v.extent_size.sectors());
     assert_eq!(vgs["vg_seqno"], v.seqno.to_string());
     assert_eq!(vgs["pv_count"], v.pvs.len().to_string());
     assert_eq!(vgs["vg_uuid"], v.id.to_string());
@@ -361,13 +361,13 @@ fn restored_linear_lv_is_where_lvsnap_allocated_it() {
             .iter()
             .find(|r| r["lv_name"] == "new")
             .expect("lvs shows new");
-        assert_eq!(sectors(&row["lv_size"]), want * *v.extent_size);
+        assert_eq!(sectors(&row["lv_size"]), want * *v.extent_size.sectors());
         assert_eq!(pe_ranges(&vg, "new"), ours);
 
         // Data written through the LV lands in the extents we allocated.
         sh(&format!("lvchange -q -ay {n}/new"));
         let dev = PathBuf::from(format!("/dev/mapper/{n}-new"));
-        let ext_bytes = *v.extent_size * 512;
+        let ext_bytes = *v.extent_size.sectors() * 512;
         let mut le = 0u64;
         for (i, a) in areas.iter().enumerate() {
             let byte = 0x41 + i as u8;

@@ -96,7 +96,7 @@ impl VolumeGroup {
             ))
             .into());
         }
-        let ext = vg.extent_size;
+        let ext = vg.extent_size.sectors();
         let (cow_lv, origin) = match (vg.lv(name), vg.lv(&snap.origin)) {
             (Some(c), Some(o)) => (c, o),
             _ => return Err(SnapError::NotFound(format!("origin of {full}")).into()),

@@ -409,7 +409,7 @@ impl VolumeGroup {
         let o = vg
             .lv(origin)
             .ok_or_else(|| SnapError::NotFound(format!("logical volume {origin}")))?;
-        let ext = vg.extent_size;
+        let ext = vg.extent_size.sectors();
         let cow = plan_cow_extents(opts.snapsize, o.extents(), ext, chunk, false)?;
         let free = s.md.free_space().total();
         if cow.0 > free {

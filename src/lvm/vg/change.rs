@@ -272,15 +272,14 @@ impl Metadata {
     }
 
     /// Increments `seqno`, as every metadata write does.
-    pub fn bump_seqno(&mut self) -> Result<u64> {
+    pub fn bump_seqno(&mut self) -> Result<u32> {
         self.writable()?;
         let next = self
             .vg
             .seqno
             .checked_add(1)
             .ok_or_else(|| invalid("seqno overflows"))?;
-        let v = i64::try_from(next).map_err(|_| invalid("seqno overflows"))?;
-        self.vg_body()?.set("seqno", Value::int(v));
+        self.vg_body()?.set("seqno", Value::int(i64::from(next)));
         self.vg.seqno = next;
         Ok(next)
     }
@@ -343,7 +342,7 @@ impl Metadata {
         if self.vg.lv(name).is_some() {
             return Err(ModelError::Exists(name.into()));
         }
-        if self.vg.max_lv != 0 && self.vg.visible_lvs().len() as u64 >= self.vg.max_lv {
+        if self.vg.max_lv != 0 && self.vg.visible_lvs().len() as u64 >= u64::from(self.vg.max_lv) {
             return Err(ModelError::Refused(format!(
                 "Maximum number of logical volumes ({}) reached in volume group {}",
                 self.vg.max_lv, self.vg.name

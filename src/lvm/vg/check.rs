@@ -34,20 +34,11 @@ pub(super) fn problem(vg: &Vg, body: Option<&Body>) -> Option<String> {
 }
 
 fn check(vg: &Vg, body: Option<&Body>) -> Result<(), String> {
-    let ext = *vg.extent_size;
-    if ext == 0 {
+    if let Some(p) = &vg.out_of_range {
+        return Err(p.clone());
+    }
+    if vg.extent_size.0 == 0 {
         return Err("extent_size is 0".into());
-    }
-    if ext > U32 {
-        return Err(format!(
-            "extent_size {ext} is larger than LVM's limit {U32}"
-        ));
-    }
-    if vg.seqno > U32 {
-        return Err(format!(
-            "seqno {} is larger than LVM's limit {U32}",
-            vg.seqno
-        ));
     }
     let mut pv_ids = HashSet::new();
     let mut pv_keys = HashMap::new();

@@ -47,6 +47,22 @@ pub(super) fn req_u64(b: &Body, key: &str, ctx: &str) -> Result<u64> {
     u64::try_from(i).map_err(|_| invalid(format!("{ctx}: \"{key}\" is negative")))
 }
 
+/// A `uint32_t` field as LVM's `_read_int32` reads it: a value past the
+/// type's range is held as LVM holds it (the low 32 bits), and recorded in
+/// `range` as damage.
+pub(super) fn req_u32(b: &Body, key: &str, ctx: &str, range: &mut Option<String>) -> Result<u32> {
+    let v = req_u64(b, key, ctx)?;
+    Ok(u32::try_from(v).unwrap_or_else(|_| {
+        range.get_or_insert_with(|| format!("{key} {v} is larger than LVM's limit {}", u32::MAX));
+        v as u32
+    }))
+}
+
+/// An optional `uint32_t` field, 0 when absent or not a count.
+pub(super) fn opt_u32(b: &Body, key: &str) -> u32 {
+    b.int(key).and_then(|i| u32::try_from(i).ok()).unwrap_or(0)
+}
+
 pub(super) fn opt_flags<F: bitflags::Flags + Copy>(
     b: &Body,
     key: &str,
@@ -231,29 +247,22 @@ pub(super) fn parse_vg_with(
         .transpose()?
         .unwrap_or_default();
     let lvs = lvs(b)?;
+    let mut out_of_range = None;
     // 0 is nonsense LVM still reads: the checks refuse to write it.
-    let extent_size = Sectors(req_u64(b, "extent_size", &ctx)?);
+    let extent_size = ExtentSize(req_u32(b, "extent_size", &ctx, &mut out_of_range)?);
     Ok(Vg {
         name: s.name.clone(),
         id: req_id(b, "id", &ctx)?,
-        seqno: req_u64(b, "seqno", &ctx)?,
+        seqno: req_u32(b, "seqno", &ctx, &mut out_of_range)?,
         status: opt_flags(b, "status", &ctx)?,
         flags: opt_flags(b, "flags", &ctx)?,
         tags: opt_strings(b, "tags", &ctx)?,
         extent_size,
-        max_lv: b
-            .int("max_lv")
-            .and_then(|i| u64::try_from(i).ok())
-            .unwrap_or(0),
-        max_pv: b
-            .int("max_pv")
-            .and_then(|i| u64::try_from(i).ok())
-            .unwrap_or(0),
-        metadata_copies: b
-            .int("metadata_copies")
-            .and_then(|i| u64::try_from(i).ok())
-            .unwrap_or(0),
+        max_lv: opt_u32(b, "max_lv"),
+        max_pv: opt_u32(b, "max_pv"),
+        metadata_copies: opt_u32(b, "metadata_copies"),
         pvs,
         lvs,
+        out_of_range,
     })
 }

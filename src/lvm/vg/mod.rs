@@ -22,7 +22,7 @@ use crate::lvm::flags::{FlagList, LvFlags, PvFlags, VgFlags};
 use crate::lvm::id::{IdError, LvId, PvId, VgId};
 use crate::lvm::names::{self, NameError};
 use crate::lvm::text::{Array, Body, Document, Entry, ParseError, Scalar, Section, Style, Value};
-use crate::units::{Extents, Sectors};
+use crate::units::{ExtentSize, Extents, Sectors};
 
 /// Why the metadata could not be read as a volume group, or a change was refused.
 #[derive(Debug, thiserror::Error)]

@@ -257,7 +257,7 @@ pub struct Vg {
     /// The VG's LVM id.
     pub id: VgId,
     /// The metadata sequence number.
-    pub seqno: u64,
+    pub seqno: u32,
     /// `status` flags (`RESIZEABLE`, `READ`, `WRITE`).
     pub status: FlagList<VgFlags>,
     /// `flags`.
@@ -265,17 +265,20 @@ pub struct Vg {
     /// Tags.
     pub tags: Vec<String>,
     /// Size of one extent.
-    pub extent_size: Sectors,
+    pub extent_size: ExtentSize,
     /// Maximum number of LVs (0: no limit).
-    pub max_lv: u64,
+    pub max_lv: u32,
     /// Maximum number of PVs (0: no limit).
-    pub max_pv: u64,
+    pub max_pv: u32,
     /// Metadata copies to keep (0: unmanaged).
-    pub metadata_copies: u64,
+    pub metadata_copies: u32,
     /// PVs in metadata order.
     pub pvs: Vec<Pv>,
     /// LVs in metadata order (including hidden ones).
     pub lvs: Vec<Lv>,
+    /// The first field read past the range of LVM's type for it: kept as
+    /// LVM keeps it (its low bits) for reading, and damage.
+    pub(super) out_of_range: Option<String>,
 }
 
 impl Vg {

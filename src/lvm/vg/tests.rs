@@ -19,7 +19,7 @@ fn typed_view_of_cow_fixture() {
     let vg = md.vg();
     assert_eq!(vg.name, "vg");
     assert_eq!(vg.seqno, 16);
-    assert_eq!(vg.extent_size, Sectors(8192));
+    assert_eq!(vg.extent_size.sectors(), Sectors(8192));
     assert_eq!(vg.pvs.len(), 2);
     assert_eq!(vg.pvs[0].pe_count, Extents(63));
     assert!(vg.pvs[0].allocatable());
@@ -308,6 +308,21 @@ fn seqno_and_header() {
     assert!(out.contains("description = \"lvsnap test\"\n"));
     assert!(out.contains("creation_time = 1700000000\n"));
     assert_eq!(Metadata::parse(&out).unwrap().vg().seqno, md.vg().seqno);
+}
+
+/// Fields LVM holds in `uint32_t`: the last seqno cannot be bumped, and a
+/// value past the type reads as LVM reads it (its low bits) and is damage.
+#[test]
+fn u32_fields_hold_lvm_range() {
+    let text = fixture("linear").to_text(Style::File);
+    let seq = format!("seqno = {}\n", fixture("linear").vg().seqno);
+    let mut md = Metadata::parse(&text.replacen(&seq, "seqno = 4294967295\n", 1)).unwrap();
+    assert_eq!((md.vg().seqno, md.damage()), (u32::MAX, None));
+    assert_eq!(md.bump_seqno().unwrap_err().kind(), ErrorKind::Corrupt);
+    let md = Metadata::parse(&text.replacen(&seq, "seqno = 4294967297\n", 1)).unwrap();
+    assert_eq!(md.vg().seqno, 1);
+    assert!(md.damage().unwrap().contains("seqno 4294967297"));
+    assert_eq!(md.validate().unwrap_err().kind(), ErrorKind::Corrupt);
 }
 
 #[test]

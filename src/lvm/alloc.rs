@@ -57,11 +57,27 @@ impl FreeSpace {
     }
 }
 
-/// Free runs of each PV given `(allocatable, pe_count)` per PV and the
-/// used areas (overlaps and areas past the end are tolerated).
-pub fn free_space(pvs: Vec<(bool, u64)>, used: &[Area]) -> FreeSpace {
+/// What allocation needs to know of one PV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PvExtents {
+    /// Whether new extents may be allocated on it.
+    pub allocatable: bool,
+    /// How many extents it holds.
+    pub pe_count: u64,
+}
+
+/// Free runs of each PV (in PV order) given the used areas (overlaps and
+/// areas past the end are tolerated).
+pub fn free_space(pvs: &[PvExtents], used: &[Area]) -> FreeSpace {
     let mut out = Vec::with_capacity(pvs.len());
-    for (i, (allocatable, pe_count)) in pvs.into_iter().enumerate() {
+    for (
+        i,
+        &PvExtents {
+            allocatable,
+            pe_count,
+        },
+    ) in pvs.iter().enumerate()
+    {
         let mut u: Vec<(u64, u64)> = used
             .iter()
             .filter(|a| a.pv == i)
@@ -230,10 +246,11 @@ fn find_some(
 /// as areas in logical order; `None` if there is not enough free space.
 ///
 /// ```
-/// use lvsnap::lvm::alloc::{allocate_linear, free_space, Area};
+/// use lvsnap::lvm::alloc::{allocate_linear, free_space, Area, PvExtents};
 /// // One PV of 10 extents with 2..4 in use: the hole at 0..2 is too small
 /// // for 3 extents, so the LV goes at 4.
-/// let free = free_space(vec![(true, 10)], &[Area { pv: 0, start: 2, count: 2 }]);
+/// let pv = PvExtents { allocatable: true, pe_count: 10 };
+/// let free = free_space(&[pv], &[Area { pv: 0, start: 2, count: 2 }]);
 /// assert_eq!(allocate_linear(&free, 3), Some(vec![Area { pv: 0, start: 4, count: 3 }]));
 /// ```
 pub fn allocate_linear(free: &FreeSpace, extents: u64) -> Option<Vec<Area>> {
@@ -319,11 +336,18 @@ pub fn allocate_linear(free: &FreeSpace, extents: u64) -> Option<Vec<Area>> {
 mod tests {
     use super::*;
 
+    fn pv(allocatable: bool, pe_count: u64) -> PvExtents {
+        PvExtents {
+            allocatable,
+            pe_count,
+        }
+    }
+
     /// The layout of the VM experiment: pv0 (63 extents) free at 0..4,
     /// 5..13, 14..17, 58..63; pv1 (31) free at 0..2, 7..10, 20..31.
     fn fragmented() -> FreeSpace {
         free_space(
-            vec![(true, 63), (true, 31)],
+            &[pv(true, 63), pv(true, 31)],
             &[
                 a(0, 4, 1),
                 a(0, 13, 1),
@@ -393,7 +417,7 @@ mod tests {
 
     #[test]
     fn skips_unallocatable_pvs() {
-        let f = free_space(vec![(false, 10), (true, 10)], &[]);
+        let f = free_space(&[pv(false, 10), pv(true, 10)], &[]);
         assert_eq!(allocate_linear(&f, 4), Some(vec![a(1, 0, 4)]));
         assert_eq!(allocate_linear(&f, 11), None);
     }
@@ -402,7 +426,7 @@ mod tests {
     fn empty_vg_spans_pvs_like_lvm() {
         // twopv fixture: 75 extents on two empty 63-extent PVs with pv0 0..8
         // used went to pv1 0..63 then pv0 8..20.
-        let f = free_space(vec![(true, 63), (true, 63)], &[a(0, 0, 8)]);
+        let f = free_space(&[pv(true, 63), pv(true, 63)], &[a(0, 0, 8)]);
         assert_eq!(
             allocate_linear(&f, 75),
             Some(vec![a(1, 0, 63), a(0, 8, 12)])

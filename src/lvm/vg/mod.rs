@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use crate::error::ErrorKind;
-use crate::lvm::alloc::{self, Area, FreeSpace, PvFree};
+use crate::lvm::alloc::{self, Area, FreeSpace, PvExtents, PvFree};
 use crate::lvm::flags::{FlagList, LvFlags, PvFlags, VgFlags};
 use crate::lvm::id::{IdError, LvId, PvId, VgId};
 use crate::lvm::names::{self, NameError};

@@ -443,13 +443,15 @@ impl Vg {
                 }
             }
         }
-        alloc::free_space(
-            self.pvs
-                .iter()
-                .map(|p| (p.allocatable(), p.pe_count.0))
-                .collect(),
-            &used,
-        )
+        let pvs: Vec<PvExtents> = self
+            .pvs
+            .iter()
+            .map(|p| PvExtents {
+                allocatable: p.allocatable(),
+                pe_count: p.pe_count.0,
+            })
+            .collect();
+        alloc::free_space(&pvs, &used)
     }
 }
 

@@ -271,7 +271,7 @@ impl VolumeGroup {
                 rb.state = self.activate_for_merge(&s, dm.as_ref(), &origin);
                 drop(s);
                 if !rb.state.is_settled() && rb.state != RollbackState::Submitted {
-                    rb.poll()?;
+                    rb.poll_recorded();
                 }
                 return Ok(rb);
             };
@@ -326,7 +326,7 @@ impl VolumeGroup {
                 rb.state = self.activate_for_merge(&s, dm.as_ref(), &origin);
                 drop(s);
                 if !rb.state.is_settled() && rb.state != RollbackState::Submitted {
-                    rb.poll()?;
+                    rb.poll_recorded();
                 }
                 return Ok(rb);
             };
@@ -349,8 +349,27 @@ impl VolumeGroup {
             rb.state = RollbackState::InProgress { percent: 0.0 };
         }
         drop(s);
-        rb.poll()?;
+        rb.poll_recorded();
         Ok(rb)
+    }
+}
+
+impl Rollback {
+    /// [`Rollback::poll`] once the merge is recorded: the rollback stands
+    /// whatever that look meets. A finish that cannot commit (a failing
+    /// metadata disk) leaves the merge recorded, Deferred with the reason,
+    /// for the next rollback or any operation's recovery to finish.
+    fn poll_recorded(&mut self) {
+        if let Err(e) = self.poll() {
+            let reason = format!(
+                "the merge of {}/{} is recorded, but finishing it failed ({e}); run rollback \
+                 again",
+                self.vg.name(),
+                self.snapshot
+            );
+            log::warn!("{reason}");
+            self.state = RollbackState::Deferred { reason };
+        }
     }
 }
 

@@ -10,21 +10,40 @@ use common::lvm::ScratchVg;
 use common::{dm_names, lvsnap, require_dm, sh};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{RollbackOptions, RollbackState, SnapshotOptions, VolumeGroup};
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
-/// SHA-256 of a whole device, read around the page cache.
-fn sum(dev: &str) -> String {
-    sh(&format!(
-        "dd if={dev} iflag=direct bs=1M status=none | sha256sum"
+/// A whole device's bytes, read around the page cache (in-process: a
+/// dd | sha256sum pipeline costs three execs in the VM).
+fn sum(dev: &str) -> Data {
+    use std::io::{Seek, SeekFrom};
+    let len = std::fs::File::open(dev)
+        .and_then(|mut f| f.seek(SeekFrom::End(0)))
+        .unwrap_or_else(|e| panic!("size of {dev}: {e}"));
+    Data(common::read_at(
+        std::path::Path::new(dev),
+        0,
+        usize::try_from(len).unwrap(),
     ))
-    .split_whitespace()
-    .next()
-    .unwrap()
-    .to_owned()
+}
+
+/// A device's contents, compared byte for byte; printed as length and CRC32
+/// (not megabytes of bytes) when an assertion fails.
+#[derive(PartialEq, Eq)]
+struct Data(Vec<u8>);
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} bytes, crc32 {:08x}",
+            self.0.len(),
+            crc32fast::hash(&self.0)
+        )
+    }
 }
 
 /// Fresh random data over 2 MiB at `mib` MiB of `dev`.
@@ -47,7 +66,7 @@ fn thin_check(vg: &str, pool: &str) {
 /// exactly as `lvcreate -s -p r` / `-p rw` make it (lv_attr, and the
 /// kernel's read-only flag once activated).
 #[test]
-#[serial]
+#[parallel]
 fn thin_snapshots_read_only_by_default() {
     require_dm();
     let vg = ScratchVg::new("tro", 1, 128, "");
@@ -302,22 +321,46 @@ fn pool_matches(vg: &str, pool: &str, want: &[String]) {
 /// state: the origin holds its data or the snapshot's, the siblings keep
 /// theirs and their origin link, nothing suspended, vgck and thin_check
 /// pass and the pool holds exactly the devices LVM names; and rollback run
-/// again (when the snapshot is still there) completes it. The set-up is
-/// made once; each point puts back only what the rollback changed.
+/// again (when the snapshot is still there) completes it. Each case has its
+/// own VG (so the cases run in parallel), made once; each point puts back
+/// only what the rollback changed.
 #[test]
-#[serial]
-fn kill_sweep_thin_rollback() {
+#[parallel]
+fn kill_sweep_thin_rollback_keep() {
+    kill_sweep("tks1", true, true);
+}
+
+/// As kill_sweep_thin_rollback_keep, the snapshot consumed.
+#[test]
+#[parallel]
+fn kill_sweep_thin_rollback_consume() {
+    kill_sweep("tks2", false, true);
+}
+
+/// As kill_sweep_thin_rollback_keep, consumed, the whole VG inactive.
+#[test]
+#[parallel]
+fn kill_sweep_thin_rollback_inactive_pool() {
+    kill_sweep("tks3", false, false);
+}
+
+/// Fewest judged kill points a case must reach (the three had 15 or more
+/// together when they ran as one test).
+const MIN_POINTS: u32 = 5;
+
+fn kill_sweep(vgn: &str, keep: bool, pool_active: bool) {
     use std::os::unix::process::ExitStatusExt;
     use std::path::Path;
     require_dm();
     const MIB: usize = 1 << 20;
-    let vg = ScratchVg::new("tks", 1, 96, "");
-    sh("lvcreate -q -y -L 32M -T tks/pool -V 4M -n o");
-    let o = "/dev/tks/o";
+    let vg = ScratchVg::new(vgn, 1, 96, "");
+    sh(&format!("lvcreate -q -y -L 32M -T {vgn}/pool -V 4M -n o"));
+    let o = &format!("/dev/{vgn}/o");
+    let on = format!("{vgn}/o");
     common::write_pattern(Path::new(o), 0, 4 * MIB, 0xA1);
     let a = sum(o);
     let create = |name: &str, extra: &[&str]| {
-        let mut args = vec!["create", "tks/o", name];
+        let mut args = vec!["create", on.as_str(), name];
         args.extend(extra);
         let (code, _, err) = lvsnap(&args);
         assert_eq!(code, 0, "create {name}: {err}");
@@ -326,7 +369,9 @@ fn kill_sweep_thin_rollback() {
     common::write_pattern(Path::new(o), 1 << 20, MIB, 0xB2);
     let b = sum(o);
     create("sib", &["--writable"]);
-    sh("lvcreate -q -s -n lsib tks/o && lvchange -q -ay -K tks/sib tks/lsib");
+    sh(&format!(
+        "lvcreate -q -s -n lsib {vgn}/o && lvchange -q -ay -K {vgn}/sib {vgn}/lsib"
+    ));
     // The change the rollback undoes (over B's part too, so it reads the
     // same from A or B).
     let change = || common::write_pattern(Path::new(o), 0, 2 * MIB, 0xC3);
@@ -349,116 +394,122 @@ fn kill_sweep_thin_rollback() {
         )
     };
     let (mut points, mut old, mut new) = (0u32, 0u32, 0u32);
-    for (keep, pool_active) in [(true, true), (false, true), (false, false)] {
-        let mut args = vec!["rollback", "tks/s"];
-        if keep {
-            args.push("--keep");
-        }
-        let cfg = format!("keep={keep} pool_active={pool_active}");
-        // Where the pool is active the snapshot is too, so its device is
-        // swapped or removed live; otherwise the whole VG is inactive.
-        let start = || {
-            if pool_active {
-                sh("lvchange -q -ay -K tks/s");
-            } else {
-                sh("vgchange -q -an tks");
-            }
-        };
-        // Back to where each point starts: the snapshot (made again if it
-        // was consumed) holds A, the origin C.
-        let reset = |consumed: bool| {
-            if !Path::new(o).exists() {
-                sh("lvchange -q -ay tks/o");
-            }
-            if consumed {
-                create("s", &[]);
-            }
-            change();
-            start();
-        };
-        start();
-        let mut n = 1u32;
-        loop {
-            let (killed, code, err, _) = run(&args, Some(n));
-            if !killed {
-                assert_eq!(code, 0, "{cfg}: rollback with no fault left: {err}");
-                assert!(
-                    n > 1,
-                    "no kill point fired: is fault injection compiled in?"
-                );
-                break;
-            }
-            let step = err
-                .lines()
-                .find(|l| l.contains("fault injection"))
-                .unwrap_or("");
-            let at = format!("{cfg}: killed at {n} [{step}]");
-            // The next run (any command) repairs what the kill left.
-            let (_, code, err, list) = run(&["list", "tks", "--json"], None);
-            assert_eq!(code, 0, "{at}: list: {err}");
-            // A kill before a metadata write, sync or precommit leaves what
-            // a kill before that commit's header write ("metadata commit")
-            // leaves, which is judged: these are only repaired.
-            if ["text write", "sync", "precommit"]
-                .iter()
-                .any(|w| step.ends_with(&format!("(metadata {w})")))
-            {
-                reset(!keep && !json(&list).to_string().contains(r#""name":"s""#));
-                n += 1;
-                continue;
-            }
-            points += 1;
-            let mut v = thin_view("tks");
-            for sib in ["sib", "lsib"] {
-                assert_eq!(v[sib].1, "o", "{at}: {sib} lost its origin: {v:?}");
-            }
-            if !pool_active {
-                sh("vgchange -q -ay tks && lvchange -q -ay -K tks/sib tks/lsib");
-            }
-            // No thin device leaked or lost by the kill.
-            live_pool_matches("tks", "pool", &thin_ids(&v));
-            let now = sum(o);
-            assert!(
-                now == a || now == c,
-                "{at}: origin holds neither the old nor the snapshot's data"
-            );
-            // A consumed snapshot is gone exactly when the origin is rolled
-            // back.
-            if !keep {
-                assert_eq!(v.contains_key("s"), now == c, "{at}: {v:?}");
-            }
-            if now == a {
-                new += 1
-            } else {
-                old += 1
-            }
-            assert_eq!(sum("/dev/tks/sib"), b, "{at}: sibling changed");
-            // Running rollback again finishes it.
-            if v.contains_key("s") {
-                let (_, code, err, _) = run(&args, None);
-                assert_eq!(code, 0, "{at}: rollback again: {err}");
-                v = thin_lvs("tks");
-            }
-            assert_eq!(v.contains_key("s"), keep, "{at}: {v:?}");
-            assert_eq!(sum(o), a, "{at}: origin not rolled back");
-            if keep {
-                assert_eq!(sum("/dev/tks/s"), a, "{at}: kept snapshot changed");
-            }
-            reset(!keep);
-            n += 1;
-            assert!(n < 100, "runaway sweep");
-        }
-        // The run that was not killed completed it; LVM's own check of
-        // the pool, and LVM activates everything again.
-        let v = thin_view("tks");
-        pool_matches("tks", "pool", &thin_ids(&v));
-        sh("vgchange -q -ay tks && lvchange -q -ay -K tks/sib tks/lsib");
-        assert_eq!(sum(o), a, "{cfg}: origin not rolled back");
-        assert_eq!(sum("/dev/tks/sib"), b, "{cfg}: sibling changed");
-        assert_eq!(sum("/dev/tks/lsib"), b, "{cfg}: LVM's sibling changed");
-        reset(!keep);
+    let sn = format!("{vgn}/s");
+    let mut args = vec!["rollback", sn.as_str()];
+    if keep {
+        args.push("--keep");
     }
-    eprintln!("FAULTS thin rollback (SIGKILL): {points} points, old state at {old}, new at {new}");
-    assert!(points >= 15, "only {points} points");
+    let cfg = format!("keep={keep} pool_active={pool_active}");
+    // Where the pool is active the snapshot is too, so its device is
+    // swapped or removed live; otherwise the whole VG is inactive.
+    let start = || {
+        if pool_active {
+            sh(&format!("lvchange -q -ay -K {vgn}/s"));
+        } else {
+            sh(&format!("vgchange -q -an {vgn}"));
+        }
+    };
+    // Back to where each point starts: the snapshot (made again if it
+    // was consumed) holds A, the origin C.
+    let reset = |consumed: bool| {
+        if !Path::new(o).exists() {
+            sh(&format!("lvchange -q -ay {vgn}/o"));
+        }
+        if consumed {
+            create("s", &[]);
+        }
+        change();
+        start();
+    };
+    let sibs_active = format!("lvchange -q -ay -K {vgn}/sib {vgn}/lsib");
+    let (sib, lsib, snap) = (
+        format!("/dev/{vgn}/sib"),
+        format!("/dev/{vgn}/lsib"),
+        format!("/dev/{vgn}/s"),
+    );
+    start();
+    let mut n = 1u32;
+    loop {
+        let (killed, code, err, _) = run(&args, Some(n));
+        if !killed {
+            assert_eq!(code, 0, "{cfg}: rollback with no fault left: {err}");
+            assert!(
+                n > 1,
+                "no kill point fired: is fault injection compiled in?"
+            );
+            break;
+        }
+        let step = err
+            .lines()
+            .find(|l| l.contains("fault injection"))
+            .unwrap_or("");
+        let at = format!("{cfg}: killed at {n} [{step}]");
+        // The next run (any command) repairs what the kill left.
+        let (_, code, err, list) = run(&["list", vgn, "--json"], None);
+        assert_eq!(code, 0, "{at}: list: {err}");
+        // A kill before a metadata write, sync or precommit leaves what
+        // a kill before that commit's header write ("metadata commit")
+        // leaves, which is judged: these are only repaired.
+        if ["text write", "sync", "precommit"]
+            .iter()
+            .any(|w| step.ends_with(&format!("(metadata {w})")))
+        {
+            reset(!keep && !json(&list).to_string().contains(r#""name":"s""#));
+            n += 1;
+            continue;
+        }
+        points += 1;
+        let mut v = thin_view(vgn);
+        for sib in ["sib", "lsib"] {
+            assert_eq!(v[sib].1, "o", "{at}: {sib} lost its origin: {v:?}");
+        }
+        if !pool_active {
+            sh(&format!("vgchange -q -ay {vgn} && {sibs_active}"));
+        }
+        // No thin device leaked or lost by the kill.
+        live_pool_matches(vgn, "pool", &thin_ids(&v));
+        let now = sum(o);
+        assert!(
+            now == a || now == c,
+            "{at}: origin holds neither the old nor the snapshot's data"
+        );
+        // A consumed snapshot is gone exactly when the origin is rolled
+        // back.
+        if !keep {
+            assert_eq!(v.contains_key("s"), now == c, "{at}: {v:?}");
+        }
+        if now == a {
+            new += 1
+        } else {
+            old += 1
+        }
+        assert_eq!(sum(&sib), b, "{at}: sibling changed");
+        // Running rollback again finishes it.
+        if v.contains_key("s") {
+            let (_, code, err, _) = run(&args, None);
+            assert_eq!(code, 0, "{at}: rollback again: {err}");
+            v = thin_lvs(vgn);
+        }
+        assert_eq!(v.contains_key("s"), keep, "{at}: {v:?}");
+        assert_eq!(sum(o), a, "{at}: origin not rolled back");
+        if keep {
+            assert_eq!(sum(&snap), a, "{at}: kept snapshot changed");
+        }
+        reset(!keep);
+        n += 1;
+        assert!(n < 100, "runaway sweep");
+    }
+    // The run that was not killed completed it; LVM's own check of
+    // the pool, and LVM activates everything again.
+    let v = thin_view(vgn);
+    pool_matches(vgn, "pool", &thin_ids(&v));
+    sh(&format!("vgchange -q -ay {vgn} && {sibs_active}"));
+    assert_eq!(sum(o), a, "{cfg}: origin not rolled back");
+    assert_eq!(sum(&sib), b, "{cfg}: sibling changed");
+    assert_eq!(sum(&lsib), b, "{cfg}: LVM's sibling changed");
+    eprintln!(
+        "FAULTS thin rollback (SIGKILL, {cfg}): {points} points, old state at {old}, new at {new}"
+    );
+    assert!(points >= MIN_POINTS, "{cfg}: only {points} points");
     drop(vg);
 }

@@ -19,7 +19,7 @@ use lvsnap::lvm::VgDisk;
 use lvsnap::lvm::text::Style;
 use lvsnap::lvm::vg::{Creation, Metadata, SegmentKind, Vg};
 use lvsnap::units::Sectors;
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 /// The VG's metadata and PV devices as lvsnap reads them (lock released).
 fn load(vg: &ScratchVg) -> (Vg, PvMap) {
@@ -136,7 +136,7 @@ fn opts_k() -> ActivateOptions {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn activation_matches_lvm_and_interoperates() {
     require_dm();
     let vg = make_layouts("actcmp");
@@ -215,7 +215,7 @@ fn activation_matches_lvm_and_interoperates() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn thin_pool_and_shared_pool_layers() {
     let (vg, dm, v, pvs) = setup("actpool");
     let n = vg.name.clone();
@@ -240,7 +240,7 @@ fn thin_pool_and_shared_pool_layers() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn data_written_by_lvm_reads_back_through_lvsnap() {
     let (vg, dm, v, pvs) = setup("actdata");
     let n = vg.name.clone();
@@ -327,7 +327,7 @@ fn busy_and_failures_leave_everything_as_it_was() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn merging_origin_is_activated_as_lvm_does() {
     require_dm();
     let vg = ScratchVg::new("actmerge", 1, 96, "");
@@ -356,7 +356,7 @@ fn merging_origin_is_activated_as_lvm_does() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn queued_thin_messages_are_sent_on_activation() {
     require_dm();
     let vg = ScratchVg::new("actmsg", 1, 96, "");
@@ -439,7 +439,7 @@ fn lvsnap_with_conf(thin: &str, args: &[&str]) -> (i32, String) {
 /// missing checker is skipped with LVM's warning. LVM refuses the same
 /// pool for the same reason.
 #[test]
-#[serial]
+#[parallel]
 fn thin_check_runs_before_pool_activation() {
     require_dm();
     let vg = ScratchVg::new("tck", 1, 64, "");

@@ -11,7 +11,7 @@ use common::{dm_names, lvsnap, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{ChangedBlocks, SnapSize, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -162,7 +162,7 @@ fn cow_changes_with_and_without_base() {
 /// written byte covered, nothing beyond the written blocks (SNAP0's 64 KiB
 /// chunks saved for the later writes compare equal).
 #[test]
-#[serial]
+#[parallel]
 fn cow_base_of_another_chunk_size() {
     require_dm();
     let vg = ScratchVg::new("chgcvg", 1, 96, "");
@@ -192,7 +192,7 @@ fn cow_base_of_another_chunk_size() {
 
 /// An invalid snapshot is refused with a clear error; a merging one too.
 #[test]
-#[serial]
+#[parallel]
 fn cow_invalid_and_merging_refused() {
     require_dm();
     let vg = ScratchVg::new("chgivg", 1, 96, "");
@@ -274,7 +274,7 @@ fn thin_id(vg: &ScratchVg, lv: &str) -> u64 {
 /// block size and equal to thin_delta's answer; the metadata snapshot is
 /// released every time.
 #[test]
-#[serial]
+#[parallel]
 fn thin_changes_match_thin_delta() {
     require_dm();
     let vg = ScratchVg::new("chgtvg", 1, 128, "");

@@ -9,7 +9,7 @@ use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{ExtendSize, SnapSize, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 const MIB: u64 = 1 << 20;
 
@@ -76,7 +76,7 @@ fn no_suspended_device() {
 /// live, the snapshot keeps its point in time and, grown, takes more
 /// changes than its old store could hold, staying valid.
 #[test]
-#[serial]
+#[parallel]
 fn extend_matches_lvextend_live() {
     require_dm();
     let a = layout("exa");

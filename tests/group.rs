@@ -15,7 +15,7 @@ use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{SnapSize, SnapshotOptions, State, VolumeGroup};
 use lvsnap::units::Bytes;
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 const MIB: u64 = 1 << 20;
 const MAGIC: &[u8; 8] = b"lvsnapGS";
@@ -153,7 +153,7 @@ fn mixed_vg(name: &str, mib: u64) -> ScratchVg {
 /// A writer stamping a, t, b, c in turn; group snapshots taken while it
 /// runs hold one instant of all four, COW and thin alike. Three rounds.
 #[test]
-#[serial]
+#[parallel]
 fn group_snapshot_is_one_instant() {
     require_dm();
     let vg = mixed_vg("grpvg", 256);
@@ -326,7 +326,7 @@ fn group_failure_after_the_devices_are_made_undoes_them() {
 /// `lvsnap create-group VG LV=SNAP ... --json` prints an array of the
 /// objects `status --json` prints; a bad pair is one line on stderr.
 #[test]
-#[serial]
+#[parallel]
 fn cli_create_group() {
     require_dm();
     let vg = mixed_vg("grpcli", 128);

@@ -13,7 +13,7 @@ use common::{LoopDev, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::lvm::scan::{candidate_devices, scan, volume_groups};
 use lvsnap::lvm::{ScanOptions, VgDisk};
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 const MIB: u64 = 1 << 20;
 
@@ -225,7 +225,7 @@ fn check_read(vg: &TestVg) {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn reads_the_metadata_lvm_writes() {
     require_dm();
     let layouts: &[(&str, &[&str], &str)] = &[
@@ -286,7 +286,7 @@ fn scanning_the_system_finds_vgs_and_skips_lvs() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn a_rewrite_is_accepted_by_lvm_on_every_area() {
     require_dm();
     let vg = TestVg::new("rw_vg", &["", "--metadatacopies 2"], "");
@@ -335,7 +335,7 @@ fn a_rewrite_is_accepted_by_lvm_on_every_area() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn precommit_then_commit_or_revert() {
     require_dm();
     let vg = TestVg::new("pc_vg", &["", ""], "");
@@ -386,7 +386,7 @@ fn precommit_then_commit_or_revert() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn two_hundred_commits_wrap_a_small_area() {
     require_dm();
     let vg = TestVg::new("wrap_vg", &["--metadatasize 32k --dataalignment 64k"], "");
@@ -442,7 +442,7 @@ fn two_hundred_commits_wrap_a_small_area() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn lvm_waits_for_our_lock() {
     require_dm();
     let vg = TestVg::new("lk_vg", &[""], "");
@@ -490,7 +490,7 @@ fn lvm_waits_for_our_lock() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn lvm_and_lvsnap_committing_together_lose_nothing() {
     require_dm();
     let vg = TestVg::new("cc_vg", &["", ""], "");
@@ -577,7 +577,7 @@ fn damaged_metadata_gives_clear_errors() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn ignored_metadata_areas_are_left_alone() {
     require_dm();
     let vg = TestVg::new("ign_vg", &["", ""], "");

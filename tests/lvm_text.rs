@@ -14,7 +14,7 @@ use common::{LoopDev, read_at, require_dm, sh, write_pattern};
 use lvsnap::lvm::text::Style;
 use lvsnap::lvm::vg::{Creation, Metadata, SegmentKind};
 use lvsnap::units::{Extents, Sectors};
-use serial_test::serial;
+use serial_test::parallel;
 
 /// A volume group on fresh loop devices, removed on drop.
 struct TestVg {
@@ -228,7 +228,7 @@ fn normalized(text: &str) -> String {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn typed_view_agrees_with_lvs_on_every_layout() {
     let vg = TestVg::new("lvsnap_view", 2, 256);
     let n = &vg.name;
@@ -307,7 +307,7 @@ fn pe_ranges(vg: &TestVg, lv: &str) -> Vec<(String, u64, u64)> {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn restored_linear_lv_is_where_lvsnap_allocated_it() {
     let vg = TestVg::new("lvsnap_lin", 2, 128);
     let n = &vg.name;
@@ -388,7 +388,7 @@ fn restored_linear_lv_is_where_lvsnap_allocated_it() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn restored_cow_pair_is_a_snapshot_for_lvm() {
     let (vg, mut md) = TestVg::with_origin("lvsnap_cow", 1, 128);
     let n = &vg.name;
@@ -474,7 +474,7 @@ fn restored_cow_pair_is_a_snapshot_for_lvm() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 /// 100 snapshots written by lvsnap read back as lvs lists them. The times
 /// are printed, not asserted: benches/lvm2.rs measures them.
 fn status_of_100_snapshots_reads_as_lvs_lists_them() {
@@ -519,7 +519,7 @@ fn status_of_100_snapshots_reads_as_lvs_lists_them() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn thin_snapshot_in_two_commits_is_accepted_by_lvm_and_the_kernel() {
     let vg = TestVg::new("lvsnap_thin", 1, 256);
     let n = &vg.name;

@@ -11,7 +11,7 @@ use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{RestoreOptions, RollbackState, SnapSize, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 const MIB: u64 = 1 << 20;
 
@@ -141,7 +141,7 @@ fn rollback_restores_origin() {
 /// again after release it completes. A merge LVM deferred is finished by
 /// lvsnap, and LVM finishes one lvsnap deferred.
 #[test]
-#[serial]
+#[parallel]
 fn deferred_merges() {
     require_dm();
     let vg = ScratchVg::new("dfvg", 1, 256, "");
@@ -272,7 +272,7 @@ fn deferred_merges() {
 /// Restores from COW and thin snapshots hold the snapshot's bytes; the
 /// progress reaches 100%; a larger size is honoured.
 #[test]
-#[serial]
+#[parallel]
 fn restores() {
     require_dm();
     let vg = ScratchVg::new("rsvg", 1, 512, "");

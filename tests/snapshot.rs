@@ -13,7 +13,7 @@ use lvsnap::lvm::vg::{Creation, Metadata};
 use lvsnap::lvm::{ScanOptions, VgDisk};
 use lvsnap::snapshot::{SnapSize, SnapshotOptions, State, Until, VolumeGroup, WatchEvent};
 use lvsnap::units::{Bytes, Extents};
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 const MIB: u64 = 1 << 20;
 
@@ -305,7 +305,7 @@ fn failure_after_the_devices_are_made_undoes_them() {
 /// A merging origin refuses new snapshots, and a merging snapshot refuses
 /// deletion.
 #[test]
-#[serial]
+#[parallel]
 fn merging_refusals() {
     require_dm();
     let vg = ScratchVg::new("mergevg", 1, 128, "");
@@ -337,7 +337,7 @@ fn merging_refusals() {
 /// Overflow: a watcher wakes within a second of the snapshot turning
 /// invalid, and status then says NotReady/invalid, like lvs.
 #[test]
-#[serial]
+#[parallel]
 fn overflow_is_seen_at_once() {
     require_dm();
     let vg = ScratchVg::new("ovfvg", 1, 128, "");

@@ -158,7 +158,8 @@ fn lvcreate_thin_snap() {
 /// metadata is out of step with the pool (an older metadata restored:
 /// another transaction id), and again when the transaction id matches but
 /// the kernel already holds a device the metadata does not know; each
-/// refusal changes nothing and can be tried again. With the right metadata
+/// refusal changes nothing and can be tried again, with the pool active
+/// or inactive (lvsnap then activates it itself). With the right metadata
 /// back, a snapshot is made and LVM activates every LV: no thin device of
 /// the pool was lost or handed to another LV (each keeps its data). Not
 /// ported: `--errorwhenfull`, which lvsnap neither sets nor reads.
@@ -223,6 +224,17 @@ fn thin_errors() {
         assert_eq!(dm_names(), devs, "{e}");
         vg.vgck();
     }
+    // Through the inactive pool (lvsnap activates it): refused before
+    // anything is written, no device left.
+    sh("vgchange -q -an p14b");
+    let (seq, devs) = (vg.seqno(), dm_names());
+    for _ in 0..2 {
+        let v = VolumeGroup::open("p14b").unwrap();
+        let e = v.create_snapshot("lv1", "lv5", &writable()).unwrap_err();
+        assert!(e.to_string().contains("device_id 3"), "{e}");
+        assert_eq!((vg.seqno(), dm_names()), (seq, devs.clone()), "{e}");
+    }
+    sh("lvchange -q -ay p14b/lv1");
 
     // The metadata that matches the pool: all works, and nothing was lost.
     restore("tid5");

@@ -42,8 +42,8 @@ pub use snapshot::{
     SnapshotTargetParams, SnapshotTargetStatus, SnapshotUsage,
 };
 pub use thin::{
-    ThinSnapshotSpec, parse_thin_pool_status, thin_create, thin_create_snap, thin_create_snaps,
-    thin_delete, thin_message_replay, thin_pool_status, thin_set_transaction_id, thin_status,
-    thin_table, thin_undo_snaps,
+    ThinSnapshotSpec, parse_thin_pool_status, thin_check_id_free, thin_create, thin_create_snap,
+    thin_create_snaps, thin_delete, thin_message_replay, thin_pool_status, thin_set_transaction_id,
+    thin_status, thin_table, thin_undo_snaps,
 };
 pub use undo::Undo;

@@ -140,9 +140,13 @@ pub fn thin_undo_snaps(
 
 /// Sends a pool message queued in the metadata again, for a run that
 /// stopped part way through sending them: the kernel moves the transaction
-/// id only after the last, so a `create_thin`/`create_snap` it refuses with
-/// EEXIST, or a `delete` with ENODATA, was already done by that run (the
-/// ids come from the committed metadata). Returns whether it was sent now.
+/// id only after the last, so a `delete` it refuses with ENODATA was
+/// already done by that run, and so was a `create_thin`/`create_snap` it
+/// refuses with EEXIST if the device was made in the pool's current
+/// transaction. A device made earlier is one the metadata does not know
+/// (an older metadata restored, as LVM's thin-errors test does): that is
+/// refused as LVM refuses it, never handed to the new LV. Returns whether
+/// the message was sent now.
 pub fn thin_message_replay(dm: &DmControl, pool: &DmName, msg: &str) -> Result<bool> {
     let done_errno = if msg.starts_with("delete ") {
         libc::ENODATA
@@ -154,11 +158,88 @@ pub fn thin_message_replay(dm: &DmControl, pool: &DmName, msg: &str) -> Result<b
     match dm.message(pool, msg) {
         Ok(_) => Ok(true),
         Err(e) if done_errno != 0 && e.errno() == Some(done_errno) => {
+            if done_errno == libc::EEXIST {
+                let id = msg.split_whitespace().nth(1).and_then(|i| i.parse().ok());
+                let Some(id) = id else { return Err(e) };
+                if !made_this_transaction(dm, pool, id)? {
+                    return Err(foreign_device(pool, id));
+                }
+            }
             log::warn!("{pool}: queued message \"{msg}\" was already carried out");
             Ok(false)
         }
         Err(e) => Err(e),
     }
+}
+
+/// LVM's refusal of a thin id the pool holds but the metadata does not.
+fn foreign_device(pool: &DmName, id: u64) -> Error {
+    Error::state(
+        pool,
+        ErrorKind::Corrupt,
+        format!(
+            "Thin pool {pool} already contains thin device with device_id {id}, unknown \
+             to the metadata: manual intervention may be required"
+        ),
+    )
+}
+
+/// Whether thin device `id` of `pool` was made in the pool's current
+/// transaction.
+fn made_this_transaction(dm: &DmControl, pool: &DmName, id: u64) -> Result<bool> {
+    let ThinPoolStatus::Working(w) = thin_pool_status(dm, pool)? else {
+        return Err(Error::state(
+            pool,
+            ErrorKind::Busy,
+            "the thin pool has failed",
+        ));
+    };
+    Ok(created_in(dm, pool, id)? == Some(w.transaction_id))
+}
+
+/// Refuses, with LVM's message, a thin id the live pool `pool` already
+/// holds: a thin LV about to be made with it would get that device's data.
+pub fn thin_check_id_free(dm: &DmControl, pool: &DmName, id: u64) -> Result<()> {
+    match created_in(dm, pool, id)? {
+        Some(_) => Err(foreign_device(pool, id)),
+        None => Ok(()),
+    }
+}
+
+/// The pool's transaction id when thin device `id` of live pool `pool` was
+/// made (`None`: no such device), read from its details under a metadata
+/// snapshot. One already held (by another reader) may predate the device,
+/// so that is an error, not a guess.
+fn created_in(dm: &DmControl, pool: &DmName, id: u64) -> Result<Option<u64>> {
+    let meta: devicemapper::Device = dm
+        .table(pool)?
+        .first()
+        .and_then(|t| t.params.split_whitespace().next())
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| Error::state(pool, ErrorKind::Corrupt, "no metadata device in its table"))?;
+    let (name, _) = dm
+        .list()?
+        .into_iter()
+        .find(|(_, d)| *d == meta)
+        .ok_or_else(|| Error::state(pool, ErrorKind::NotFound, "its metadata device is gone"))?;
+    let reader = super::DirectReader::open(&super::ensure_node(&name, meta)?)?;
+    dm.message(pool, "reserve_metadata_snap")?;
+    // The live superblock may be torn by a commit as it is read: try again.
+    let read = || {
+        super::thin_metadata::ThinMetadata::open_held(&reader)
+            .and_then(|m| m.created_in_transaction(id))
+    };
+    let mut got = read();
+    for _ in 0..2 {
+        if !matches!(&got, Err(e) if e.kind() == ErrorKind::Corrupt) {
+            break;
+        }
+        got = read();
+    }
+    let released = dm.message(pool, "release_metadata_snap");
+    let made = got?;
+    released?;
+    Ok(made)
 }
 
 /// Sends `set_transaction_id <old> <new>` to a pool.

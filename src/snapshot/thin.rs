@@ -7,7 +7,7 @@ use super::vg::{Session, VolumeGroup};
 use crate::activate;
 use crate::dm::{self, DmControl, ThinSnapshotSpec};
 use crate::error::Result;
-use crate::lvm::vg::{Creation, SegmentKind};
+use crate::lvm::vg::{Creation, SegmentKind, ThinMessage};
 use crate::units::Extents;
 
 impl VolumeGroup {
@@ -215,9 +215,11 @@ impl VolumeGroup {
             let pvs = activate::pv_map(before.vg(), &s.disk)?;
             let opts = activate::ActivateOptions::default();
             activate::activate(dm, before.vg(), &pvs, pool, &opts)?;
+            let free = self.check_new_ids_free(s, dm, pool);
             if let Err(e) = activate::deactivate(dm, before.vg(), pool) {
                 log::warn!("deactivating thin pool {pool} after its check: {e}");
             }
+            free?;
         }
         s.precommit(what)?;
         if let Err(e) = s.commit() {
@@ -240,6 +242,33 @@ impl VolumeGroup {
             log::warn!("deactivating thin pool {pool} again: {e}");
         }
         done
+    }
+}
+
+impl VolumeGroup {
+    /// Refuses, before anything is written, thin ids that the messages
+    /// queued in `s` would create but that the live pool already holds,
+    /// unknown to the metadata (LVM's thin-errors test): activating the
+    /// pool with them queued would fail part way, or hand the new LV
+    /// another device's data.
+    fn check_new_ids_free(&self, s: &Session, dm: &DmControl, pool: &str) -> Result<()> {
+        let vg = s.md.vg();
+        let Some(SegmentKind::ThinPool { messages, .. }) = vg
+            .lv(pool)
+            .and_then(|l| l.segments.first())
+            .map(|g| &g.kind)
+        else {
+            return Ok(());
+        };
+        let tpool = self.dm_name(pool, Some("tpool"))?;
+        for m in messages {
+            if let ThinMessage::Create(name) = m {
+                if let Some((_, id)) = vg.lv(name).and_then(|l| l.thin()) {
+                    dm::thin_check_id_free(dm, &tpool, id)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

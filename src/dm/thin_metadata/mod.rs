@@ -227,6 +227,15 @@ impl<'a, R: ReadAt + ?Sized> ThinMetadata<'a, R> {
             .is_some())
     }
 
+    /// The pool's transaction id when thin device `dev` was created (its
+    /// details' `transaction_id`, which the kernel never changes later);
+    /// `None` if there is no such device.
+    pub fn created_in_transaction(&self, dev: u64) -> Result<Option<u64>> {
+        Ok(self
+            .lookup(self.sb.device_details_root, dev, DETAILS_BYTES)?
+            .map(|v| le64(&v, 8)))
+    }
+
     /// The root of thin device `dev`'s mapping tree.
     pub fn mapping_root(&self, dev: u64) -> Result<u64> {
         match self.lookup(self.sb.data_mapping_root, dev, 8)? {

@@ -165,7 +165,7 @@ pub fn thin_message_replay(dm: &DmControl, pool: &DmName, msg: &str) -> Result<b
                     return Err(foreign_device(pool, id));
                 }
             }
-            log::warn!("{pool}: queued message \"{msg}\" was already carried out");
+            log::info!("{pool}: queued message \"{msg}\" was already carried out");
             Ok(false)
         }
         Err(e) => Err(e),

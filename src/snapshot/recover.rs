@@ -117,12 +117,14 @@ impl RecoveryReport {
             kind,
             target: target.to_string(),
         };
-        log::warn!("recovery: {r}");
+        // Info, not warn: the report carries it to the caller (the CLI
+        // prints it once, as "recovered ...").
+        log::info!("recovery: {r}");
         self.repairs.push(r);
     }
 
     fn left(&mut self, what: String) {
-        log::warn!("recovery: {what}");
+        log::info!("recovery: {what}");
         if !self.unresolved.contains(&what) {
             self.unresolved.push(what);
         }

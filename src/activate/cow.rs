@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use devicemapper::{DmName, DmNameBuf, DmUuid, Sectors, TargetParams};
 
+use super::layer::Layer;
 use crate::ErrorKind;
 use crate::dm::{
     ChunkSize, DmControl, Error, Percent, Result, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
@@ -213,15 +214,15 @@ impl CowDevices {
                 *chunk.sectors()
             )));
         }
-        let real = layer_name(origin, "real")?;
-        let cow = layer_name(spec.snapshot, "cow")?;
+        let real = layer_name(origin, Layer::Real.as_str())?;
+        let cow = layer_name(spec.snapshot, Layer::Cow.as_str())?;
         let cow_uuid = spec
             .snapshot_uuid
-            .map(|u| layer_uuid(u, "cow"))
+            .map(|u| layer_uuid(u, Layer::Cow.as_str()))
             .transpose()?;
         let info = dm.info(origin)?;
         let real_uuid = match &info.uuid {
-            Some(u) if !u.is_empty() => Some(check_dm_uuid(&format!("{u}-real"))?),
+            Some(u) if !u.is_empty() => Some(check_dm_uuid(&format!("{u}-{}", Layer::Real))?),
             _ => None,
         };
         if !info.live_table || info.suspended || info.inactive_table {
@@ -358,8 +359,8 @@ impl CowDevices {
     /// Finds the COW snapshot `snapshot` of `origin` from the kernel's tables
     /// (merging or not).
     pub fn open(dm: &DmControl, origin: &DmName, snapshot: &DmName) -> Result<CowDevices> {
-        let real = layer_name(origin, "real")?;
-        let cow = layer_name(snapshot, "cow")?;
+        let real = layer_name(origin, Layer::Real.as_str())?;
+        let cow = layer_name(snapshot, Layer::Cow.as_str())?;
         let o = table_line(dm, origin)?;
         let (real_dev, merging) = match o.target_type.as_str() {
             SNAPSHOT_ORIGIN => {
@@ -591,7 +592,7 @@ impl CowDevices {
         snaps.extend(self.siblings(dm)?);
         let cows = snaps
             .iter()
-            .map(|s| layer_name(s, "cow"))
+            .map(|s| layer_name(s, Layer::Cow.as_str()))
             .collect::<Result<Vec<_>>>()?;
         let mut undo = Undo::new(dm);
         undo.load(&self.cow, cow_table, false)?;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use devicemapper::{Device, DmName, DmNameBuf, ThinPoolStatus};
 
 use super::error::{Error, Result};
+use super::layer::Layer;
 use super::links;
 use super::plan::{Plan, PlannedDevice, PvMap, Role, Step, dm_name, plan};
 use crate::dm::{self, DmControl, TableLine};
@@ -39,8 +40,8 @@ pub struct LiveDevice {
     pub name: DmNameBuf,
     /// The LV it is made from.
     pub lv: String,
-    /// Its layer (`real`, `cow`, `tpool`, ...), if any.
-    pub layer: Option<&'static str>,
+    /// Its layer, if any.
+    pub layer: Option<Layer>,
     /// Its UUID.
     pub uuid: Option<String>,
     /// Its `major:minor`.
@@ -118,7 +119,7 @@ fn verify(dm: &DmControl, vg: &Vg, pvs: &PvMap, d: &PlannedDevice, live: &LiveMa
 /// but not yet sent to the kernel), they are sent first, then the
 /// transaction id is moved on, as LVM does when it activates a pool.
 fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice, live: &LiveMap) -> Result<()> {
-    if d.layer != Some("tpool") {
+    if d.layer != Some(Layer::Tpool) {
         return Ok(());
     }
     let Some(SegmentKind::ThinPool {
@@ -406,8 +407,12 @@ pub fn is_active(dm: &DmControl, vg: &Vg, lv: &str) -> Result<bool> {
     let found = dm.info(&name)?.uuid;
     // A pool's public device and `_tmeta`/`_tdata` LVs carry a layer in the UUID.
     Ok(found.is_some_and(|f| {
-        f.strip_prefix(&uuid)
-            .is_some_and(|r| matches!(r, "" | "-pool" | "-tmeta" | "-tdata"))
+        f.strip_prefix(&uuid).is_some_and(|r| {
+            r.is_empty()
+                || r.strip_prefix('-')
+                    .and_then(Layer::parse)
+                    .is_some_and(|l| !l.in_name())
+        })
     }))
 }
 

@@ -15,6 +15,7 @@
 pub mod cow;
 mod error;
 mod exec;
+mod layer;
 mod links;
 mod plan;
 mod pvs;
@@ -24,10 +25,11 @@ pub use error::{Error, Result};
 pub use exec::{
     ActivateOptions, Activation, LiveDevice, activate, deactivate, is_active, live_devices,
 };
+pub use layer::Layer;
 pub(crate) use links::{ensure_link, remove_link};
 pub use links::{lv_link, vg_dir};
 pub use plan::{
-    DevRef, Param, Plan, PlannedDevice, PlannedLine, PvMap, Role, Step, dm_name, dm_uuid, lv_table,
-    plan,
+    DevRef, Param, Plan, PlannedDevice, PlannedLine, PvMap, Role, Step, dm_name, dm_name_in,
+    dm_uuid, lv_table, plan,
 };
 pub use pvs::{pv_map, pv_map_from};

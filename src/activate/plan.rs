@@ -8,6 +8,7 @@ use std::fmt;
 use devicemapper::{Device, DmName, DmNameBuf};
 
 use super::error::{Error, Result};
+use super::layer::Layer;
 use crate::dm::{LvmDmName, LvmDmUuid, LvmId, TableLine};
 use crate::lvm::flags::LvFlags;
 use crate::lvm::vg::{Lv, Segment, SegmentKind, Vg};
@@ -69,8 +70,8 @@ pub struct PlannedDevice {
     pub uuid: LvmDmUuid,
     /// The LV it is made from.
     pub lv: String,
-    /// The layer, if any (`real`, `cow`, `tpool`, `pool`, `tmeta`, `tdata`).
-    pub layer: Option<&'static str>,
+    /// The layer, if any.
+    pub layer: Option<Layer>,
     /// Its table.
     pub table: Vec<PlannedLine>,
     /// Whether the table is loaded read-only.
@@ -198,18 +199,25 @@ fn sectors(vg: &Vg, lv: &str, e: Extents) -> Result<Sectors> {
         .ok_or_else(|| Error::invalid(lv, "size overflows"))
 }
 
-/// The DM name LVM gives LV `lv` of `vg` (with a layer such as `real`, `cow`,
-/// `tpool`, `pool`; `_tmeta`-style names are LV names, not layers).
-pub fn dm_name(vg: &Vg, lv: &str, layer: Option<&str>) -> Result<LvmDmName> {
-    Ok(LvmDmName::new(&vg.name, lv, layer)?)
+/// The DM name LVM gives LV `lv` of `vg`, with `layer` if it is one that
+/// names carry ([`Layer::in_name`]).
+pub fn dm_name(vg: &Vg, lv: &str, layer: Option<Layer>) -> Result<LvmDmName> {
+    dm_name_in(&vg.name, lv, layer)
+}
+
+/// The DM name LVM gives LV `lv` of the VG called `vg`, with `layer` if it
+/// is one that names carry ([`Layer::in_name`]).
+pub fn dm_name_in(vg: &str, lv: &str, layer: Option<Layer>) -> Result<LvmDmName> {
+    let layer = layer.filter(|l| l.in_name()).map(Layer::as_str);
+    Ok(LvmDmName::new(vg, lv, layer)?)
 }
 
 /// The DM UUID LVM gives LV `lv` of `vg`, with an optional layer suffix.
-pub fn dm_uuid(vg: &Vg, lv: &str, layer: Option<&str>) -> Result<LvmDmUuid> {
+pub fn dm_uuid(vg: &Vg, lv: &str, layer: Option<Layer>) -> Result<LvmDmUuid> {
     let l = self::lv(vg, lv)?;
     let vgid = LvmId::parse(vg.id.as_str())?;
     let lvid = LvmId::parse(l.id.as_str())?;
-    Ok(LvmDmUuid::new(&vgid, &lvid, layer)?)
+    Ok(LvmDmUuid::new(&vgid, &lvid, layer.map(Layer::as_str))?)
 }
 
 /// The table of an LV's own segments (linear or striped over PVs), as LVM
@@ -318,17 +326,14 @@ impl<'a> Builder<'a> {
     fn add(
         &mut self,
         lv: &Lv,
-        layer: Option<&'static str>,
+        layer: Option<Layer>,
         table: Vec<PlannedLine>,
         read_only: bool,
         role: Role,
         link: bool,
     ) -> Result<Added> {
-        // The pool's public device and its `_tmeta`/`_tdata` LVs carry
-        // their layer in the UUID only.
-        let name_layer = layer.filter(|l| !matches!(*l, "tmeta" | "tdata" | "pool"));
         let d = PlannedDevice {
-            name: dm_name(self.vg, &lv.name, name_layer)?,
+            name: dm_name(self.vg, &lv.name, layer)?,
             uuid: dm_uuid(self.vg, &lv.name, layer)?,
             lv: lv.name.clone(),
             layer,
@@ -412,7 +417,7 @@ pub fn plan(vg: &Vg, name: &str) -> Result<Plan> {
             vec![Builder::dev(&tpool), Param::Text("0".into())],
         )];
         // LVM loads the pool's public device read-only and links no /dev entry.
-        b.add(root_lv, Some("pool"), table, true, Role::Top, false)
+        b.add(root_lv, Some(Layer::Pool), table, true, Role::Top, false)
             .map(|d| b.now(d))?;
     } else if let Some(SegmentKind::Thin { .. }) = first {
         plan_thin(&mut b, root_lv)?;
@@ -440,7 +445,7 @@ fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
     let merging = snaps.iter().find(|s| s.merging).cloned();
     let real = b.add(
         origin,
-        Some("real"),
+        Some(Layer::Real),
         segment_lines(vg, origin)?,
         ro,
         Role::Layer,
@@ -487,7 +492,7 @@ fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
         let cow = b
             .add(
                 cow_lv,
-                Some("cow"),
+                Some(Layer::Cow),
                 segment_lines(vg, cow_lv)?,
                 false,
                 Role::Layer,
@@ -569,7 +574,7 @@ fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
         ));
     }
     let mut layers = vec![];
-    for (name, layer) in [(metadata, "tmeta"), (data, "tdata")] {
+    for (name, layer) in [(metadata, Layer::Tmeta), (data, Layer::Tdata)] {
         let l = lv(vg, name)?;
         let table = segment_lines(vg, l)?;
         let d = b.add(l, Some(layer), table, !writable(l), Role::Layer, false)?;
@@ -600,7 +605,7 @@ fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
     let table = vec![PlannedLine::new(Sectors(0), size, "thin-pool", params)];
     b.add(
         pool,
-        Some("tpool"),
+        Some(Layer::Tpool),
         table,
         !writable(pool),
         Role::Layer,

@@ -39,6 +39,7 @@ use std::collections::HashSet;
 
 use super::Error as SnapError;
 use super::vg::{Session, VolumeGroup};
+use crate::activate::Layer;
 use crate::dm::exception_store::{self, Exception};
 use crate::dm::thin_metadata::{BlockRun, ThinMetadata};
 use crate::dm::{self, DirectReader, DmControl, ReadAt};
@@ -294,7 +295,7 @@ impl VolumeGroup {
             .into());
         }
         self.still_valid(dm, snap)?;
-        let cow = self.dm_name(&snap.name, Some("cow"))?;
+        let cow = self.dm_name(&snap.name, Some(Layer::Cow))?;
         let info = dm.info(&cow)?;
         let path = dm::ensure_node(&cow, info.device)?;
         let reader = DirectReader::open(&path)?;
@@ -391,7 +392,7 @@ impl VolumeGroup {
         };
         let limit = lv_bytes(s, lv)?.max(lv_bytes(s, other_lv)?);
         let dm = DmControl::shared()?;
-        let tpool = self.dm_name(pool, Some("tpool"))?;
+        let tpool = self.dm_name(pool, Some(Layer::Tpool))?;
         let tmeta = self.dm_name(&format!("{pool}_tmeta"), None)?;
         if !dm.exists(&tpool)? || !dm.exists(&tmeta)? {
             return Err(SnapError::Unsupported(format!(

@@ -4,7 +4,7 @@
 use super::Error as SnapError;
 use super::cow_max_extents;
 use super::vg::VolumeGroup;
-use crate::activate::CowDevices;
+use crate::activate::{CowDevices, Layer};
 use crate::dm::DmControl;
 use crate::error::{Error, Result};
 use crate::units::{Bytes, Extents};
@@ -168,7 +168,7 @@ impl VolumeGroup {
             size: bytes(Extents(want)),
             capped,
         };
-        let cow_dev = self.dm_name(name, Some("cow"))?;
+        let cow_dev = self.dm_name(name, Some(Layer::Cow))?;
         let live = match DmControl::shared() {
             Ok(dm) if dm.exists(&cow_dev)? => Some(dm),
             _ => None,

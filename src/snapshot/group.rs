@@ -19,7 +19,7 @@ use super::vg::{Session, VolumeGroup};
 use super::{
     Created, Error as SnapError, SnapSize, SnapshotOptions, check_chunk_size, plan_cow_extents,
 };
-use crate::activate::{CowDevices, PreparedCow};
+use crate::activate::{CowDevices, Layer, PreparedCow};
 use crate::dm::{self, DmControl, Suspend};
 use crate::error::Result;
 use crate::lvm::names::validate_lv_name;
@@ -456,7 +456,7 @@ impl VolumeGroup {
                 return Err(SnapError::Unsupported("no device-mapper".into()).into());
             };
             let old_tid = super::thin::pool_transaction(s, &pool)?;
-            let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
+            let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
             if !dm.exists(&tpool)? {
                 return Err(SnapError::Unsupported(format!(
                     "thin pool {}/{pool} is not active: activate it, or snapshot its \

@@ -32,6 +32,7 @@ use std::fmt;
 use devicemapper::{Device, DmNameBuf};
 
 use super::vg::{Session, VolumeGroup};
+use crate::activate::Layer;
 use crate::dm::{self, DmControl, Info, LvmDmName, Suspend, TableLine};
 use crate::error::Result;
 use crate::lvm::vg::{SegmentKind, ThinMessage};
@@ -378,7 +379,7 @@ impl VolumeGroup {
             }
             let snaps = vg.snapshots_of(lv);
             let merging = snaps.iter().find(|c| c.merging);
-            let real = dm::layer_name(&d.name, "real")?;
+            let real = dm::layer_name(&d.name, Layer::Real.as_str())?;
             let real_dev = match devs.iter().find(|x| *x.name == *real) {
                 Some(x) => x.info.device,
                 None => {
@@ -453,19 +454,19 @@ impl VolumeGroup {
             let Some(lv) = by_id.get(&d.lv_id) else {
                 return true;
             };
-            match d.layer.as_deref() {
-                Some("real") => !vg.is_origin(lv),
-                Some("cow") => vg.cow_snapshot(lv).is_none(),
+            match d.layer.as_deref().and_then(Layer::parse) {
+                Some(Layer::Real) => !vg.is_origin(lv),
+                Some(Layer::Cow) => vg.cow_snapshot(lv).is_none(),
                 // A pool's data or metadata layer left without its pool (a
                 // deactivation or activation cut short): LVM counts the
                 // component active and refuses to activate the pool.
-                Some("tmeta" | "tdata") => {
+                Some(Layer::Tmeta | Layer::Tdata) => {
                     let pool = vg.lvs.iter().find(|p| {
                         matches!(p.segments.first().map(|g| &g.kind),
                             Some(SegmentKind::ThinPool { metadata, pool: data, .. })
                                 if metadata == lv || data == lv)
                     });
-                    match pool.map(|p| self.dm_name(&p.name, Some("tpool"))) {
+                    match pool.map(|p| self.dm_name(&p.name, Some(Layer::Tpool))) {
                         Some(Ok(t)) => !devs.iter().any(|x| *x.name == *t.as_dm_name()),
                         _ => false,
                     }
@@ -602,7 +603,7 @@ impl VolumeGroup {
                 continue;
             }
             let pool = &pl.name;
-            let tpool = self.dm_name(pool, Some("tpool"))?.into_dm_name();
+            let tpool = self.dm_name(pool, Some(Layer::Tpool))?.into_dm_name();
             if !dm.exists(&tpool)? {
                 continue;
             }
@@ -693,7 +694,7 @@ impl VolumeGroup {
                 ));
                 continue;
             };
-            let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
+            let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
             if !dm.exists(&tpool)? {
                 match self.replay_through_activation(s, dm, &pool) {
                     Ok(()) => rep.did(

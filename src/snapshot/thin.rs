@@ -4,7 +4,7 @@ use devicemapper::ThinDevId;
 
 use super::Error as SnapError;
 use super::vg::{Session, VolumeGroup};
-use crate::activate;
+use crate::activate::{self, Layer};
 use crate::dm::{self, DmControl, ThinSnapshotSpec};
 use crate::error::Result;
 use crate::lvm::vg::{Creation, SegmentKind, ThinMessage};
@@ -55,7 +55,7 @@ impl VolumeGroup {
             .ok_or_else(|| SnapError::NotFound(format!("thin LV {origin}")))?;
         let old_tid = pool_transaction(s, &pool)?;
         let dm = DmControl::shared()?;
-        let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
+        let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
         let before = s.md.clone();
         let snap_id = s.md.add_thin_lv(
             name,
@@ -134,7 +134,7 @@ impl VolumeGroup {
                 .ok_or_else(|| SnapError::NotFound(format!("thin snapshot {full}")))?;
         let old_tid = pool_transaction(s, &pool)?;
         let dm = DmControl::shared()?;
-        let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
+        let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
         if !dm.exists(&tpool)? {
             let before = s.md.clone();
             remove_thin_lv(s, name)?;

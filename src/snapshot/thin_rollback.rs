@@ -18,6 +18,7 @@ use devicemapper::{DmName, ThinDevId, ThinPoolStatus};
 use super::Error as SnapError;
 use super::rollback::{Rollback, RollbackState};
 use super::vg::{Session, VolumeGroup};
+use crate::activate::Layer;
 use crate::dm::{self, DmControl, Suspend, TableLine, table_size};
 use crate::error::Result;
 use crate::lvm::flags::LvFlags;
@@ -75,7 +76,7 @@ impl VolumeGroup {
             }
         };
         let dm = DmControl::shared()?;
-        let tpool = self.dm_name(&pool, Some("tpool"))?.into_dm_name();
+        let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
         let origin_dev = self.dm_name(&origin, None)?;
         let snap_dev = self.dm_name(name, None)?;
         let origin_live = dm.exists(&origin_dev)?;

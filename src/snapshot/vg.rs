@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::Error as SnapError;
 use super::SnapshotStatus;
+use crate::activate::Layer;
 use crate::dm::{LvmDmName, TableLine};
 use crate::error::Result;
 use crate::lvm::hints::Primed;
@@ -277,8 +278,8 @@ impl VolumeGroup {
     }
 
     /// The DM name of LV `lv` (with `layer`) in this VG.
-    pub(crate) fn dm_name(&self, lv: &str, layer: Option<&str>) -> Result<LvmDmName> {
-        Ok(LvmDmName::new(&self.name, lv, layer)?)
+    pub(crate) fn dm_name(&self, lv: &str, layer: Option<Layer>) -> Result<LvmDmName> {
+        Ok(crate::activate::dm_name_in(&self.name, lv, layer)?)
     }
 }
 

@@ -77,7 +77,7 @@ fn linear_multi_segment_and_striped() {
 #[test]
 fn uuids_are_lvm_ids_without_dashes() {
     let vg = vg("cow");
-    let u = dm_uuid(&vg, "lin", Some("real")).unwrap().to_string();
+    let u = dm_uuid(&vg, "lin", Some(Layer::Real)).unwrap().to_string();
     assert_eq!(
         u,
         "LVM-sOgc39il3A8rChqPHyrznZIHRN33MXVxi0i6yXhqt5rHSKLqS5XDOJSOd4yoTu1r-real"

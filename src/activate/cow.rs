@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use devicemapper::{DmName, DmNameBuf, DmUuid, Sectors, TargetParams};
+use devicemapper::{DmName, DmNameBuf, DmUuid, Sectors};
 
 use super::layer::Layer;
 use crate::ErrorKind;
@@ -286,11 +286,10 @@ impl CowDevices {
                 let d = dm.create_inactive(&real, real_uuid.as_deref(), &origin_table, false)?;
                 let r = real.clone();
                 undo.push("remove -real", move |dm| dm.remove(&r));
-                let origin_line = [TableLine::new(
+                let origin_line = [TableLine::target(
                     Sectors(0),
                     size,
-                    SNAPSHOT_ORIGIN,
-                    SnapshotOriginTargetParams { real: d }.param_str(),
+                    &SnapshotOriginTargetParams { real: d },
                 )];
                 undo.load(origin, &origin_line, info.read_only)?;
                 d
@@ -307,12 +306,7 @@ impl CowDevices {
             chunk,
             merge: false,
         };
-        let snap_table = [TableLine::new(
-            Sectors(0),
-            size,
-            SNAPSHOT,
-            params.param_str(),
-        )];
+        let snap_table = [TableLine::target(Sectors(0), size, &params)];
         dm.create_inactive(
             spec.snapshot,
             spec.snapshot_uuid,
@@ -512,12 +506,7 @@ impl CowDevices {
             merge: true,
             ..self.params
         };
-        let origin_table = [TableLine::new(
-            Sectors(0),
-            self.size,
-            SNAPSHOT_MERGE,
-            merge.param_str(),
-        )];
+        let origin_table = [TableLine::target(Sectors(0), self.size, &merge)];
         let snap_table = [TableLine::error(Sectors(0), self.size)];
         let (o, s) = (self.origin.as_ref(), self.snapshot.as_ref());
         // LVM's order: both tables loaded, origin then snapshot suspended
@@ -638,12 +627,7 @@ impl CowDevices {
             let p = SnapshotOriginTargetParams {
                 real: self.params.real,
             };
-            vec![TableLine::new(
-                Sectors(0),
-                self.size,
-                SNAPSHOT_ORIGIN,
-                p.param_str(),
-            )]
+            vec![TableLine::target(Sectors(0), self.size, &p)]
         } else {
             dm.table(&self.real)?
         };

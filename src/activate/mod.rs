@@ -29,7 +29,7 @@ pub use layer::Layer;
 pub(crate) use links::{ensure_link, remove_link};
 pub use links::{lv_link, vg_dir};
 pub use plan::{
-    DevRef, Param, Plan, PlannedDevice, PlannedLine, PvMap, Role, Step, dm_name, dm_name_in,
-    dm_uuid, lv_table, plan,
+    DevRef, Param, Plan, PlannedDevice, PlannedLine, PlannedTarget, PvMap, Role, Step, dm_name,
+    dm_name_in, dm_uuid, lv_table, plan,
 };
 pub use pvs::{pv_map, pv_map_from};

@@ -9,7 +9,10 @@ use devicemapper::{Device, DmName, DmNameBuf};
 
 use super::error::{Error, Result};
 use super::layer::Layer;
-use crate::dm::{LvmDmName, LvmDmUuid, LvmId, TableLine};
+use crate::dm::{
+    ChunkSize, LvmDmName, LvmDmUuid, LvmId, SnapshotOriginTargetParams, SnapshotTargetParams,
+    TableLine,
+};
 use crate::lvm::flags::LvFlags;
 use crate::lvm::vg::{Lv, Segment, SegmentKind, Vg};
 use crate::units::{Extents, Sectors};
@@ -37,6 +40,42 @@ pub enum Param {
     PvOffset(String, Sectors),
 }
 
+/// A planned target: typed where device-mapper has a params type for it
+/// (resolved into that type once the devices are known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlannedTarget {
+    /// `snapshot-origin` over the origin's `-real`
+    /// ([`SnapshotOriginTargetParams`]).
+    SnapshotOrigin {
+        /// The origin's data device.
+        real: DevRef,
+    },
+    /// `snapshot`, or with `merge` `snapshot-merge`
+    /// ([`SnapshotTargetParams`]).
+    Snapshot {
+        /// The origin's data device.
+        real: DevRef,
+        /// The exception store.
+        cow: DevRef,
+        /// The chunk size, as the metadata gives it (checked into a
+        /// [`ChunkSize`] when the line is resolved, as the kernel checks it
+        /// when the table is loaded).
+        chunk: Sectors,
+        /// Merging into the origin.
+        merge: bool,
+    },
+    /// `error`: every I/O fails.
+    Error,
+    /// Any other target (`linear`, `striped`, `thin-pool`, `thin`), with its
+    /// parameters in order.
+    Other {
+        /// Target type.
+        target_type: String,
+        /// Parameters, space-separated once resolved.
+        params: Vec<Param>,
+    },
+}
+
 /// A table line whose devices are not resolved yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedLine {
@@ -44,10 +83,8 @@ pub struct PlannedLine {
     pub start: Sectors,
     /// Length.
     pub length: Sectors,
-    /// Target type.
-    pub target_type: String,
-    /// Parameters, space-separated once resolved.
-    pub params: Vec<Param>,
+    /// What it maps to.
+    pub target: PlannedTarget,
 }
 
 /// What a device is to the LV it belongs to.
@@ -122,14 +159,24 @@ impl PlannedLine {
         pvs: &PvMap,
         dm: &dyn Fn(&DmName) -> Option<Device>,
     ) -> Result<TableLine> {
-        let mut out = Vec::with_capacity(self.params.len());
-        for p in &self.params {
+        let dev = |r: &DevRef| match r {
+            DevRef::Pv(key) => pv_device(pvs, key),
+            DevRef::Dm(name) => {
+                dm(name).ok_or_else(|| Error::NotFound(format!("device-mapper device {}", &**name)))
+            }
+        };
+        let PlannedTarget::Other {
+            target_type,
+            params,
+        } = &self.target
+        else {
+            return self.typed_line(&dev);
+        };
+        let mut out = Vec::with_capacity(params.len());
+        for p in params {
             out.push(match p {
                 Param::Text(t) => t.clone(),
-                Param::Dev(DevRef::Pv(key)) => pv_device(pvs, key)?.to_string(),
-                Param::Dev(DevRef::Dm(name)) => dm(name)
-                    .ok_or_else(|| Error::NotFound(format!("device-mapper device {}", &**name)))?
-                    .to_string(),
+                Param::Dev(d) => dev(d)?.to_string(),
                 Param::PvOffset(key, off) => {
                     let pv = vg
                         .pv(key)
@@ -145,37 +192,120 @@ impl PlannedLine {
         Ok(TableLine::new(
             self.start,
             self.length,
-            self.target_type.clone(),
+            target_type.clone(),
             out.join(" "),
         ))
     }
 
+    /// A typed target's line, its devices through `dev`.
+    fn typed_line(&self, dev: &dyn Fn(&DevRef) -> Result<Device>) -> Result<TableLine> {
+        let (start, length) = (self.start, self.length);
+        Ok(match &self.target {
+            PlannedTarget::SnapshotOrigin { real } => {
+                let p = SnapshotOriginTargetParams { real: dev(real)? };
+                TableLine::target(start, length, &p)
+            }
+            PlannedTarget::Snapshot {
+                real,
+                cow,
+                chunk,
+                merge,
+            } => {
+                let p = SnapshotTargetParams {
+                    real: dev(real)?,
+                    cow: dev(cow)?,
+                    chunk: ChunkSize::new(*chunk)?,
+                    merge: *merge,
+                };
+                TableLine::target(start, length, &p)
+            }
+            PlannedTarget::Error | PlannedTarget::Other { .. } => TableLine::error(start, length),
+        })
+    }
+
     fn new(start: Sectors, length: Sectors, ty: &str, params: Vec<Param>) -> PlannedLine {
+        let target_type = ty.to_owned();
+        PlannedLine::typed(
+            start,
+            length,
+            PlannedTarget::Other {
+                target_type,
+                params,
+            },
+        )
+    }
+
+    fn typed(start: Sectors, length: Sectors, target: PlannedTarget) -> PlannedLine {
         PlannedLine {
             start,
             length,
-            target_type: ty.to_owned(),
-            params,
+            target,
+        }
+    }
+
+    /// The devices this line refers to, in order.
+    fn devs(&self) -> Vec<&DevRef> {
+        match &self.target {
+            PlannedTarget::SnapshotOrigin { real } => vec![real],
+            PlannedTarget::Snapshot { real, cow, .. } => vec![real, cow],
+            PlannedTarget::Error => vec![],
+            PlannedTarget::Other { params, .. } => params
+                .iter()
+                .filter_map(|p| match p {
+                    Param::Dev(d) => Some(d),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
     /// The plan's devices this line uses.
     pub fn dm_deps(&self) -> impl Iterator<Item = &DmName> {
-        self.params.iter().filter_map(|p| match p {
-            Param::Dev(DevRef::Dm(n)) => Some(&**n),
-            _ => None,
+        self.devs().into_iter().filter_map(|d| match d {
+            DevRef::Dm(n) => Some(&**n),
+            DevRef::Pv(_) => None,
         })
+    }
+}
+
+impl fmt::Display for DevRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DevRef::Pv(k) => write!(f, "<{k}>"),
+            DevRef::Dm(n) => write!(f, "<{}>", &**n),
+        }
     }
 }
 
 impl fmt::Display for PlannedLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", *self.start, *self.length, self.target_type)?;
-        for p in &self.params {
+        let PlannedTarget::Other {
+            target_type,
+            params,
+        } = &self.target
+        else {
+            // The typed line with placeholder devices, each then written
+            // as the device it stands for.
+            let none = Device { major: 0, minor: 0 };
+            let l = match self.typed_line(&|_| Ok(none)) {
+                Ok(l) => l,
+                Err(e) => return write!(f, "{} {} <{e}>", *self.start, *self.length),
+            };
+            let (none, mut devs) = (none.to_string(), self.devs().into_iter());
+            write!(f, "{} {} {}", *l.start, *l.length, l.target_type)?;
+            for t in l.params.split_whitespace() {
+                match (t == none).then(|| devs.next()).flatten() {
+                    Some(d) => write!(f, " {d}")?,
+                    None => write!(f, " {t}")?,
+                }
+            }
+            return Ok(());
+        };
+        write!(f, "{} {} {target_type}", *self.start, *self.length)?;
+        for p in params {
             match p {
                 Param::Text(t) => write!(f, " {t}")?,
-                Param::Dev(DevRef::Pv(k)) => write!(f, " <{k}>")?,
-                Param::Dev(DevRef::Dm(n)) => write!(f, " <{}>", &**n)?,
+                Param::Dev(d) => write!(f, " {d}")?,
                 Param::PvOffset(k, o) => write!(f, " <{k}.pe_start+{}>", **o)?,
             }
         }
@@ -451,21 +581,21 @@ fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
         Role::Layer,
         false,
     )?;
-    let real_ref = Builder::dev(&real);
+    let real_ref = DevRef::Dm(real.name.clone());
     let mut late = vec![];
-    let origin_table = |cow: Option<DmNameBuf>, chunk: Sectors| match cow {
-        Some(cow) => PlannedLine::new(
-            Sectors(0),
-            size,
-            "snapshot-merge",
-            vec![
-                real_ref.clone(),
-                Param::Dev(DevRef::Dm(cow)),
-                Param::Text("P".into()),
-                Param::Text(chunk.0.to_string()),
-            ],
-        ),
-        None => PlannedLine::new(Sectors(0), size, "snapshot-origin", vec![real_ref.clone()]),
+    let origin_table = |merging: Option<(DmNameBuf, Sectors)>| {
+        let target = match merging {
+            Some((cow, chunk)) => PlannedTarget::Snapshot {
+                real: real_ref.clone(),
+                cow: DevRef::Dm(cow),
+                chunk,
+                merge: true,
+            },
+            None => PlannedTarget::SnapshotOrigin {
+                real: real_ref.clone(),
+            },
+        };
+        PlannedLine::typed(Sectors(0), size, target)
     };
     let mut top = None;
     if merging.is_none() {
@@ -475,7 +605,7 @@ fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
             b.add(
                 origin,
                 None,
-                vec![origin_table(None, Sectors(0))],
+                vec![origin_table(None)],
                 ro,
                 Role::Top,
                 vg.is_visible(&origin.name),
@@ -489,6 +619,7 @@ fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
     let mut snap_devs = vec![];
     for s in &snaps {
         let cow_lv = lv(vg, &s.name)?;
+        let chunk = s.chunk_size;
         let cow = b
             .add(
                 cow_lv,
@@ -504,7 +635,7 @@ fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
                 b.add(
                     origin,
                     None,
-                    vec![origin_table(Some(cow.name.clone()), s.chunk_size)],
+                    vec![origin_table(Some((cow.name.clone(), chunk)))],
                     ro,
                     Role::Top,
                     vg.is_visible(&origin.name),
@@ -513,21 +644,17 @@ fn plan_origin(b: &mut Builder<'_>, origin: &Lv) -> Result<()> {
             );
             b.steps(top.map(Step::Create));
         }
-        let table = if s.merging {
-            PlannedLine::new(Sectors(0), size, "error", vec![])
+        let target = if s.merging {
+            PlannedTarget::Error
         } else {
-            PlannedLine::new(
-                Sectors(0),
-                size,
-                "snapshot",
-                vec![
-                    real_ref.clone(),
-                    Builder::dev(&cow),
-                    Param::Text("P".into()),
-                    Param::Text(s.chunk_size.0.to_string()),
-                ],
-            )
+            PlannedTarget::Snapshot {
+                real: real_ref.clone(),
+                cow: DevRef::Dm(cow.name.clone()),
+                chunk,
+                merge: false,
+            }
         };
+        let table = PlannedLine::typed(Sectors(0), size, target);
         let link = vg.is_visible(&s.name);
         let snap = b.add(
             cow_lv,

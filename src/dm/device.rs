@@ -60,6 +60,17 @@ impl TableLine {
         Self::new(start, length, "error", "")
     }
 
+    /// A line of `length` sectors at `start` mapped by one of the
+    /// devicemapper crate's typed targets (or ours).
+    pub fn target(start: Sectors, length: Sectors, params: &impl TargetParams) -> TableLine {
+        Self::new(
+            start,
+            length,
+            params.target_type().to_string(),
+            params.param_str(),
+        )
+    }
+
     /// A line from one of the devicemapper crate's typed targets (or ours).
     pub fn from_target<T: TargetParams>(line: &TargetLine<T>) -> TableLine {
         Self::new(

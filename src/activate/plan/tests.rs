@@ -261,3 +261,32 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn typed_lines_show_their_devices_by_name() {
+    let vg = vg("cow");
+    let p = plan(&vg, "origin").unwrap();
+    let shown = |n: &str| {
+        p.devices
+            .iter()
+            .find(|d| d.name.to_string() == n)
+            .unwrap()
+            .table[0]
+            .to_string()
+    };
+    assert_eq!(
+        shown("vg-origin"),
+        "0 16384 snapshot-origin <vg-origin-real>"
+    );
+    assert_eq!(
+        shown("vg-snap1"),
+        "0 16384 snapshot <vg-origin-real> <vg-snap1-cow> P 8"
+    );
+    let vg = self::vg("merging");
+    let p = plan(&vg, "origin").unwrap();
+    assert_eq!(
+        p.devices[2].table[0].to_string(),
+        "0 16384 snapshot-merge <vg-origin-real> <vg-snap1-cow> P 8"
+    );
+    assert_eq!(p.devices[3].table[0].to_string(), "0 16384 error");
+}

@@ -260,7 +260,7 @@ impl VolumeGroup {
         else {
             return Ok(());
         };
-        let tpool = self.dm_name(pool, Some("tpool"))?;
+        let tpool = self.dm_name(pool, Some(Layer::Tpool))?;
         for m in messages {
             if let ThinMessage::Create(name) = m {
                 if let Some((_, id)) = vg.lv(name).and_then(|l| l.thin()) {

@@ -158,8 +158,9 @@ fn vgck(vg: &str) {
 /// Checks a VgDisk's reading against LVM's own view. LVM is asked first:
 /// its commands wait while a VgDisk holds the VG lock.
 fn check_read(vg: &TestVg) {
-    let seqno = vg.seqno();
-    let uuid = vg.vgs("vg_uuid");
+    let vgs = vg.vgs("seqno,vg_uuid");
+    let (seqno, uuid) = vgs.split_once(char::is_whitespace).expect("seqno uuid");
+    let (seqno, uuid): (u64, &str) = (seqno.parse().expect("seqno"), uuid.trim());
     let pvs = sh(&format!(
         "pvs --noheadings --units b -o pv_name,pv_uuid,pe_start -S vg_name={}",
         vg.name

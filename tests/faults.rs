@@ -34,13 +34,21 @@ const ORIGIN_MIB: usize = 32;
 /// `fpv1` is a data PV with no metadata area and holds every LV.
 struct Fvg {
     loops: Vec<LoopDev>,
+    /// Each PV's healthy flakey table.
+    tables: Vec<String>,
 }
 
 impl Fvg {
     fn new() -> Fvg {
-        let loops = vec![LoopDev::new(9 << 20), LoopDev::new(161 << 20)];
-        for (i, l) in loops.iter().enumerate() {
-            flakey_create(&format!("fpv{i}"), &l.path);
+        let sizes = [9 << 20, 161 << 20];
+        let loops: Vec<LoopDev> = sizes.iter().map(|&b| LoopDev::new(b)).collect();
+        let tables: Vec<String> = loops
+            .iter()
+            .zip(sizes)
+            .map(|(l, b)| flakey_table(&l.path, b))
+            .collect();
+        for (i, t) in tables.iter().enumerate() {
+            flakey_create(&format!("fpv{i}"), t);
         }
         lvm(&[
             "pvcreate -q /dev/mapper/fpv0",
@@ -54,7 +62,7 @@ impl Fvg {
             write_pattern(Path::new(ORIGIN), (m * MIB) as u64, MIB, 0x10 + m as u8);
         }
         *JUDGED.lock().expect("judged") = None;
-        Fvg { loops }
+        Fvg { loops, tables }
     }
 }
 
@@ -111,39 +119,30 @@ fn remove_vg_devices(dm: &DM) {
 
 const ORIGIN: &str = "/dev/mapper/fvg-a";
 
-fn sectors(dev: &Path) -> u64 {
-    sh(&format!("blockdev --getsz {}", dev.display()))
-        .trim()
-        .parse()
-        .expect("size")
-}
-
-/// The flakey device maps its loop device from 1 MiB on, so the PV label
-/// is seen once (on the flakey device), not also on the loop device.
-fn flakey_table(dev: &Path) -> String {
+/// The flakey device maps its loop device (`bytes` long) from 1 MiB on,
+/// so the PV label is seen once (on the flakey device), not also on the
+/// loop device.
+fn flakey_table(dev: &Path, bytes: u64) -> String {
     format!(
         "0 {} flakey {} 2048 100000 0",
-        sectors(dev) - 2048,
+        bytes / 512 - 2048,
         dev.display()
     )
 }
 
-fn flakey_create(name: &str, dev: &Path) {
+fn flakey_create(name: &str, table: &str) {
     // No udev in the VM: dmsetup makes the node when asked.
-    sh(&format!(
-        "dmsetup create {name} --table '{}' && dmsetup mknodes {name}",
-        flakey_table(dev)
-    ));
+    output(&["dmsetup", "create", name, "--table", table]);
+    output(&["dmsetup", "mknodes", name]);
 }
 
 /// Both PVs healthy again (after a fault the injection switched in):
 /// through ioctls, not six dmsetup processes per point.
 fn flakey_up(vg: &Fvg) {
     let dm = DM::new().expect("dm");
-    for (i, l) in vg.loops.iter().enumerate() {
+    for (i, t) in vg.tables.iter().enumerate() {
         let name = format!("fpv{i}");
         let id = DevId::Name(DmName::new(&name).expect("name"));
-        let t = flakey_table(&l.path);
         let w: Vec<&str> = t.splitn(4, ' ').collect();
         let table = [(
             w[0].parse::<u64>().expect("start"),
@@ -294,9 +293,26 @@ fn lvm(cmds: &[&str]) -> String {
     // The script mode takes a file whose first line starts with "#!";
     // lines are split at blanks, with no shell quoting.
     std::fs::write(&script, format!("#!lvm\n{}\n", cmds.join("\n"))).expect("lvm script");
-    let out = sh(&format!("lvm {}", script.display()));
+    let out = output(&["lvm", &script.display().to_string()]);
     let _ = std::fs::remove_file(&script);
     out
+}
+
+/// Runs `argv` (no shell: one process less under TCG), panicking with its
+/// output unless it succeeds; returns its stdout.
+fn output(argv: &[&str]) -> String {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What `lvs` and `vgck` read to judge the VG, or `None` if this test
@@ -427,8 +443,9 @@ fn visible(v: &LvmView) -> BTreeSet<String> {
         .collect()
 }
 
-/// No device suspended or with a pending table; exactly `want` devices.
-fn assert_devices(want: &[&str], at: &str) {
+/// No device suspended or with a pending table; exactly `want` devices;
+/// returns them.
+fn assert_devices(want: &[&str], at: &str) -> Vec<Dev> {
     let devs = vg_devices();
     for d in &devs {
         assert!(
@@ -442,13 +459,18 @@ fn assert_devices(want: &[&str], at: &str) {
     let have: BTreeSet<&str> = devs.iter().map(|d| d.name.as_str()).collect();
     let want: BTreeSet<&str> = want.iter().copied().collect();
     assert_eq!(have, want, "{at}: leftover or missing devices: {devs:?}");
+    devs
 }
 
 fn table_of(name: &str) -> String {
-    vg_devices()
-        .into_iter()
+    table_in(&vg_devices(), name)
+}
+
+/// The table of device `name` among `devs` (its target types).
+fn table_in(devs: &[Dev], name: &str) -> String {
+    devs.iter()
         .find(|d| d.name == name)
-        .map(|d| d.table)
+        .map(|d| d.table.clone())
         .unwrap_or_default()
 }
 
@@ -606,13 +628,13 @@ fn kill_sweep_create_and_delete() {
                 assert_eq!(visible(v), want, "{at}");
             }
             let d = devs(&with);
-            assert_devices(&d.iter().map(String::as_str).collect::<Vec<_>>(), at);
+            let devs = assert_devices(&d.iter().map(String::as_str).collect::<Vec<_>>(), at);
             let top = if with.is_empty() {
                 "linear"
             } else {
                 "snapshot-origin"
             };
-            assert_eq!(table_of("fvg-a"), top, "{at}");
+            assert_eq!(table_in(&devs, "fvg-a"), top, "{at}");
             data_ok(false, &with, at);
             if v.lvs.contains(snap) {
                 lib_ok(&["delete", snap], at);
@@ -700,8 +722,8 @@ fn kill_sweep_rollback() {
     kill_sweep(&mut t, &args, |t, _, v, at| {
         if v.lvs.contains("s1") && v.merging.is_empty() {
             t.old += 1;
-            assert_devices(&["fvg-a", "fvg-a-real", "fvg-s1", "fvg-s1-cow"], at);
-            assert_eq!(table_of("fvg-a"), "snapshot-origin", "{at}");
+            let devs = assert_devices(&["fvg-a", "fvg-a-real", "fvg-s1", "fvg-s1-cow"], at);
+            assert_eq!(table_in(&devs, "fvg-a"), "snapshot-origin", "{at}");
             data_ok(true, &["s1"], at);
             // This is the state the sweep starts from, as LVM, the kernel
             // and the data show: the next point's rollback starts from it.
@@ -766,7 +788,14 @@ fn live_pool_devices(at: &str) -> BTreeSet<u64> {
             .unwrap_or_else(|e| panic!("{at}: {m}: {e}"));
     };
     msg("reserve_metadata_snap");
-    let pool = sh("thin_ls --metadata-snap -o DEV --no-headers /dev/mapper/fvg-pool_tmeta");
+    let pool = output(&[
+        "thin_ls",
+        "--metadata-snap",
+        "-o",
+        "DEV",
+        "--no-headers",
+        "/dev/mapper/fvg-pool_tmeta",
+    ]);
     msg("release_metadata_snap");
     pool.split_whitespace()
         .filter_map(|d| d.parse().ok())
@@ -783,7 +812,20 @@ fn live_pool_devices(at: &str) -> BTreeSet<u64> {
 fn kill_sweep_thin() {
     require_dm();
     let _vg = Fvg::new();
-    sh("lvcreate -q -y -L 8M -T fvg/pool -V 8M -n t /dev/mapper/fpv1");
+    output(&[
+        "lvcreate",
+        "-q",
+        "-y",
+        "-L",
+        "8M",
+        "-T",
+        "fvg/pool",
+        "-V",
+        "8M",
+        "-n",
+        "t",
+        "/dev/mapper/fpv1",
+    ]);
     let mut t = Tally::new("thin create and delete (SIGKILL)");
     for (args, made) in [
         (["create", "fvg/t", "ts1"], true),
@@ -1041,7 +1083,7 @@ fn kill_sweep_restore() {
             let (_, code, err) = run(&["delete", "fvg/r1"], None);
             // r1 is a plain LV now, not a snapshot: LVM removes it.
             assert_ne!(code, 0, "{at}: delete of a finished volume: {err}");
-            sh("lvremove -q -y fvg/r1");
+            output(&["lvremove", "-q", "-y", "fvg/r1"]);
         } else {
             t.old += 1;
             assert_devices(&["fvg-a", "fvg-a-real", "fvg-s1", "fvg-s1-cow"], &at);
@@ -1059,7 +1101,7 @@ fn kill_sweep_restore() {
     assert_eq!(t.old + t.new, t.points);
     assert!(t.points >= 20, "only {} restore points", t.points);
     // A marked target: delete removes it; a re-run starts over.
-    sh("lvremove -q -y fvg/r1");
+    output(&["lvremove", "-q", "-y", "fvg/r1"]);
     let p = marked_point.expect("a point left a marked target");
     let (killed, _, _) = run(&args, Some(&format!("{p}:kill")));
     assert!(killed);

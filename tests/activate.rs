@@ -132,6 +132,7 @@ fn setup(name: &str) -> (ScratchVg, DmControl, Vg, PvMap) {
 fn opts_k() -> ActivateOptions {
     ActivateOptions {
         ignore_activation_skip: true,
+        ..Default::default()
     }
 }
 

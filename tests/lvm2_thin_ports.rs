@@ -391,12 +391,28 @@ fn check_history(vg: &str, want: &str) {
 /// and `lvremove --nohistory` of lv1 and -lv6. lvsnap refuses to delete
 /// lv1, which is no snapshot, and lv6 once its origin lv3 is historical
 /// (`lvs` shows it with no origin then): `lvremove` removes it. lvsnap has
-/// no command for historical LVs.
+/// no command for historical LVs. A delete through the inactive pool
+/// runs thin_check once.
 #[test]
 #[serial]
 fn lv_ancestry() {
     require_dm();
-    let _conf = Conf::with("metadata {\n\trecord_lvs_history = 1\n}");
+    // thin_check through a wrapper that counts its runs.
+    let runs = std::env::temp_dir().join("p14d-thin-check-runs");
+    let wrapper = std::env::temp_dir().join("p14d-thin-check");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho run >> {}\nexec thin_check \"$@\"\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", wrapper.display()));
+    let _conf = Conf::with(&format!(
+        "metadata {{\n\trecord_lvs_history = 1\n}}\nglobal {{\n\tthin_check_executable = \"{}\"\n}}",
+        wrapper.display()
+    ));
     let vg = ScratchVg::new("p14d", 1, 16, "-s 64K");
     sh("lvcreate -q -y -l100%FREE -T p14d/pool && lvcreate -q -y -V1M -n lv1 p14d/pool");
     let v = VolumeGroup::open("p14d").unwrap();
@@ -442,7 +458,12 @@ fn lv_ancestry() {
          lv6 -lv3,lv2,lv1 lv7
          lv7 lv6,-lv3,lv2,lv1 -",
     );
+    // Through the inactive pool: its metadata is checked once.
+    sh("vgchange -q -an p14d");
+    let _ = std::fs::remove_file(&runs);
     v.delete_snapshot("lv2").unwrap();
+    let n = std::fs::read_to_string(&runs).unwrap_or_default();
+    assert_eq!(n.lines().count(), 1, "thin_check runs");
     // lv6 came from lv3, now historical: a thin LV without an origin, no
     // longer a snapshot to lvsnap, which refuses it; LVM removes it.
     let seq = vg.seqno();

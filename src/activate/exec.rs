@@ -20,6 +20,10 @@ pub struct ActivateOptions {
     /// as `lvchange -ay -K` does; without it such an LV is skipped, as
     /// `lvchange -ay` does.
     pub ignore_activation_skip: bool,
+    /// Make a thin pool without running thin_check on its metadata first:
+    /// for a caller that has just checked it (and written nothing to it
+    /// since but through the kernel).
+    pub skip_thin_check: bool,
 }
 
 /// What [`activate`] did.
@@ -317,7 +321,9 @@ pub fn activate(
                 let table = resolve(vg, pvs, d, &live)?;
                 // A new pool: its metadata is checked first; a failed check
                 // removes what this call made, as LVM reverts its preload.
-                if table.first().is_some_and(|l| l.target_type == "thin-pool") {
+                if !opts.skip_thin_check
+                    && table.first().is_some_and(|l| l.target_type == "thin-pool")
+                {
                     thin_check(vg, &d.lv)?;
                 }
                 let uuid = d.uuid.as_dm_uuid();

@@ -426,6 +426,7 @@ impl VolumeGroup {
         let pvs = activate::pv_map(s.md.vg(), &s.disk)?;
         let opts = activate::ActivateOptions {
             ignore_activation_skip: true,
+            ..Default::default()
         };
         activate::activate(&dm, s.md.vg(), &pvs, new_lv, &opts)?;
         Ok(())

@@ -227,7 +227,12 @@ impl VolumeGroup {
             return Err(e);
         }
         let pvs = activate::pv_map(s.md.vg(), &s.disk)?;
-        let opts = activate::ActivateOptions::default();
+        // Its metadata was checked by the activation above, and only the
+        // kernel has written to it since: one thin_check per operation.
+        let opts = activate::ActivateOptions {
+            skip_thin_check: true,
+            ..Default::default()
+        };
         activate::activate(dm, s.md.vg(), &pvs, pool, &opts)?;
         let done = (|| -> Result<()> {
             s.md.clear_thin_messages(pool)?;

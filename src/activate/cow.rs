@@ -57,6 +57,46 @@ pub struct CowDevices {
     pub size: Sectors,
 }
 
+/// What a COW origin's device maps, as far as its snapshots go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginTarget {
+    /// `snapshot-origin`: its snapshots are live.
+    Origin,
+    /// `snapshot-merge`: a snapshot is merging into it.
+    Merging,
+    /// Any other table: its one target's type, or `""` for a table of
+    /// several lines (a plain LV of several segments).
+    Other(String),
+}
+
+impl std::fmt::Display for OriginTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginTarget::Origin => f.write_str(SNAPSHOT_ORIGIN),
+            OriginTarget::Merging => f.write_str(SNAPSHOT_MERGE),
+            OriginTarget::Other(t) => f.write_str(t),
+        }
+    }
+}
+
+/// What the live table of the origin device `origin` maps.
+pub fn origin_target(dm: &DmControl, origin: &DmName) -> Result<OriginTarget> {
+    let t = dm.table(origin)?;
+    Ok(match t.as_slice() {
+        [l] if l.target_type == SNAPSHOT_ORIGIN => OriginTarget::Origin,
+        [l] if l.target_type == SNAPSHOT_MERGE => OriginTarget::Merging,
+        [l] => OriginTarget::Other(l.target_type.clone()),
+        _ => OriginTarget::Other(String::new()),
+    })
+}
+
+/// The status of the merge into the origin device `origin` (its
+/// `snapshot-merge` target); [`ErrorKind::Busy`] if it is not merging.
+pub fn merge_status(dm: &DmControl, origin: &DmName) -> Result<SnapshotTargetStatus> {
+    dm.status_of(origin, SNAPSHOT_MERGE, ErrorKind::Busy)?
+        .parse()
+}
+
 /// What [`CowDevices::wait`] waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitUntil {
@@ -712,8 +752,7 @@ impl CowMerge {
     }
 
     fn status(&self, dm: &DmControl) -> Result<SnapshotTargetStatus> {
-        dm.status_of(&self.snap.origin, SNAPSHOT_MERGE, ErrorKind::Busy)?
-            .parse()
+        merge_status(dm, &self.snap.origin)
     }
 
     /// Where the merge stands. A failed merge is an error.

@@ -20,7 +20,10 @@ mod links;
 mod plan;
 mod pvs;
 
-pub use cow::{CowDevices, CowMerge, CowSnapshotSpec, MergeProgress, PreparedCow, WaitUntil};
+pub use cow::{
+    CowDevices, CowMerge, CowSnapshotSpec, MergeProgress, OriginTarget, PreparedCow, WaitUntil,
+    merge_status, origin_target,
+};
 pub use error::{Error, Result};
 pub use exec::{
     ActivateOptions, Activation, LiveDevice, activate, deactivate, is_active, live_devices,

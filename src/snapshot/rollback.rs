@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::Error as SnapError;
 use super::vg::VolumeGroup;
 use crate::activate;
-use crate::activate::{CowDevices, CowMerge};
+use crate::activate::{CowDevices, CowMerge, OriginTarget, merge_status, origin_target};
 use crate::dm::{self, DmControl, LvmDmName};
 use crate::error::Result;
 use crate::lvm::config::LvmConfig;
@@ -330,8 +330,8 @@ impl VolumeGroup {
                 }
                 return Ok(rb);
             };
-            let ty = origin_type(dm, &origin_dev)?;
-            if ty == dm::SNAPSHOT_ORIGIN {
+            let ty = origin_target(dm, &origin_dev)?;
+            if ty == OriginTarget::Origin {
                 if let Some(reason) = open_reason(dm, &origin_full, &origin_dev, &full, &snap_dev)?
                 {
                     rb.state = RollbackState::Deferred { reason };
@@ -339,7 +339,7 @@ impl VolumeGroup {
                 }
                 let merge = CowDevices::open(dm, &origin_dev, &snap_dev)?.start_merge(dm)?;
                 rb.start = merge.progress(dm).ok().map(|p| p.remaining);
-            } else if ty != dm::SNAPSHOT_MERGE {
+            } else if ty != OriginTarget::Merging {
                 return Err(SnapError::Busy(format!(
                     "{full} is recorded as merging but origin {origin_full} has a {ty} table; \
                      deactivate and activate it so LVM can restart the merge"
@@ -422,16 +422,6 @@ impl VolumeGroup {
     }
 }
 
-/// The target type of a one-target table; `""` for any other table (a
-/// plain LV of several segments).
-fn origin_type(dm: &DmControl, origin_dev: &LvmDmName) -> Result<String> {
-    let t = dm.table(origin_dev)?;
-    Ok(match t.as_slice() {
-        [l] => l.target_type.clone(),
-        _ => String::new(),
-    })
-}
-
 /// Why the merge must wait: the origin or the snapshot is open.
 fn open_reason(
     dm: &DmControl,
@@ -488,15 +478,13 @@ impl Rollback {
         let dm = DmControl::shared()?;
         let origin_dev = self.vg.dm_name(&self.origin, None)?;
         let merging =
-            dm.exists(&origin_dev)? && origin_type(&dm, &origin_dev)? == dm::SNAPSHOT_MERGE;
+            dm.exists(&origin_dev)? && origin_target(&dm, &origin_dev)? == OriginTarget::Merging;
         if !merging {
             // Finished by someone else (LVM on refresh), or stopped.
             self.state = self.settle_elsewhere()?;
             return Ok(self.state.clone());
         }
-        let status: dm::SnapshotTargetStatus = dm
-            .status_of(&origin_dev, dm::SNAPSHOT_MERGE, crate::ErrorKind::Busy)?
-            .parse()?;
+        let status = merge_status(&dm, &origin_dev)?;
         let dm::SnapshotTargetStatus::Active(u) = status else {
             self.state = RollbackState::Failed {
                 reason: format!(

@@ -7,7 +7,9 @@
 //!
 //! Layers, each only calling the ones below it:
 //! `snapshot` (volume-snapshot semantics) → `activate` (LV to device-mapper
-//! trees) → `lvm` (on-disk format) → `dm` (device-mapper).
+//! trees: the one owner of LVM's layouts, `-real`, `-cow`, `-tpool`) → `lvm`
+//! (on-disk format) → `dm` (device-mapper mechanism: typed targets, ordered
+//! steps with undo).
 
 #![deny(missing_docs)]
 

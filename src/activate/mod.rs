@@ -9,6 +9,10 @@
 //!   executor on [`DmControl`](crate::dm::DmControl);
 //! - [`cow`]: a COW snapshot's life as LVM lays it out ([`CowDevices`],
 //!   [`CowMerge`]): create, status, wait, merge back, grow, tear down;
+//!   what an origin maps now ([`origin_target`]) and its merge's status;
+//! - [`Layer`]: the layers LVM stacks (`-real`, `-cow`, `-tpool`, ...), the
+//!   only place their names are spelt; plans carry typed targets
+//!   ([`PlannedTarget`]: the `dm` params types) for the snapshot family;
 //! - [`lv_table`], [`dm_name`], [`dm_uuid`]: an LV's own table, names, UUIDs;
 //! - [`pv_map`]: PV keys to block devices from the PV scan.
 

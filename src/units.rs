@@ -6,6 +6,31 @@
 
 pub use devicemapper::{Bytes, SECTOR_SIZE, Sectors};
 
+/// Byte counts of [`Sectors`] as the integer types I/O takes: checked, so a
+/// size read from disk never wraps.
+///
+/// ```
+/// use lvsnap::units::{SectorBytes, Sectors};
+/// assert_eq!(Sectors(8).bytes_u64(), Some(4096));
+/// assert_eq!(Sectors(u64::MAX).bytes_u64(), None);
+/// ```
+pub trait SectorBytes {
+    /// The size in bytes as `u64`, or `None` past its range.
+    fn bytes_u64(self) -> Option<u64>;
+    /// The size in bytes as `usize` (a buffer length), or `None` past its range.
+    fn bytes_usize(self) -> Option<usize>;
+}
+
+impl SectorBytes for Sectors {
+    fn bytes_u64(self) -> Option<u64> {
+        u64::try_from(*self.bytes()).ok()
+    }
+
+    fn bytes_usize(self) -> Option<usize> {
+        usize::try_from(*self.bytes()).ok()
+    }
+}
+
 /// The size of one extent of a volume group, held as LVM2 holds it
 /// (`uint32_t extent_size` of `struct volume_group`, in sectors).
 ///

@@ -21,6 +21,7 @@ use crate::dm::{
     SnapshotOriginTargetParams, SnapshotTargetParams, SnapshotTargetStatus, Suspend, TableLine,
     Undo, check_dm_uuid, ensure_node, layer_name, layer_uuid, node_path, table_size,
 };
+use crate::units::SectorBytes;
 
 /// What to snapshot, and with what.
 #[derive(Debug, Clone)]
@@ -705,7 +706,9 @@ fn zero_header(cow: &DmName, chunk: ChunkSize) -> Result<()> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-    let len = (*chunk.sectors() * 512) as usize;
+    let len = chunk.sectors().bytes_usize().ok_or_else(|| {
+        Error::InvalidArgument(format!("chunk size of {} sectors", *chunk.sectors()))
+    })?;
     crate::fault::point("zero the COW header");
     f.write_all_at(&vec![0u8; len], 0)
         .and_then(|_| f.sync_all())

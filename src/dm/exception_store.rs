@@ -22,7 +22,7 @@
 use super::direct_io::ReadAt;
 use super::error::{Error, Result};
 use crate::ErrorKind;
-use crate::units::Sectors;
+use crate::units::{SectorBytes, Sectors};
 
 /// `SnAp`, little-endian.
 pub const COW_MAGIC: u32 = 0x7041_6e53;
@@ -198,7 +198,10 @@ pub fn read_exception_store<R: ReadAt + ?Sized>(dev: &R) -> Result<ExceptionStor
             exceptions: Vec::new(),
         });
     };
-    let chunk_bytes = *header.chunk_size * 512;
+    let chunk_bytes = header
+        .chunk_size
+        .bytes_u64()
+        .ok_or_else(|| corrupt(format!("chunk size of {} sectors", *header.chunk_size)))?;
     let geo = Geometry {
         chunk_bytes,
         chunks: dev.size() / chunk_bytes,
@@ -245,7 +248,7 @@ pub(crate) mod tests {
     /// A store image as the kernel lays it out: `chunk` sectors per chunk,
     /// `chunks` chunks, with `exceptions` committed in order.
     pub fn image(chunk: u64, chunks: u64, valid: bool, exceptions: &[(u64, u64)]) -> Vec<u8> {
-        let cb = (chunk * 512) as usize;
+        let cb = Sectors(chunk).bytes_usize().unwrap();
         let mut v = vec![0u8; cb * chunks as usize];
         v[0..4].copy_from_slice(&COW_MAGIC.to_le_bytes());
         v[4..8].copy_from_slice(&u32::from(valid).to_le_bytes());
@@ -389,7 +392,7 @@ pub(crate) mod tests {
                 bytes[12..16].copy_from_slice(&(1u32 << chunk_shift).to_le_bytes());
             }
             if let Ok(st) = read_exception_store(bytes.as_slice()) {
-                let chunk = st.chunk_size().map_or(1, |c| *c * 512);
+                let chunk = st.chunk_size().map_or(Some(1), SectorBytes::bytes_u64).unwrap();
                 let chunks = bytes.len() as u64 / chunk;
                 for e in &st.exceptions {
                     prop_assert!(e.new_chunk >= 2 && e.new_chunk < chunks);

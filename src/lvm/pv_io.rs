@@ -8,6 +8,7 @@ use super::error::{Error, Result};
 use super::names::same_id;
 use super::vg::{Lv, SegmentKind, Vg};
 use crate::blockio;
+use crate::units::{SectorBytes, Sectors};
 
 impl VgDisk {
     /// Writes zeros over the first `len` bytes of LV `lv` of `vg` (the
@@ -59,7 +60,7 @@ impl VgDisk {
         let off = stripe
             .start
             .sectors(vg.extent_size)
-            .and_then(|o| (*o).checked_add(*pv.pe_start)?.checked_mul(512))
+            .and_then(|o| Sectors((*o).checked_add(*pv.pe_start)?).bytes_u64())
             .ok_or_else(|| Error::Unsupported(format!("LV {} is too large", lv.name)))?;
         Ok((found.path.clone(), off))
     }

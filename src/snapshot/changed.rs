@@ -45,6 +45,7 @@ use crate::dm::thin_metadata::{BlockRun, ThinMetadata};
 use crate::dm::{self, DirectReader, DmControl, ReadAt};
 use crate::error::Result;
 use crate::lvm::vg::{CowSnapshot, Lv};
+use crate::units::{SectorBytes, Sectors};
 use crate::{Error, ErrorKind};
 
 /// One changed byte range (CSI BlockMetadata).
@@ -243,7 +244,7 @@ impl VolumeGroup {
         }
         if snap0.name == snap.name {
             return Ok(ChangedBlocks {
-                block_size: *snap.chunk_size * 512,
+                block_size: chunk_bytes(snap.chunk_size)?,
                 ranges: Vec::new(),
             });
         }
@@ -301,9 +302,9 @@ impl VolumeGroup {
         let reader = DirectReader::open(&path)?;
         let store = exception_store::read_exception_store(&reader)?;
         let chunk_bytes = match store.header {
-            None => *snap.chunk_size * 512,
+            None => chunk_bytes(snap.chunk_size)?,
             Some(h) if !h.valid => return Err(invalid(&full)),
-            Some(h) => *h.chunk_size * 512,
+            Some(h) => chunk_bytes(h.chunk_size)?,
         };
         if chunk_bytes == 0 {
             return Err(SnapError::InvalidArgument(format!("{full} has chunk size 0")).into());
@@ -456,7 +457,7 @@ fn thin_delta<R: ReadAt + ?Sized>(reader: &R, a: u64, b: u64) -> Result<(u64, Ve
             );
         }
     }
-    let block = *md.superblock().data_block_size * 512;
+    let block = chunk_bytes(md.superblock().data_block_size)?;
     Ok((block, md.delta(a, b)?))
 }
 
@@ -531,10 +532,17 @@ fn invalid(full: &str) -> Error {
     .into()
 }
 
+/// A chunk or block size in bytes (the unit of the ranges reported).
+fn chunk_bytes(c: Sectors) -> Result<u64> {
+    c.bytes_u64().ok_or_else(|| {
+        SnapError::InvalidArgument(format!("chunk size of {} sectors is too large", *c)).into()
+    })
+}
+
 fn lv_bytes(s: &Session, lv: &Lv) -> Result<u64> {
     lv.extents()
         .sectors(s.md.vg().extent_size)
-        .and_then(|x| x.checked_mul(512))
+        .and_then(SectorBytes::bytes_u64)
         .ok_or_else(|| SnapError::InvalidArgument(format!("LV {} is too large", lv.name)).into())
 }
 

@@ -24,7 +24,7 @@ use crate::dm::{self, DmControl, Suspend};
 use crate::error::Result;
 use crate::lvm::names::validate_lv_name;
 use crate::lvm::vg::{Creation, Vg};
-use crate::units::{Bytes, Sectors};
+use crate::units::{Bytes, SectorBytes, Sectors};
 
 use super::create::{DEFAULT_CHUNK, LiveCow};
 
@@ -226,7 +226,10 @@ impl VolumeGroup {
                             .lv(name)
                             .cloned()
                             .ok_or_else(|| SnapError::NotFound(format!("new COW LV {name}")))?;
-                    s.zero_lv_start(&cow_lv, (*chunk * 512) as usize)?;
+                    let len = chunk.bytes_usize().ok_or_else(|| {
+                        SnapError::InvalidArgument(format!("chunk size {} sectors", *chunk))
+                    })?;
+                    s.zero_lv_start(&cow_lv, len)?;
                 }
             }
         }
@@ -413,7 +416,7 @@ impl VolumeGroup {
         let cow = plan_cow_extents(opts.snapsize, o.extents(), ext, chunk, false)?;
         let free = s.md.free_space().total();
         if cow.0 > free {
-            let bytes = |n: u64| Bytes(u128::from(n) * u128::from(*ext) * 512);
+            let bytes = |n: u64| Bytes((*ext.bytes()).saturating_mul(u128::from(n)));
             return Err(SnapError::NoSpace(format!(
                 "volume group \"{}\" has insufficient free space ({} extents, {}): \
                  {} extents ({}) required",

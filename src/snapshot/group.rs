@@ -23,7 +23,7 @@ use crate::activate::{CowDevices, Layer, PreparedCow};
 use crate::dm::{self, DmControl, Suspend};
 use crate::error::Result;
 use crate::lvm::names::validate_lv_name;
-use crate::lvm::vg::{Creation, Vg};
+use crate::lvm::vg::{Creation, NewThinLv, Vg};
 use crate::units::{Bytes, SectorBytes, Sectors};
 
 use super::create::{DEFAULT_CHUNK, LiveCow};
@@ -388,11 +388,15 @@ impl VolumeGroup {
             .find(|p| p.pool == pool)
             .ok_or_else(|| SnapError::NotFound(format!("thin pool of {origin}")))?;
         // LVM's thin snapshots skip activation.
-        let id = if plan.snaps.is_empty() {
-            s.md.add_thin_lv(name, &plan.pool, extents, Some(origin), true, now)?
-        } else {
-            s.md.add_thin_lv_batched(name, &plan.pool, extents, Some(origin), true, now)?
+        let lv = NewThinLv {
+            name,
+            pool: &plan.pool,
+            extents,
+            origin: Some(origin),
+            activation_skip: true,
+            batched: !plan.snaps.is_empty(),
         };
+        let id = s.md.add_thin_lv(&lv, now)?;
         // Read-only unless asked, as `lvcreate -s -p r|rw`.
         s.md.set_writable(name, writable)?;
         plan.snaps.push((thin_id(id)?, thin_id(origin_id)?));

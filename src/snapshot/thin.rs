@@ -7,7 +7,7 @@ use super::vg::{Session, VolumeGroup};
 use crate::activate::{self, Layer};
 use crate::dm::{self, DmControl, ThinSnapshotSpec};
 use crate::error::Result;
-use crate::lvm::vg::{Creation, SegmentKind, ThinMessage};
+use crate::lvm::vg::{Creation, NewThinLv, SegmentKind, ThinMessage};
 use crate::units::Extents;
 
 impl VolumeGroup {
@@ -57,14 +57,15 @@ impl VolumeGroup {
         let dm = DmControl::shared()?;
         let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
         let before = s.md.clone();
-        let snap_id = s.md.add_thin_lv(
+        let lv = NewThinLv {
             name,
-            &pool,
+            pool: &pool,
             extents,
-            Some(origin),
+            origin: Some(origin),
             activation_skip,
-            &Creation::now(),
-        )?;
+            batched: false,
+        };
+        let snap_id = s.md.add_thin_lv(&lv, &Creation::now())?;
         if let Err(e) = s.md.set_writable(name, writable) {
             s.md = before;
             return Err(e.into());

@@ -107,4 +107,5 @@ mod writer;
 pub use change::*;
 use import::*;
 pub use model::*;
+pub use thin::NewThinLv;
 use writer::*;

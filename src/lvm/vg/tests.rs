@@ -132,7 +132,17 @@ fn raw_lvm(name: &str) -> String {
 fn thin_lv_as_lvm_writes_it() {
     let mut md = fixture("thinpool");
     let id = md
-        .add_thin_lv("thin1", "pool", Extents(8), None, false, &creation())
+        .add_thin_lv(
+            &NewThinLv {
+                name: "thin1",
+                pool: "pool",
+                extents: Extents(8),
+                origin: None,
+                activation_skip: false,
+                batched: false,
+            },
+            &creation(),
+        )
         .unwrap();
     assert_eq!(id, 1);
     let queued = md.to_text(Style::Raw);

@@ -2,6 +2,26 @@
 
 use super::*;
 
+/// A thin LV or thin snapshot for [`Metadata::add_thin_lv`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewThinLv<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// The thin pool LV.
+    pub pool: &'a str,
+    /// Its size.
+    pub extents: Extents,
+    /// The thin LV it is a snapshot of.
+    pub origin: Option<&'a str>,
+    /// Flag it `ACTIVATION_SKIP`, as LVM does thin snapshots.
+    pub activation_skip: bool,
+    /// Other thin LVs of the pool were added by this same edit: its
+    /// message joins theirs, under the pool's one transaction id step
+    /// (several thin snapshots in one commit), and it records the
+    /// transaction id they all were made in.
+    pub batched: bool,
+}
+
 impl Metadata {
     pub(super) fn pool_segment(&self, pool: &str) -> Result<(u64, Vec<ThinMessage>)> {
         let lv = self
@@ -18,49 +38,22 @@ impl Metadata {
         }
     }
 
-    /// Adds a thin LV `name` of `extents` in `pool`, or a thin snapshot of
-    /// `origin`, as LVM's first commit of `lvcreate` writes it: a `thin`
-    /// segment with the next free device id and the pool's transaction id,
-    /// and in the pool a queued `create` message with `transaction_id + 1`.
-    /// After the kernel pool has the device, [`Metadata::clear_thin_messages`]
-    /// gives the final metadata. Returns the device id.
-    pub fn add_thin_lv(
-        &mut self,
-        name: &str,
-        pool: &str,
-        extents: Extents,
-        origin: Option<&str>,
-        activation_skip: bool,
-        creation: &Creation,
-    ) -> Result<u64> {
-        let args = (name, pool, extents, origin);
-        self.add_thin_lv_queued(args, activation_skip, creation, false)
-    }
-
-    /// As [`Metadata::add_thin_lv`], after other thin LVs of the pool were
-    /// added by this same edit: its message joins theirs, under the pool's
-    /// one transaction id step (several thin snapshots in one commit). The
-    /// new LV records the transaction id they all were made in.
-    pub fn add_thin_lv_batched(
-        &mut self,
-        name: &str,
-        pool: &str,
-        extents: Extents,
-        origin: Option<&str>,
-        activation_skip: bool,
-        creation: &Creation,
-    ) -> Result<u64> {
-        let args = (name, pool, extents, origin);
-        self.add_thin_lv_queued(args, activation_skip, creation, true)
-    }
-
-    pub(super) fn add_thin_lv_queued(
-        &mut self,
-        (name, pool, extents, origin): (&str, &str, Extents, Option<&str>),
-        activation_skip: bool,
-        creation: &Creation,
-        batched: bool,
-    ) -> Result<u64> {
+    /// Adds thin LV `lv.name` of `lv.extents` in `lv.pool`, or a thin
+    /// snapshot of `lv.origin`, as LVM's first commit of `lvcreate` writes
+    /// it: a `thin` segment with the next free device id and the pool's
+    /// transaction id, and in the pool a queued `create` message with
+    /// `transaction_id + 1`. After the kernel pool has the device,
+    /// [`Metadata::clear_thin_messages`] gives the final metadata. Returns
+    /// the device id.
+    pub fn add_thin_lv(&mut self, lv: &NewThinLv<'_>, creation: &Creation) -> Result<u64> {
+        let &NewThinLv {
+            name,
+            pool,
+            extents,
+            origin,
+            activation_skip,
+            batched,
+        } = lv;
         self.check_new_lv_name(name)?;
         let (mut tid, messages) = self.pool_segment(pool)?;
         if !messages.is_empty() {
@@ -246,14 +239,15 @@ impl Metadata {
             .map(|t| t.0.to_owned())
             .ok_or_else(|| ModelError::Refused(format!("{origin} is not a thin volume")))?;
         let extents = o.extents();
-        self.add_thin_lv(
+        let lv = NewThinLv {
             name,
-            &pool,
+            pool: &pool,
             extents,
-            Some(origin),
+            origin: Some(origin),
             activation_skip,
-            creation,
-        )
+            batched: false,
+        };
+        self.add_thin_lv(&lv, creation)
     }
 
     /// Drops the messages queued in thin pool `pool` (LVM's second commit

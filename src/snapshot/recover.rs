@@ -807,17 +807,14 @@ impl VolumeGroup {
         for m in messages {
             match m {
                 ThinMessage::Delete(id) => {
-                    already(dm.message(tpool, &format!("delete {id}")), libc::ENODATA)?;
+                    dm::thin_message_replay(dm, tpool, &format!("delete {id}"))?;
                 }
                 ThinMessage::Create(name) => {
                     let Some(thin) = vg.lv(name) else { continue };
                     let Some((_, id)) = thin.thin() else { continue };
                     match thin.thin_origin() {
                         None => {
-                            already(
-                                dm.message(tpool, &format!("create_thin {id}")),
-                                libc::EEXIST,
-                            )?;
+                            dm::thin_message_replay(dm, tpool, &format!("create_thin {id}"))?;
                         }
                         Some(o) => {
                             let Some((_, oid)) = vg.lv(o).and_then(|l| l.thin()) else {
@@ -829,9 +826,10 @@ impl VolumeGroup {
                             } else {
                                 None
                             };
-                            let r = already(
-                                dm.message(tpool, &format!("create_snap {id} {oid}")),
-                                libc::EEXIST,
+                            let r = dm::thin_message_replay(
+                                dm,
+                                tpool,
+                                &format!("create_snap {id} {oid}"),
                             );
                             if let Some(g) = g {
                                 g.resume()?;
@@ -901,18 +899,6 @@ impl VolumeGroup {
             }
         }
         Ok(())
-    }
-}
-
-/// A queued message a killed run had already sent (the pool's transaction
-/// id moves only after the last one): the kernel's `errno` for "done".
-fn already(r: dm::Result<Option<String>>, errno: i32) -> dm::Result<()> {
-    match r {
-        Err(e) if e.errno() == Some(errno) => {
-            log::info!("recovery: {e}: the message was carried out already");
-            Ok(())
-        }
-        r => r.map(|_| ()),
     }
 }
 

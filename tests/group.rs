@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{STATUS_JSON_KEYS, dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{SnapSize, SnapshotOptions, State, VolumeGroup};
 use lvsnap::units::Bytes;
@@ -345,18 +345,7 @@ fn cli_create_group() {
     assert_eq!(arr.len(), 2);
     for (o, (name, src, thin)) in arr.iter().zip([("sa", "a", false), ("st", "t", true)]) {
         let keys: Vec<&str> = o.as_object().unwrap().keys().map(String::as_str).collect();
-        for k in [
-            "name",
-            "vg",
-            "source_volume",
-            "capacity_bytes",
-            "thin",
-            "state",
-            "merging",
-            "invalid",
-            "data_percent",
-            "creation_time",
-        ] {
+        for k in STATUS_JSON_KEYS {
             assert!(keys.contains(&k), "{k} missing in {o}");
         }
         assert_eq!(
@@ -379,14 +368,7 @@ fn cli_create_group() {
     let (code, out, _) = lvsnap(&["status", "grpcli/sc", "--json"]);
     assert_eq!(code, 0);
     let st: serde_json::Value = serde_json::from_str(&out).unwrap();
-    for k in [
-        "name",
-        "vg",
-        "source_volume",
-        "capacity_bytes",
-        "thin",
-        "state",
-    ] {
+    for k in STATUS_JSON_KEYS {
         assert_eq!(made[k], st[k], "{k}: {made} vs {st}");
     }
     assert_eq!(

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{LoopDev, dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{LoopDev, STATUS_JSON_KEYS, dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::lvm::text::Style;
 use lvsnap::lvm::vg::{Creation, Metadata};
@@ -390,18 +390,7 @@ fn cli_contract() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("list --json");
     let s = &v[0];
-    for k in [
-        "name",
-        "vg",
-        "source_volume",
-        "capacity_bytes",
-        "thin",
-        "state",
-        "merging",
-        "invalid",
-        "data_percent",
-        "creation_time",
-    ] {
+    for k in STATUS_JSON_KEYS {
         assert!(s.get(k).is_some(), "missing {k} in {s}");
     }
     assert_eq!(s["name"], "snapcontent-1");

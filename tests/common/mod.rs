@@ -139,3 +139,18 @@ pub fn read_at(dev: &Path, offset: u64, len: usize) -> Vec<u8> {
     buf.to_vec()
 }
 pub mod lvm;
+
+/// The keys of a snapshot's JSON object (`status`, `list`, `create --json`),
+/// as DESIGN.md gives them.
+pub const STATUS_JSON_KEYS: [&str; 10] = [
+    "name",
+    "vg",
+    "source_volume",
+    "capacity_bytes",
+    "thin",
+    "state",
+    "merging",
+    "invalid",
+    "data_percent",
+    "creation_time",
+];

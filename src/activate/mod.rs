@@ -21,13 +21,11 @@ mod error;
 mod exec;
 mod layer;
 mod links;
+mod merge;
 mod plan;
 mod pvs;
 
-pub use cow::{
-    CowDevices, CowMerge, CowSnapshotSpec, MergeProgress, OriginTarget, PreparedCow, WaitUntil,
-    merge_status, origin_target,
-};
+pub use cow::{CowDevices, CowSnapshotSpec, OriginTarget, PreparedCow, WaitUntil, origin_target};
 pub use error::{Error, Result};
 pub use exec::{
     ActivateOptions, Activation, LiveDevice, activate, deactivate, is_active, live_devices,
@@ -35,6 +33,7 @@ pub use exec::{
 pub use layer::Layer;
 pub(crate) use links::{ensure_link, remove_link};
 pub use links::{lv_link, vg_dir};
+pub use merge::{CowMerge, MergeProgress, merge_status};
 pub use plan::{
     DevRef, Param, Plan, PlannedDevice, PlannedLine, PlannedTarget, PvMap, Role, Step, dm_name,
     dm_name_in, dm_uuid, lv_table, plan,

@@ -132,8 +132,8 @@ fn flakey_table(dev: &Path, bytes: u64) -> String {
 
 fn flakey_create(name: &str, table: &str) {
     // No udev in the VM: dmsetup makes the node when asked.
-    output(&["dmsetup", "create", name, "--table", table]);
-    output(&["dmsetup", "mknodes", name]);
+    common::output(&["dmsetup", "create", name, "--table", table]);
+    common::output(&["dmsetup", "mknodes", name]);
 }
 
 /// Both PVs healthy again (after a fault the injection switched in):
@@ -293,26 +293,9 @@ fn lvm(cmds: &[&str]) -> String {
     // The script mode takes a file whose first line starts with "#!";
     // lines are split at blanks, with no shell quoting.
     std::fs::write(&script, format!("#!lvm\n{}\n", cmds.join("\n"))).expect("lvm script");
-    let out = output(&["lvm", &script.display().to_string()]);
+    let out = common::output(&["lvm", &script.display().to_string()]);
     let _ = std::fs::remove_file(&script);
     out
-}
-
-/// Runs `argv` (no shell: one process less under TCG), panicking with its
-/// output unless it succeeds; returns its stdout.
-fn output(argv: &[&str]) -> String {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What `lvs` and `vgck` read to judge the VG, or `None` if this test
@@ -788,7 +771,7 @@ fn live_pool_devices(at: &str) -> BTreeSet<u64> {
             .unwrap_or_else(|e| panic!("{at}: {m}: {e}"));
     };
     msg("reserve_metadata_snap");
-    let pool = output(&[
+    let pool = common::output(&[
         "thin_ls",
         "--metadata-snap",
         "-o",
@@ -812,7 +795,7 @@ fn live_pool_devices(at: &str) -> BTreeSet<u64> {
 fn kill_sweep_thin() {
     require_dm();
     let _vg = Fvg::new();
-    output(&[
+    common::output(&[
         "lvcreate",
         "-q",
         "-y",
@@ -1083,7 +1066,7 @@ fn kill_sweep_restore() {
             let (_, code, err) = run(&["delete", "fvg/r1"], None);
             // r1 is a plain LV now, not a snapshot: LVM removes it.
             assert_ne!(code, 0, "{at}: delete of a finished volume: {err}");
-            output(&["lvremove", "-q", "-y", "fvg/r1"]);
+            common::output(&["lvremove", "-q", "-y", "fvg/r1"]);
         } else {
             t.old += 1;
             assert_devices(&["fvg-a", "fvg-a-real", "fvg-s1", "fvg-s1-cow"], &at);
@@ -1101,7 +1084,7 @@ fn kill_sweep_restore() {
     assert_eq!(t.old + t.new, t.points);
     assert!(t.points >= 20, "only {} restore points", t.points);
     // A marked target: delete removes it; a re-run starts over.
-    output(&["lvremove", "-q", "-y", "fvg/r1"]);
+    common::output(&["lvremove", "-q", "-y", "fvg/r1"]);
     let p = marked_point.expect("a point left a marked target");
     let (killed, _, _) = run(&args, Some(&format!("{p}:kill")));
     assert!(killed);

@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::lvm::ScratchVg;
-use common::{dm_names, lvsnap, require_dm, sh};
+use common::{Conf, dm_names, lvsnap, require_dm, sh};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{SnapshotOptions, VolumeGroup};
 use serial_test::serial;
@@ -315,39 +315,6 @@ fn snapshot_remove_dmsetup() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(err.matches("resumed").count(), 1, "{err}");
     assert!(err.contains("recovered p14c"), "{err}");
-}
-
-/// Points LVM_SYSTEM_DIR at a fresh dir whose lvm.conf is the VM's with
-/// `extra` appended; the previous value comes back on drop.
-struct Conf {
-    dir: std::path::PathBuf,
-    old: Option<std::ffi::OsString>,
-}
-
-impl Conf {
-    fn with(extra: &str) -> Conf {
-        let dir = std::env::temp_dir().join(format!("lvsnap-p14-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let base = std::fs::read_to_string("/etc/lvm/lvm.conf").unwrap_or_default();
-        std::fs::write(dir.join("lvm.conf"), format!("{base}\n{extra}\n")).unwrap();
-        let old = std::env::var_os("LVM_SYSTEM_DIR");
-        // SAFETY: the tests here are serial and spawn no threads meanwhile.
-        unsafe { std::env::set_var("LVM_SYSTEM_DIR", &dir) };
-        Conf { dir, old }
-    }
-}
-
-impl Drop for Conf {
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe {
-            match &self.old {
-                Some(v) => std::env::set_var("LVM_SYSTEM_DIR", v),
-                None => std::env::remove_var("LVM_SYSTEM_DIR"),
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Asserts `lvs -H`'s full_ancestors and full_descendants of every LV (live

@@ -36,6 +36,11 @@ pub fn sh(cmd: &str) -> String {
 /// Runs a command directly, not through a shell (benches time it);
 /// panics with its output unless it succeeds.
 pub fn run(argv: &[&str]) {
+    output(argv);
+}
+
+/// [`run`], returning the command's stdout.
+pub fn output(argv: &[&str]) -> String {
     let (cmd, args) = argv.split_first().expect("a command");
     let out = Command::new(cmd)
         .args(args)
@@ -48,6 +53,7 @@ pub fn run(argv: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs the `lvsnap` CLI built with the tests: (exit code, stdout, stderr).
@@ -154,3 +160,37 @@ pub const STATUS_JSON_KEYS: [&str; 10] = [
     "data_percent",
     "creation_time",
 ];
+
+/// Points LVM_SYSTEM_DIR at a fresh dir whose lvm.conf is the VM's with
+/// `extra` appended; the previous value comes back on drop.
+pub struct Conf {
+    dir: std::path::PathBuf,
+    old: Option<std::ffi::OsString>,
+}
+
+impl Conf {
+    pub fn with(extra: &str) -> Conf {
+        let dir = std::env::temp_dir().join(format!("lvsnap-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = std::fs::read_to_string("/etc/lvm/lvm.conf").unwrap_or_default();
+        std::fs::write(dir.join("lvm.conf"), format!("{base}\n{extra}\n")).unwrap();
+        let old = std::env::var_os("LVM_SYSTEM_DIR");
+        // SAFETY: callers are #[serial] tests, so no other test thread reads
+        // the environment meanwhile.
+        unsafe { std::env::set_var("LVM_SYSTEM_DIR", &dir) };
+        Conf { dir, old }
+    }
+}
+
+impl Drop for Conf {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe {
+            match &self.old {
+                Some(v) => std::env::set_var("LVM_SYSTEM_DIR", v),
+                None => std::env::remove_var("LVM_SYSTEM_DIR"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -219,7 +219,15 @@ impl PlannedLine {
                 };
                 TableLine::target(start, length, &p)
             }
-            PlannedTarget::Error | PlannedTarget::Other { .. } => TableLine::error(start, length),
+            PlannedTarget::Error => TableLine::error(start, length),
+            // Resolved from its parameters by the callers; never an error
+            // table in its place, which would fail every I/O of the device.
+            PlannedTarget::Other { target_type, .. } => {
+                return Err(Error::invalid(
+                    target_type,
+                    "target has no typed parameters to resolve",
+                ));
+            }
         })
     }
 

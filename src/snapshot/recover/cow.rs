@@ -1,0 +1,238 @@
+//! Steps 2 and 3 of recovery: COW leftovers (an origin's top table,
+//! a merge recorded but not running) and devices the metadata lacks.
+
+use std::collections::HashSet;
+
+use devicemapper::{Device, DmNameBuf};
+
+use super::super::vg::{Session, VolumeGroup};
+use super::{RecoveryReport, RepairKind, VgDev, lv_names_by_id};
+use crate::activate::Layer;
+use crate::dm::{self, DmControl, LvmDmName, Suspend, TableLine};
+use crate::error::Result;
+use crate::lvm::vg::SegmentKind;
+
+impl VolumeGroup {
+    /// Step 2: each active origin's top table as the metadata gives it.
+    pub(super) fn fix_origins(
+        &self,
+        s: &Session,
+        dm: &DmControl,
+        devs: &[VgDev],
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
+        let vg = s.md.vg();
+        let by_id = lv_names_by_id(s);
+        for d in devs.iter().filter(|d| d.layer.is_none()) {
+            let Some(lv) = by_id.get(&d.lv_id) else {
+                continue;
+            };
+            let Ok(table) = dm.table(&d.name) else {
+                continue;
+            };
+            let ty = match table.as_slice() {
+                [l] => l.target_type.as_str(),
+                _ => "",
+            };
+            if ty != dm::SNAPSHOT_ORIGIN && ty != dm::SNAPSHOT_MERGE {
+                if vg.is_origin(lv) {
+                    let snaps: Vec<String> =
+                        vg.snapshots_of(lv).into_iter().map(|c| c.name).collect();
+                    rep.left(format!(
+                        "origin {}/{lv} is active without its snapshot layer; snapshot(s) {} \
+                         no longer see its writes: delete them",
+                        self.name(),
+                        snaps.join(", ")
+                    ));
+                }
+                continue;
+            }
+            let snaps = vg.snapshots_of(lv);
+            let merging = snaps.iter().find(|c| c.merging);
+            let real = dm::layer_name(&d.name, Layer::Real.as_str())?;
+            let real_dev = match devs.iter().find(|x| *x.name == *real) {
+                Some(x) => x.info.device,
+                None => {
+                    rep.left(format!(
+                        "origin {} has a {ty} table but no {}",
+                        &*d.name, &*real
+                    ));
+                    continue;
+                }
+            };
+            let want: Option<Vec<TableLine>> = if snaps.is_empty() {
+                // No snapshot left: plain again, with the table -real has.
+                Some(dm.table(&real)?)
+            } else if merging.is_none() && ty == dm::SNAPSHOT_MERGE {
+                let size = dm::table_size(&table);
+                Some(vec![origin_line(size, real_dev)])
+            } else {
+                None
+            };
+            if let Some(want) = want {
+                let ro = d.info.read_only;
+                dm.load(&d.name, &want, ro)?;
+                let mut g = dm.suspend_guard(&d.name, Suspend::FLUSH)?;
+                g.keep_on_drop();
+                g.resume()?;
+                rep.did(RepairKind::RestoredOriginTable, &*d.name);
+                continue;
+            }
+            if let (Some(m), true) = (merging, ty == dm::SNAPSHOT_ORIGIN) {
+                let snap_dev = self.dm_name(&m.name, None)?;
+                let open = d.info.open_count > 0
+                    || devs
+                        .iter()
+                        .any(|x| *x.name == *snap_dev.as_dm_name() && x.info.open_count > 0);
+                if open {
+                    // Deferred, as LVM defers it: not a leftover.
+                    log::debug!(
+                        "merge of {} into {lv} waits for its devices to close",
+                        m.name
+                    );
+                    continue;
+                }
+                match crate::activate::CowDevices::open(dm, &d.name, &snap_dev)
+                    .and_then(|c| c.start_merge(dm))
+                {
+                    Ok(_) => rep.did(
+                        RepairKind::StartedMerge,
+                        format!("{}/{}", self.name(), m.name),
+                    ),
+                    Err(e) => rep.left(format!(
+                        "merge of {}/{} into {lv} is recorded but cannot start: {e}",
+                        self.name(),
+                        m.name
+                    )),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 3: devices the metadata does not have, removed users first.
+    pub(super) fn remove_strays(
+        &self,
+        s: &Session,
+        dm: &DmControl,
+        devs: &[VgDev],
+        rep: &mut RecoveryReport,
+    ) -> Result<()> {
+        let vg = s.md.vg();
+        let by_id = lv_names_by_id(s);
+        let stray = |d: &VgDev| -> bool {
+            let Some(lv) = by_id.get(&d.lv_id) else {
+                return true;
+            };
+            match d.layer.as_deref().and_then(Layer::parse) {
+                Some(Layer::Real) => !vg.is_origin(lv),
+                Some(Layer::Cow) => vg.cow_snapshot(lv).is_none(),
+                // A pool's data or metadata layer left without its pool (a
+                // deactivation or activation cut short): LVM counts the
+                // component active and refuses to activate the pool.
+                Some(Layer::Tmeta | Layer::Tdata) => {
+                    let pool = vg.lvs.iter().find(|p| {
+                        matches!(p.segments.first().map(|g| &g.kind),
+                            Some(SegmentKind::ThinPool { metadata, pool: data, .. })
+                                if metadata == lv || data == lv)
+                    });
+                    match pool.map(|p| self.dm_name(&p.name, Some(Layer::Tpool))) {
+                        Some(Ok(t)) => !devs.iter().any(|x| *x.name == *t.as_dm_name()),
+                        _ => false,
+                    }
+                }
+                _ => false,
+            }
+        };
+        // A snapshot device no metadata snapshot uses is stray too, and so
+        // is what it uses.
+        let mut left: Vec<&VgDev> = devs.iter().filter(|d| stray(d)).collect();
+        let mut done: HashSet<DmNameBuf> = HashSet::new();
+        loop {
+            let mut progress = false;
+            for d in &left {
+                if done.contains(&d.name) {
+                    continue;
+                }
+                let Ok(info) = dm.info(&d.name) else {
+                    done.insert(d.name.clone());
+                    continue;
+                };
+                if info.open_count > 0 {
+                    continue;
+                }
+                self.remove_one(dm, devs, &d.name)?;
+                done.insert(d.name.clone());
+                progress = true;
+                if d.layer.is_none() {
+                    if let Some((_, lv, None)) = LvmDmName::split(&d.name.to_string()) {
+                        if vg.lv(&lv).is_none() {
+                            self.remove_link(&lv);
+                        }
+                    }
+                }
+                rep.did(RepairKind::RemovedStrayDevice, &*d.name);
+            }
+            if !progress {
+                break;
+            }
+        }
+        left.retain(|d| !done.contains(&d.name));
+        for d in left {
+            rep.left(format!(
+                "stray device {} is open; close it and run any lvsnap command on {}",
+                &*d.name,
+                self.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes `name`; a `snapshot` device with its origin suspended.
+    fn remove_one(&self, dm: &DmControl, devs: &[VgDev], name: &DmNameBuf) -> Result<()> {
+        let real = match dm.table(name).ok().as_deref() {
+            Some([l]) if l.target_type == dm::SNAPSHOT => {
+                l.params.split_whitespace().next().and_then(parse_dev)
+            }
+            _ => None,
+        };
+        let origin = real.and_then(|r| {
+            devs.iter().find(|o| {
+                o.layer.is_none()
+                    && o.name != *name
+                    && matches!(dm.table(&o.name).ok().as_deref(),
+                        Some([l]) if l.target_type == dm::SNAPSHOT_ORIGIN
+                            && l.params.split_whitespace().next().and_then(parse_dev) == Some(r))
+            })
+        });
+        match origin {
+            Some(o) => {
+                let g = dm.suspend_guard(&o.name, Suspend::FLUSH)?;
+                let r = dm.remove(name);
+                g.resume()?;
+                r?;
+            }
+            None => dm.remove(name)?,
+        }
+        Ok(())
+    }
+}
+
+/// The `snapshot-origin` line over `real`.
+fn origin_line(size: devicemapper::Sectors, real: Device) -> TableLine {
+    use devicemapper::TargetParams;
+    TableLine::new(
+        devicemapper::Sectors(0),
+        size,
+        dm::SNAPSHOT_ORIGIN,
+        dm::SnapshotOriginTargetParams { real }.param_str(),
+    )
+}
+
+fn parse_dev(s: &str) -> Option<Device> {
+    let (a, b) = s.split_once(':')?;
+    Some(Device {
+        major: a.parse().ok()?,
+        minor: b.parse().ok()?,
+    })
+}

@@ -28,9 +28,9 @@ pub(crate) struct Cli {
 enum Cmd {
     /// Create a snapshot SNAP of the volume VG/LV (thin origin: thin snapshot).
     Create {
-        /// The origin, as VG/LV.
+        /// The origin, as VG/LV (or /dev/VG/LV, /dev/mapper/VG-LV).
         origin: String,
-        /// The snapshot's name.
+        /// The snapshot's name (or VG/SNAP, in the origin's VG).
         snap: String,
         /// COW size: bytes, a size with K/M/G/T, or a percentage of the origin
         /// such as 50% (default: the origin's size). Ignored for thin origins.
@@ -238,13 +238,57 @@ pub(crate) fn one_line(s: &str) -> String {
 }
 
 /// Splits `VG/NAME`.
-pub(crate) fn vg_and_name(s: &str) -> Result<(&str, &str), Error> {
-    match s.split_once('/') {
-        Some((vg, name)) if !vg.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok((vg, name))
-        }
-        _ => Err(SnapError::InvalidArgument(format!("'{s}': expected VG/NAME")).into()),
+/// Splits an LV argument as LVM's tools read one: `VG/NAME`, `/dev/VG/NAME`
+/// or `/dev/mapper/VG-NAME` (with a `-` in either name doubled).
+pub(crate) fn vg_and_name(s: &str) -> Result<(String, String), Error> {
+    let bad = || SnapError::InvalidArgument(format!("'{}': expected VG/NAME", one_line(s)));
+    if let Some(dm) = s.strip_prefix("/dev/mapper/") {
+        return dm_name_split(dm).ok_or_else(|| bad().into());
     }
+    let path = s.strip_prefix("/dev/").unwrap_or(s);
+    match path.split_once('/') {
+        Some((vg, name)) if !vg.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((vg.to_owned(), name.to_owned()))
+        }
+        _ => Err(bad().into()),
+    }
+}
+
+/// Splits a device-mapper name `VG-LV` at the first `-` that is not doubled,
+/// undoubling the rest, as LVM names its devices.
+fn dm_name_split(dm: &str) -> Option<(String, String)> {
+    let b = dm.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'-' {
+            if b.get(i + 1) == Some(&b'-') {
+                i += 2;
+                continue;
+            }
+            let (vg, lv) = (dm[..i].replace("--", "-"), dm[i + 1..].replace("--", "-"));
+            return (!vg.is_empty() && !lv.is_empty() && !lv.contains('/')).then_some((vg, lv));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A new LV's name, given alone or, as `lvcreate -n` takes it, as a path in
+/// VG, the VG of the LV it is made from; another VG is refused as LVM refuses it.
+fn name_in_vg(vg: &str, s: &str) -> Result<String, Error> {
+    if !s.contains('/') {
+        return Ok(s.to_owned());
+    }
+    let (other, name) = vg_and_name(s)?;
+    if other != vg {
+        return Err(SnapError::InvalidArgument(format!(
+            "Please use a single volume group name (\"{}\" or \"{}\").",
+            one_line(vg),
+            one_line(&other)
+        ))
+        .into());
+    }
+    Ok(name)
 }
 
 fn run(cmd: Cmd) -> Result<ExitCode, Error> {
@@ -259,6 +303,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             json,
         } => {
             let (vg, lv) = vg_and_name(&origin)?;
+            let snap = name_in_vg(&vg, &snap)?;
             let mut opts = SnapshotOptions::default().writable(writable);
             if let Some(s) = snapsize {
                 opts = opts.snapsize(s.parse::<SnapSize>()?);
@@ -266,8 +311,8 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             if let Some(c) = chunk_size {
                 opts = opts.chunk_size(parse_size(&c)?);
             }
-            let vg = VolumeGroup::open(vg)?;
-            let created = vg.create_snapshot(lv, &snap, &opts);
+            let vg = VolumeGroup::open(&vg)?;
+            let created = vg.create_snapshot(&lv, &snap, &opts);
             aftermath(&vg, &created);
             let created = created?;
             if created.snapsize_ignored {
@@ -350,7 +395,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                 opts.percent = p;
             }
             for vg in &vgs {
-                VolumeGroup::open(vg)?;
+                VolumeGroup::open(&vg)?;
             }
             opts.vgs = vgs;
             let mut m = Monitor::new(opts)?;
@@ -403,9 +448,9 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
         }
         Cmd::Status { snap, json } => {
             let (vg, name) = vg_and_name(&snap)?;
-            let vg = VolumeGroup::open(vg)?;
+            let vg = VolumeGroup::open(&vg)?;
             warn_if_damaged(&vg);
-            let st = vg.snapshot_status(name);
+            let st = vg.snapshot_status(&name);
             aftermath(&vg, &st);
             let st = st?;
             if let Some(r) = &st.reason {
@@ -429,8 +474,8 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             json,
         } => {
             let (vg, name) = vg_and_name(&snap)?;
-            let vg = VolumeGroup::open(vg)?;
-            let rb = vg.rollback_with(name, &RollbackOptions::default().keep(keep));
+            let vg = VolumeGroup::open(&vg)?;
+            let rb = vg.rollback_with(&name, &RollbackOptions::default().keep(keep));
             aftermath(&vg, &rb);
             let mut rb = rb?;
             let mut state = rb.state();
@@ -463,13 +508,14 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
             wait: _,
         } => {
             let (vg, name) = vg_and_name(&snap)?;
+            let newlv = name_in_vg(&vg, &newlv)?;
             let mut opts = RestoreOptions::default();
             if let Some(s) = size {
                 opts = opts.size(parse_size(&s)?);
             }
-            let vg = VolumeGroup::open(vg)?;
+            let vg = VolumeGroup::open(&vg)?;
             let mut bar = Progress::new();
-            let made = vg.restore(name, &newlv, &opts, |p| bar.show("copying", p.percent));
+            let made = vg.restore(&name, &newlv, &opts, |p| bar.show("copying", p.percent));
             bar.done();
             aftermath(&vg, &made);
             let made = made?;
@@ -486,7 +532,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
         Cmd::Extend { snap, size } => {
             let (vg, name) = vg_and_name(&snap)?;
             let size: ExtendSize = size.parse()?;
-            let e = VolumeGroup::open(vg)?.extend_snapshot(name, size)?;
+            let e = VolumeGroup::open(&vg)?.extend_snapshot(&name, size)?;
             if e.capped {
                 eprintln!("lvsnap: reached maximum COW size ({})", e.size);
             }
@@ -503,8 +549,8 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
         }
         Cmd::Delete { snap } => {
             let (vg, name) = vg_and_name(&snap)?;
-            let v = VolumeGroup::open(vg)?;
-            let r = v.delete_snapshot(name);
+            let v = VolumeGroup::open(&vg)?;
+            let r = v.delete_snapshot(&name);
             aftermath(&v, &r);
             r?;
             writeln!(out, "Snapshot {vg}/{name} deleted.").ok();
@@ -524,7 +570,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                 }
                 None => None,
             };
-            let changed = VolumeGroup::open(vg)?.changed_blocks(name, base)?;
+            let changed = VolumeGroup::open(&vg)?.changed_blocks(&name, base.as_deref())?;
             if json {
                 writeln!(out, "{}", changed_json(&changed)).ok();
             } else {
@@ -791,9 +837,38 @@ mod tests {
 
     #[test]
     fn vg_name_split() {
-        assert_eq!(vg_and_name("vg0/snap").unwrap(), ("vg0", "snap"));
-        for bad in ["vg0", "/snap", "vg0/", "a/b/c", ""] {
-            assert!(vg_and_name(bad).is_err());
+        let split = |s| {
+            let (vg, name) = vg_and_name(s).unwrap();
+            (vg, name)
+        };
+        let pair = |vg: &str, lv: &str| (vg.to_owned(), lv.to_owned());
+        assert_eq!(split("vg0/snap"), pair("vg0", "snap"));
+        assert_eq!(split("/dev/vg0/snap"), pair("vg0", "snap"));
+        assert_eq!(split("/dev/mapper/vg0-snap"), pair("vg0", "snap"));
+        assert_eq!(split("/dev/mapper/my--vg-a--b"), pair("my-vg", "a-b"));
+        for bad in [
+            "vg0",
+            "/snap",
+            "vg0/",
+            "a/b/c",
+            "",
+            "/dev/vg0",
+            "/dev/mapper/vg0",
+            "/dev/mapper/-a",
+            "/dev/mapper/vg0-",
+            "/dev/mapper/vg--0",
+        ] {
+            assert!(vg_and_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn new_names_may_name_their_vg() {
+        assert_eq!(name_in_vg("vg0", "s1").unwrap(), "s1");
+        assert_eq!(name_in_vg("vg0", "vg0/s1").unwrap(), "s1");
+        assert_eq!(name_in_vg("vg0", "/dev/vg0/s1").unwrap(), "s1");
+        let e = name_in_vg("vg0", "vg1/s1").unwrap_err().to_string();
+        assert!(e.contains("single volume group name"), "{e}");
+        assert!(name_in_vg("vg0", "vg0/").is_err());
     }
 }

@@ -395,7 +395,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Error> {
                 opts.percent = p;
             }
             for vg in &vgs {
-                VolumeGroup::open(&vg)?;
+                VolumeGroup::open(vg)?;
             }
             opts.vgs = vgs;
             let mut m = Monitor::new(opts)?;

@@ -180,7 +180,7 @@ fn check_read(vg: &TestVg) {
     let d = vg.open();
     assert_eq!(d.name(), vg.name);
     assert_eq!(d.seqno(), seqno, "seqno as vgs reports it");
-    assert_eq!(d.id(), uuid);
+    assert_eq!(d.id().to_string(), uuid);
     assert!(
         d.text().starts_with(&format!("{} {{\n", vg.name)),
         "{}",
@@ -274,7 +274,7 @@ fn scanning_the_system_finds_vgs_and_skips_lvs() {
     let vgs = volume_groups(&pvs);
     let seen = vgs.iter().find(|v| v.name == "scan_vg").expect("VG seen");
     assert_eq!(seen.seqno, vg.seqno());
-    assert_eq!(seen.id, vg.vgs("vg_uuid"));
+    assert_eq!(seen.id.to_string(), vg.vgs("vg_uuid"));
     let mut p = seen.pv_paths.clone();
     p.sort();
     assert_eq!(p, vg.devices(), "both PVs, the one without metadata too");

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use super::blockdev::BlockDev;
 use super::error::{Error, Result};
+use super::id::VgId;
 use super::label::DiskLocn;
 use super::lock::{LockGuard, LockMode};
 use super::mda::{MdaHeader, RawLocn};
@@ -74,7 +75,7 @@ struct Pending {
 #[derive(Debug)]
 pub struct VgDisk {
     name: String,
-    id: String,
+    id: VgId,
     seqno: u64,
     text: String,
     summary: TextSummary,
@@ -270,7 +271,7 @@ impl VgDisk {
         }
         Ok(VgDisk {
             name: vg.to_owned(),
-            id: newest.summary.vg_id.clone(),
+            id: newest.summary.vg_id,
             seqno: newest.summary.seqno,
             text: newest.text,
             summary: newest.summary,
@@ -299,9 +300,9 @@ impl VgDisk {
     pub fn name(&self) -> &str {
         &self.name
     }
-    /// The VG id, with dashes.
-    pub fn id(&self) -> &str {
-        &self.id
+    /// The VG id.
+    pub fn id(&self) -> VgId {
+        self.id
     }
     /// The committed seqno.
     pub fn seqno(&self) -> u64 {

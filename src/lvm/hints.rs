@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::blockdev::BlockDev;
 use super::error::Result;
+use super::id::VgId;
 use super::scan::{self, FoundText, ScannedPv, candidates_except, read_pv_dev, scan_devices};
 
 /// Where lvsnap keeps its hints (a tmpfs: they do not survive a reboot).
@@ -54,8 +55,8 @@ pub struct HintedPv {
 /// A volume group as a hint names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HintedVg {
-    /// The VG id, with dashes.
-    pub id: String,
+    /// The VG id.
+    pub id: VgId,
     /// Its PVs that were found.
     pub pvs: Vec<HintedPv>,
 }
@@ -217,8 +218,9 @@ fn parse(text: &str) -> Option<Hints> {
             "pv" => {
                 let mut w = rest.splitn(4, ' ');
                 let (vg, id, pv_id, dev) = (w.next()?, w.next()?, w.next()?, w.next()?);
+                let id = VgId::parse(id).ok()?;
                 let entry = vgs.entry(vg.to_owned()).or_insert_with(|| HintedVg {
-                    id: id.to_owned(),
+                    id,
                     pvs: Vec::new(),
                 });
                 if entry.id != id {
@@ -319,7 +321,7 @@ pub struct Primed {
     /// The newest committed text among them.
     pub known: FoundText,
     /// The VG id.
-    pub vg_id: String,
+    pub vg_id: VgId,
 }
 
 /// Finds VG `vg` through the hints at `path` and reads it without its lock:
@@ -369,7 +371,7 @@ pub fn prime(path: &Path, vg: &str) -> Option<Primed> {
     all_hinted.then(|| Primed {
         devs,
         known,
-        vg_id: h.id.clone(),
+        vg_id: h.id,
     })
 }
 
@@ -389,7 +391,7 @@ mod tests {
         vgs.insert(
             "vg0".to_string(),
             HintedVg {
-                id: "a-b".into(),
+                id: VgId::parse("AbCdEf-0123-4567-89ab-cdef-ghij-KLMNop").unwrap(),
                 pvs: vec![HintedPv {
                     pv_id: "p-1".into(),
                     path: "/dev/loop0".into(),
@@ -420,9 +422,13 @@ mod tests {
             "lvsnap-hints 2\n",
             "lvsnap-hints 1\nwhat 1\n",
             "lvsnap-hints 1\ndisk x loop0\n",
-            "lvsnap-hints 1\npv vg0 id1 p1 /dev/a\npv vg0 id2 p2 /dev/b\n",
+            "lvsnap-hints 1\npv vg0 AbCdEf0123456789abcdefghijKLMNop p1 /dev/a\n\
+             pv vg0 AbCdEf0123456789abcdefghijKLMNoq p2 /dev/b\n",
+            "lvsnap-hints 1\npv vg0 id1 p1 /dev/a\n",
         ] {
             assert!(parse(t).is_none(), "{t:?}");
         }
+        let one = "lvsnap-hints 1\npv vg0 AbCdEf0123456789abcdefghijKLMNop p1 /dev/a\n";
+        assert!(parse(one).is_some());
     }
 }

@@ -10,6 +10,7 @@ use crate::activate::Layer;
 use crate::dm::{LvmDmName, TableLine};
 use crate::error::Result;
 use crate::lvm::hints::Primed;
+use crate::lvm::id::VgId;
 use crate::lvm::names::validate_vg_name;
 use crate::lvm::scan::FoundText;
 use crate::lvm::text::Style;
@@ -41,7 +42,7 @@ struct Memo {
     /// The VG's PVs as the last read found them, and the VG's id: the next
     /// read tries these first, as LVM's hints do, instead of every block
     /// device.
-    pvs: Option<(Vec<PathBuf>, String)>,
+    pvs: Option<(Vec<PathBuf>, VgId)>,
     /// What [`VolumeGroup::open`] read through the persistent hints without
     /// the lock, for the first locked read to confirm and use.
     primed: Option<Primed>,
@@ -273,7 +274,7 @@ impl VolumeGroup {
                 return;
             }
             let paths = disk.pvs().iter().map(|p| p.path.clone()).collect();
-            m.pvs = Some((paths, disk.id().to_owned()));
+            m.pvs = Some((paths, disk.id()));
         }
     }
 

@@ -8,7 +8,7 @@ const AREA: u64 = 65536 - 4096;
 
 fn text(seqno: u64, pad: usize) -> String {
     format!(
-        "img_vg {{\nid = \"vgid-1\"\nseqno = {seqno}\nphysical_volumes {{\npv0 {{\n\
+        "img_vg {{\nid = \"vgid01-AbCd-EfGh-IjKl-MnOp-QrSt-UvWxYz\"\nseqno = {seqno}\nphysical_volumes {{\npv0 {{\n\
          id = \"1EP5Yk-7MNl-5TKm-EFLx-PtJs-ndAJ-eenL1m\"\n}}\n}}\n}}\n\
          description = \"{}\"\n",
         "p".repeat(pad)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use common::lvm::ScratchVg;
-use common::{dm_names, read_at, require_dm, sh, write_pattern};
+use common::{dm_names, dm_names_of, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::activate::{
     self, ActivateOptions, Activation, PvMap, activate, deactivate, is_active, live_devices,
@@ -19,7 +19,7 @@ use lvsnap::lvm::VgDisk;
 use lvsnap::lvm::text::Style;
 use lvsnap::lvm::vg::{Creation, Metadata, SegmentKind, Vg};
 use lvsnap::units::Sectors;
-use serial_test::{parallel, serial};
+use serial_test::parallel;
 
 /// The VG's metadata and PV devices as lvsnap reads them (lock released).
 fn load(vg: &ScratchVg) -> (Vg, PvMap) {
@@ -266,11 +266,11 @@ fn data_written_by_lvm_reads_back_through_lvsnap() {
 }
 
 #[test]
-#[serial]
+#[parallel]
 fn busy_and_failures_leave_everything_as_it_was() {
     let (vg, dm, v, pvs) = setup("actbusy");
     let n = vg.name.clone();
-    let before = dm_names();
+    let before = dm_names_of(&n);
 
     // Open origin or snapshot: deactivation refused, nothing changed.
     activate(&dm, &v, &pvs, "orig", &ActivateOptions::default()).unwrap();
@@ -296,7 +296,7 @@ fn busy_and_failures_leave_everything_as_it_was() {
     assert!(matches!(e, activate::Error::Mismatch { .. }), "{e}");
     assert_eq!(dm_state(&n), active);
     deactivate(&dm, &v, "orig").unwrap();
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_of(&n), before);
 
     // The kernel refuses the second snapshot (chunk of 3 sectors) after four
     // devices were made: all of them are removed.
@@ -313,7 +313,7 @@ fn busy_and_failures_leave_everything_as_it_was() {
     let e = activate(&dm, &bad, &pvs, "orig", &ActivateOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     assert_eq!(
-        dm_names(),
+        dm_names_of(&n),
         before,
         "stray devices after a failed activation"
     );
@@ -324,7 +324,7 @@ fn busy_and_failures_leave_everything_as_it_was() {
     some.remove("pv1");
     let e = activate(&dm, &v, &some, "multi", &ActivateOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_of(&n), before);
 }
 
 #[test]

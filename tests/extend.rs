@@ -5,11 +5,11 @@
 mod common;
 
 use common::lvm::ScratchVg;
-use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{ExtendSize, SnapSize, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
-use serial_test::{parallel, serial};
+use serial_test::parallel;
 
 const MIB: u64 = 1 << 20;
 
@@ -62,9 +62,14 @@ fn sh_fails(cmd: &str) -> bool {
         .success()
 }
 
-fn no_suspended_device() {
+/// No device of the VGs `vgs` is left suspended (other tests' devices may
+/// be, for a moment).
+fn no_suspended_device(vgs: &[&str]) {
     let out = sh("dmsetup info -c --noheadings -o name,attr");
-    for l in out.lines() {
+    for l in out
+        .lines()
+        .filter(|l| vgs.iter().any(|vg| l.starts_with(&format!("{vg}-"))))
+    {
         let attr = l.split(':').nth(1).unwrap_or_default();
         assert!(!attr.contains('s'), "left suspended: {l}");
     }
@@ -99,7 +104,7 @@ fn extend_matches_lvextend_live() {
             table_shape("exb-s0-cow"),
             "{arg}"
         );
-        no_suspended_device();
+        no_suspended_device(&["exa", "exb"]);
         a.vgck();
     }
     assert_eq!(size_of("exa", "s0"), 24 * MIB);
@@ -140,7 +145,7 @@ fn extend_matches_lvextend_live() {
     assert!(e.capped);
     assert_eq!(e.size, e.old_size);
     assert_eq!(a.seqno(), seq);
-    no_suspended_device();
+    no_suspended_device(&["exa", "exb"]);
     a.vgck();
     // LVM takes it all back: deactivate, activate, the data is there.
     sh("lvchange -an exa/lv0 && lvchange -ay exa/lv0");
@@ -155,7 +160,7 @@ fn extend_matches_lvextend_live() {
 /// only). With the origin inactive, the extend is metadata only and LVM
 /// activates the result.
 #[test]
-#[serial]
+#[parallel]
 fn extend_refusals_and_inactive() {
     require_dm();
     let vg = ScratchVg::new("exr", 1, 128, "");
@@ -179,7 +184,7 @@ fn extend_refusals_and_inactive() {
             / MIB
     };
     let seq = vg.seqno();
-    let devs = dm_names();
+    let devs = dm_names_of("exr");
     let mb = |n: u64| Bytes(u128::from(n * MIB));
     let cases = [
         (
@@ -219,7 +224,7 @@ fn extend_refusals_and_inactive() {
         let e = v.extend_snapshot(name, size).expect_err(name);
         assert_eq!(e.kind(), kind, "{name} {size:?}: {e}");
         assert_eq!(vg.seqno(), seq, "{name}: metadata changed");
-        assert_eq!(dm_names(), devs, "{name}: devices changed");
+        assert_eq!(dm_names_of("exr"), devs, "{name}: devices changed");
         if let Some(args) = lvm {
             assert!(
                 sh_fails(&format!("lvextend {args} exr/s0")),

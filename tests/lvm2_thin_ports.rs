@@ -11,10 +11,10 @@ mod common;
 use std::collections::HashMap;
 
 use common::lvm::ScratchVg;
-use common::{Conf, dm_names, lvsnap, require_dm, sh};
+use common::{Conf, dm_names_of, lvsnap, require_dm, sh};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{SnapshotOptions, VolumeGroup};
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 /// SHA-256 of a whole device, read around the page cache.
 fn sum(dev: &str) -> String {
@@ -52,7 +52,7 @@ fn writable() -> SnapshotOptions {
 /// and the CLI says the size is not used (LVM makes a COW snapshot of the
 /// thin LV then).
 #[test]
-#[serial]
+#[parallel]
 fn lvcreate_thin_snap() {
     require_dm();
     let vg = ScratchVg::new("p14a", 1, 128, "-s 64K");
@@ -72,15 +72,15 @@ fn lvcreate_thin_snap() {
     // is then a snapshot-origin over lv2-real.
     sh("lvchange -q -ay -K p14a/lv2 && \
         lvcreate -q -s -L2M -n oldsnap1 p14a/lv2 && lvcreate -q -s -L2M -n oldsnap2 p14a/lv2");
-    std::fs::create_dir_all("/run/tmp/p14mnt").unwrap();
-    sh("mount /dev/p14a/lv2 /run/tmp/p14mnt && \
-        dd if=/dev/urandom of=/run/tmp/p14mnt/f bs=64K count=4 status=none");
+    std::fs::create_dir_all("/run/tmp/p14a-mnt").unwrap();
+    sh("mount /dev/p14a/lv2 /run/tmp/p14a-mnt && \
+        dd if=/dev/urandom of=/run/tmp/p14a-mnt/f bs=64K count=4 status=none");
     let v = VolumeGroup::open("p14a").unwrap();
-    let f = sh("sha256sum /run/tmp/p14mnt/f");
+    let f = sh("sha256sum /run/tmp/p14a-mnt/f");
     // Taken with the file system mounted and its last writes unsynced.
     v.create_snapshot("lv2", "sn1", &writable()).unwrap();
     sh(
-        "dd if=/dev/urandom of=/run/tmp/p14mnt/g bs=64K count=4 status=none; umount /run/tmp/p14mnt",
+        "dd if=/dev/urandom of=/run/tmp/p14a-mnt/g bs=64K count=4 status=none; umount /run/tmp/p14a-mnt",
     );
     for (o, s) in [("sn1", "sn2"), ("sn2", "sn3"), ("sn3", "sn4")] {
         v.create_snapshot(o, s, &SnapshotOptions::default())
@@ -140,8 +140,8 @@ fn lvcreate_thin_snap() {
         assert!(!features.contains("needs_recovery"), "{s}: {features}");
     }
     assert_eq!(sum("/dev/p14a/sn1"), sum("/dev/p14a/sn4"));
-    sh("mount -o ro /dev/p14a/sn4 /run/tmp/p14mnt");
-    let got = sh("sha256sum /run/tmp/p14mnt/f; ls /run/tmp/p14mnt; umount /run/tmp/p14mnt");
+    sh("mount -o ro /dev/p14a/sn4 /run/tmp/p14a-mnt");
+    let got = sh("sha256sum /run/tmp/p14a-mnt/f; ls /run/tmp/p14a-mnt; umount /run/tmp/p14a-mnt");
     assert!(
         got.starts_with(f.split_whitespace().next().unwrap()),
         "{got}"
@@ -151,7 +151,7 @@ fn lvcreate_thin_snap() {
     // LVM removes the lot (lvsnap's LVs among them).
     sh("lvremove -q -ff p14a");
     assert!(vg.lvs("lv_name").is_empty());
-    assert!(dm_names().iter().all(|n| !n.starts_with("p14a-")));
+    assert!(dm_names_of("p14a").is_empty());
 }
 
 /// thin-errors.sh: with the pool active, a snapshot is refused while the
@@ -164,7 +164,7 @@ fn lvcreate_thin_snap() {
 /// the pool was lost or handed to another LV (each keeps its data). Not
 /// ported: `--errorwhenfull`, which lvsnap neither sets nor reads.
 #[test]
-#[serial]
+#[parallel]
 fn thin_errors() {
     require_dm();
     let vg = ScratchVg::new("p14b", 1, 64, "");
@@ -196,12 +196,12 @@ fn thin_errors() {
     // Another transaction id: refused before anything is written.
     restore("tid2");
     let seq = vg.seqno();
-    let devs = dm_names();
+    let devs = dm_names_of("p14b");
     let v = VolumeGroup::open("p14b").unwrap();
     let e = v.create_snapshot("lv1", "lv5", &writable()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     assert!(e.to_string().contains("transaction id"), "{e}");
-    assert_eq!((vg.seqno(), dm_names()), (seq, devs.clone()));
+    assert_eq!((vg.seqno(), dm_names_of("p14b")), (seq, devs.clone()));
 
     // The right transaction id, but thin ids 3-5 are taken in the kernel:
     // refused, nothing changed, twice.
@@ -221,18 +221,22 @@ fn thin_errors() {
         let e = v.create_snapshot("lv1", "lv5", &writable()).unwrap_err();
         assert!(e.to_string().contains("create_snap 3 1"), "{e}");
         assert_eq!(view(), seen, "{e}");
-        assert_eq!(dm_names(), devs, "{e}");
+        assert_eq!(dm_names_of("p14b"), devs, "{e}");
         vg.vgck();
     }
     // Through the inactive pool (lvsnap activates it): refused before
     // anything is written, no device left.
     sh("vgchange -q -an p14b");
-    let (seq, devs) = (vg.seqno(), dm_names());
+    let (seq, devs) = (vg.seqno(), dm_names_of("p14b"));
     for _ in 0..2 {
         let v = VolumeGroup::open("p14b").unwrap();
         let e = v.create_snapshot("lv1", "lv5", &writable()).unwrap_err();
         assert!(e.to_string().contains("device_id 3"), "{e}");
-        assert_eq!((vg.seqno(), dm_names()), (seq, devs.clone()), "{e}");
+        assert_eq!(
+            (vg.seqno(), dm_names_of("p14b")),
+            (seq, devs.clone()),
+            "{e}"
+        );
     }
     sh("lvchange -q -ay p14b/lv1");
 
@@ -261,14 +265,14 @@ fn thin_errors() {
 /// kernel's suspend and remove behave, not anything lvsnap does. (With
 /// the VG at hand: the CLI reports a recovery once.)
 #[test]
-#[serial]
+#[parallel]
 fn snapshot_remove_dmsetup() {
     require_dm();
     let vg = ScratchVg::new("p14c", 1, 64, "");
     sh("lvcreate -q -y -L20M -n lv1 p14c");
     common::write_pattern(std::path::Path::new("/dev/p14c/lv1"), 0, 1 << 20, 0x5a);
     let data = sum("/dev/p14c/lv1");
-    let before = dm_names();
+    let before = dm_names_of("p14c");
     let v = VolumeGroup::open("p14c").unwrap();
     v.create_snapshot(
         "lv1",
@@ -278,9 +282,9 @@ fn snapshot_remove_dmsetup() {
         ))),
     )
     .unwrap();
-    std::fs::create_dir_all("/run/tmp/p14mnt").unwrap();
+    std::fs::create_dir_all("/run/tmp/p14c-mnt").unwrap();
     sh(
-        "mkfs.ext2 -q /dev/p14c/snap && mount -o errors=remount-ro,noinit_itable /dev/p14c/snap /run/tmp/p14mnt && sync",
+        "mkfs.ext2 -q /dev/p14c/snap && mount -o errors=remount-ro,noinit_itable /dev/p14c/snap /run/tmp/p14c-mnt && sync",
     );
     // Open, so `dmsetup remove --force` fails, leaving an `error` table.
     let out = std::process::Command::new("dmsetup")
@@ -290,7 +294,7 @@ fn snapshot_remove_dmsetup() {
     assert!(!out.status.success());
     assert!(sh("dmsetup table p14c-snap").contains("error"));
     let _ = std::process::Command::new("umount")
-        .arg("/run/tmp/p14mnt")
+        .arg("/run/tmp/p14c-mnt")
         .output();
     v.delete_snapshot("snap").unwrap();
 
@@ -304,7 +308,7 @@ fn snapshot_remove_dmsetup() {
     let lvs = vg.lvs("lv_attr,segtype");
     assert_eq!(lvs.len(), 1, "{lvs:?}");
     assert!(lvs["lv1"]["lv_attr"].starts_with("-wi-a-"), "{lvs:?}");
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_of("p14c"), before);
     assert!(sh("dmsetup table p14c-lv1").contains(" linear "));
     assert_eq!(sum("/dev/p14c/lv1"), data);
 

@@ -7,11 +7,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{RestoreOptions, RollbackState, SnapSize, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
-use serial_test::{parallel, serial};
+use serial_test::parallel;
 
 const MIB: u64 = 1 << 20;
 
@@ -45,10 +45,10 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 /// snapshot is gone, and the origin is a plain LV once the last snapshot
 /// goes (no -real or -cow left).
 #[test]
-#[serial]
+#[parallel]
 fn rollback_restores_origin() {
     require_dm();
-    let before_devs = dm_names();
+    let before_devs = dm_names_of("rbvg");
     let vg = ScratchVg::new("rbvg", 1, 256, "");
     vg.lvm("lvcreate -q -y -L 32M -n lv0");
     let origin = dev("rbvg", "lv0");
@@ -107,7 +107,7 @@ fn rollback_restores_origin() {
     vg.vgck();
     assert!(read(&origin, 32 * MIB) == at_other);
     assert!(table_of("rbvg-lv0").contains(" linear "));
-    let names = dm_names();
+    let names = dm_names_of("rbvg");
     assert!(
         !names
             .iter()
@@ -134,7 +134,7 @@ fn rollback_restores_origin() {
         assert!(read(&origin, 32 * MIB) == at_other, "{who}");
     }
     drop(vg);
-    assert_eq!(dm_names(), before_devs, "no stray device");
+    assert_eq!(dm_names_of("rbvg"), before_devs, "no stray device");
 }
 
 /// An open origin defers the merge with a reason naming the device; run
@@ -341,7 +341,7 @@ fn restores() {
 /// Every refusal: a clear error of the right kind, CLI exit non-zero with
 /// one line on stderr, VG seqno and device list unchanged.
 #[test]
-#[serial]
+#[parallel]
 fn refusals_change_nothing() {
     require_dm();
     let vg = ScratchVg::new("rfvg", 1, 256, "");
@@ -375,11 +375,11 @@ fn refusals_change_nothing() {
     vg.vgck();
 
     let check = |what: &str, kind: ErrorKind, f: &dyn Fn() -> lvsnap::Result<()>, cli: &[&str]| {
-        let (seq, devs) = (vg.seqno(), dm_names());
+        let (seq, devs) = (vg.seqno(), dm_names_of("rfvg"));
         let e = f().expect_err(what);
         assert_eq!(e.kind(), kind, "{what}: {e}");
         assert!(!e.to_string().is_empty());
-        assert_eq!(dm_names(), devs, "{what} changed the devices");
+        assert_eq!(dm_names_of("rfvg"), devs, "{what} changed the devices");
         let (code, out, err) = lvsnap(cli);
         assert_ne!(code, 0, "{what}: CLI exit 0: {out}");
         assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
@@ -390,7 +390,11 @@ fn refusals_change_nothing() {
             seq,
             "{what} (library or CLI) changed the metadata"
         );
-        assert_eq!(dm_names(), devs, "{what} (CLI) changed the devices");
+        assert_eq!(
+            dm_names_of("rfvg"),
+            devs,
+            "{what} (CLI) changed the devices"
+        );
         vg.vgck();
     };
     check(

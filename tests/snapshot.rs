@@ -6,7 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{LoopDev, STATUS_JSON_KEYS, dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{
+    LoopDev, STATUS_JSON_KEYS, dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern,
+};
 use lvsnap::ErrorKind;
 use lvsnap::lvm::text::Style;
 use lvsnap::lvm::vg::{Creation, Metadata};
@@ -24,10 +26,10 @@ const FIELDS: &str = "lv_attr,origin,lv_size,data_percent,snap_percent,lv_snapsh
 /// origin and size: attributes, origin, size, data_percent at several fill
 /// levels; and the devices carry LVM's names and tables.
 #[test]
-#[serial]
+#[parallel]
 fn cow_snapshot_looks_like_lvcreate_s() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_of("snapvg");
     let vg = ScratchVg::new("snapvg", 1, 256, "");
     vg.lvm("lvcreate -q -y -L 64M -n lv0");
     let origin = "/dev/snapvg/lv0";
@@ -125,16 +127,20 @@ fn cow_snapshot_looks_like_lvcreate_s() {
         Some("linear")
     );
     drop(vg);
-    assert_eq!(dm_names(), before, "no stray device-mapper device");
+    assert_eq!(
+        dm_names_of("snapvg"),
+        before,
+        "no stray device-mapper device"
+    );
 }
 
 /// With the origin inactive, only metadata changes, as with LVM; `lvm`
 /// then activates origin and snapshot, and the snapshot works.
 #[test]
-#[serial]
+#[parallel]
 fn cow_snapshot_of_inactive_origin() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_of("inactvg");
     let vg = ScratchVg::new("inactvg", 1, 256, "");
     vg.lvm("lvcreate -q -y -L 32M -n data");
     write_pattern("/dev/inactvg/data".as_ref(), 0, MIB as usize, 0x11);
@@ -146,7 +152,11 @@ fn cow_snapshot_of_inactive_origin() {
     // Default size: the origin's, capped by LVM's cow_max_extents.
     assert_eq!(made.status.capacity, Bytes(32 * MIB as u128));
     assert_eq!(made.status.data_percent, None, "inactive: no data_percent");
-    assert_eq!(sh("dmsetup ls").trim(), "No devices found");
+    assert!(
+        dm_names_of("inactvg").is_empty(),
+        "{:?}",
+        dm_names_of("inactvg")
+    );
     vg.vgck();
     let lvs = vg.lvs("lv_attr,origin,lv_size");
     assert_eq!(
@@ -168,13 +178,13 @@ fn cow_snapshot_of_inactive_origin() {
     let pct: f64 = lvs["snap"]["data_percent"].parse().unwrap();
     assert!((st.data_percent.unwrap() - pct).abs() < 0.01);
     drop(vg);
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_of("inactvg"), before);
 }
 
 /// Every refusal is an error of the right kind, with the VG's seqno and the
 /// device list unchanged.
 #[test]
-#[serial]
+#[parallel]
 fn refusals_change_nothing() {
     require_dm();
     let vg = ScratchVg::new("refvg", 1, 128, "");
@@ -183,7 +193,7 @@ fn refusals_change_nothing() {
     sh("lvcreate -q -s -L 8M -n lvmsnap refvg/small");
     let v = VolumeGroup::open("refvg").unwrap();
     let seq = vg.seqno();
-    let devs = dm_names();
+    let devs = dm_names_of("refvg");
     let d = SnapshotOptions::default;
     let long = "n".repeat(200);
     let cases: Vec<(&str, &str, SnapshotOptions, ErrorKind)> = vec![
@@ -215,7 +225,7 @@ fn refusals_change_nothing() {
         assert_eq!(e.kind(), kind, "{origin} -> {name}: {e}");
         assert!(!e.to_string().is_empty());
         assert_eq!(vg.seqno(), seq, "{name}: metadata changed");
-        assert_eq!(dm_names(), devs, "{name}: devices changed");
+        assert_eq!(dm_names_of("refvg"), devs, "{name}: devices changed");
     }
     let e = v.create_snapshot("big", "s1", &d()).unwrap_err();
     assert!(
@@ -241,7 +251,7 @@ fn refusals_change_nothing() {
 /// metadata no longer fits its area (found while the devices are being
 /// made), removes them and leaves the metadata as it was.
 #[test]
-#[serial]
+#[parallel]
 fn failure_after_the_devices_are_made_undoes_them() {
     require_dm();
     let pv = LoopDev::new(4 << 30);
@@ -281,12 +291,12 @@ fn failure_after_the_devices_are_made_undoes_them() {
     assert!(n > 100, "only {n} LVs fit");
     let v = VolumeGroup::open("fullvg").unwrap();
     let seq = vg.seqno();
-    let devs = dm_names();
+    let devs = dm_names_of("fullvg");
     let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(4 << 20)));
     let e = v.create_snapshot("origin", "s1", &opts).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
     assert_eq!(vg.seqno(), seq, "metadata changed");
-    assert_eq!(dm_names(), devs, "devices left behind");
+    assert_eq!(dm_names_of("fullvg"), devs, "devices left behind");
     assert!(!vg.lvs("lv_attr").contains_key("s1"));
     vg.vgck();
     // The origin still works as a plain LV.
@@ -335,9 +345,10 @@ fn merging_refusals() {
 }
 
 /// Overflow: a watcher wakes within a second of the snapshot turning
-/// invalid, and status then says NotReady/invalid, like lvs.
+/// invalid, and status then says NotReady/invalid, like lvs. Serial: the
+/// wake-up is timed, so no other test loads the VM meanwhile.
 #[test]
-#[parallel]
+#[serial]
 fn overflow_is_seen_at_once() {
     require_dm();
     let vg = ScratchVg::new("ovfvg", 1, 128, "");
@@ -457,10 +468,10 @@ fn cli_contract() {
 /// keeps the origin's old bytes; `lvs` shows its origin and pool; deleting
 /// it leaves the pool's transaction ids consistent for LVM.
 #[test]
-#[serial]
+#[parallel]
 fn thin_snapshot() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_of("thinvg");
     let vg = ScratchVg::new("thinvg", 1, 128, "");
     sh("lvcreate -q -y -L 32M -T thinvg/pool");
     sh("lvcreate -q -y -V 16M -T thinvg/pool -n vol");
@@ -508,10 +519,10 @@ fn thin_snapshot() {
     // With the pool inactive, lvsnap activates it for the pool message and
     // deactivates it again, as lvcreate does.
     sh("vgchange -an thinvg");
-    let devs = dm_names();
+    let devs = dm_names_of("thinvg");
     v.create_snapshot("vol", "cold", &SnapshotOptions::default())
         .expect("thin snapshot, pool inactive");
-    assert_eq!(dm_names(), devs, "pool left as it was");
+    assert_eq!(dm_names_of("thinvg"), devs, "pool left as it was");
     vg.vgck();
     sh("vgchange -ay thinvg && lvchange -ay -K thinvg/cold");
     assert!(
@@ -521,9 +532,9 @@ fn thin_snapshot() {
     );
     sh("vgchange -an thinvg");
     v.delete_snapshot("cold").expect("delete, pool inactive");
-    assert_eq!(dm_names(), devs);
+    assert_eq!(dm_names_of("thinvg"), devs);
     vg.vgck();
     sh("vgchange -ay thinvg");
     drop(vg);
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_of("thinvg"), before);
 }

@@ -118,6 +118,17 @@ pub fn dm_names() -> Vec<String> {
     v
 }
 
+/// Names of VG `vg`'s device-mapper devices (LVM's `<vg>-<lv>`, dashes in
+/// the VG name doubled), sorted: a test that compares only these can run
+/// beside tests on other VGs.
+pub fn dm_names_of(vg: &str) -> Vec<String> {
+    let prefix = format!("{}-", vg.replace('-', "--"));
+    dm_names()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
 /// Writes `len` bytes of `byte` at `offset` of a block device, synchronously.
 pub fn write_pattern(dev: &Path, offset: u64, len: usize, byte: u8) {
     use std::os::unix::fs::FileExt;

@@ -487,6 +487,14 @@ fn thin_snapshot_keeps_old_bytes() {
     let data = LoopDev::new(64 * MIB);
     write_pattern(&meta.path, 0, 4096, 0);
     let pool = name("lvsnap--t-pool");
+    let thin_line = |pool, id, size| {
+        let p = dm::ThinTargetParams {
+            pool,
+            id,
+            external_origin: None,
+        };
+        TableLine::target(Sectors(0), size, &p)
+    };
     let thin = name("lvsnap--t-thin");
     let tsnap = name("lvsnap--t-thinsnap");
     let _c = Cleanup(vec![tsnap.clone(), thin.clone(), pool.clone()]);
@@ -512,7 +520,7 @@ fn thin_snapshot_keeps_old_bytes() {
     let id2 = ThinDevId::new_u64(2).unwrap();
     let size = Sectors(32 * MIB / 512);
     dm::thin_create(&dm, &pool, id1).unwrap();
-    dm.create(&thin, None, &[dm::thin_table(pool_dev, id1, size)], false)
+    dm.create(&thin, None, &[thin_line(pool_dev, id1, size)], false)
         .unwrap();
     write_pattern(&node_path(&thin), 0, 2 * MIB as usize, 0x5A);
     dm::thin_create_snap(
@@ -540,7 +548,7 @@ fn thin_snapshot_keeps_old_bytes() {
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
     assert!(!dm.info(&thin).unwrap().suspended);
-    dm.create(&tsnap, None, &[dm::thin_table(pool_dev, id2, size)], false)
+    dm.create(&tsnap, None, &[thin_line(pool_dev, id2, size)], false)
         .unwrap();
     write_pattern(&node_path(&thin), 0, MIB as usize, 0xA5);
     assert!(all(&read_at(&node_path(&thin), 0, MIB as usize), 0xA5));

@@ -8,10 +8,12 @@ use devicemapper::{Device, DmName, DmNameBuf, ThinPoolStatus};
 use super::error::{Error, Result};
 use super::layer::Layer;
 use super::links;
-use super::plan::{Plan, PlannedDevice, PvMap, Role, Step, dm_name, plan};
-use crate::dm::{self, DmControl, TableLine};
+use super::plan::{
+    Plan, PlannedDevice, PlannedLine, PlannedTarget, PvMap, Role, Step, dm_name, plan,
+};
+use crate::dm::{self, DmControl, TableLine, ThinPoolMessage};
 use crate::lvm::flags::LvFlags;
-use crate::lvm::vg::{SegmentKind, ThinMessage, Vg};
+use crate::lvm::vg::{SegmentKind, Vg};
 
 /// How to activate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,32 +158,22 @@ fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice, live: &LiveMap) -> Res
         return Err(wrong());
     }
     for m in messages {
-        let text = match m {
-            ThinMessage::Delete(id) => format!("delete {id}"),
-            ThinMessage::Create(name) => {
-                let thin = vg.lv(name).ok_or_else(&wrong)?;
-                let (_, id) = thin.thin().ok_or_else(&wrong)?;
-                match thin.thin_origin() {
-                    None => format!("create_thin {id}"),
-                    Some(o) => {
-                        // An active origin would have to be suspended around
-                        // the message: leave that to the snapshot layer.
-                        if live.contains_key(&*dm_name(vg, o, None)?) {
-                            return Err(wrong());
-                        }
-                        let (_, oid) = vg.lv(o).and_then(|l| l.thin()).ok_or_else(&wrong)?;
-                        format!("create_snap {id} {oid}")
-                    }
-                }
+        let q = super::thin::queued_message(vg, m)?.ok_or_else(&wrong)?;
+        // An active origin would have to be suspended around the message:
+        // leave that to the snapshot layer.
+        if let Some(o) = q.origin {
+            if live.contains_key(&*dm_name(vg, o, None)?) {
+                return Err(wrong());
             }
-        };
-        log::info!("{}: replaying queued message {text}", &*d.name);
-        dm::thin_message_replay(dm, &d.name, &text)?;
+        }
+        log::info!("{}: replaying queued message {}", &*d.name, q.message);
+        dm::thin_message_replay(dm, &d.name, &q.message)?;
     }
-    dm.message(
-        &d.name,
-        &format!("set_transaction_id {kernel} {transaction_id}"),
-    )?;
+    let set = ThinPoolMessage::SetTransactionId {
+        old: kernel,
+        new: *transaction_id,
+    };
+    dm::thin_pool_message(dm, &d.name, &set)?;
     Ok(())
 }
 
@@ -321,9 +313,8 @@ pub fn activate(
                 let table = resolve(vg, pvs, d, &live)?;
                 // A new pool: its metadata is checked first; a failed check
                 // removes what this call made, as LVM reverts its preload.
-                if !opts.skip_thin_check
-                    && table.first().is_some_and(|l| l.target_type == "thin-pool")
-                {
+                let pool = |l: &PlannedLine| matches!(l.target, PlannedTarget::ThinPool { .. });
+                if !opts.skip_thin_check && d.table.first().is_some_and(pool) {
                     thin_check(vg, &d.lv)?;
                 }
                 let uuid = d.uuid.as_dm_uuid();

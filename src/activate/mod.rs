@@ -12,7 +12,9 @@
 //!   what an origin maps now ([`origin_target`]) and its merge's status;
 //! - [`Layer`]: the layers LVM stacks (`-real`, `-cow`, `-tpool`, ...), the
 //!   only place their names are spelt; plans carry typed targets
-//!   ([`PlannedTarget`]: the `dm` params types) for the snapshot family;
+//!   ([`PlannedTarget`]: the `dm` params types);
+//! - [`thin_lv_table`], [`queued_message`]: a thin LV's table on its pool,
+//!   and what a message queued in the metadata asks of the pool;
 //! - [`lv_table`], [`dm_name`], [`dm_uuid`]: an LV's own table, names, UUIDs;
 //! - [`pv_map`]: PV keys to block devices from the PV scan.
 
@@ -24,6 +26,7 @@ mod links;
 mod merge;
 mod plan;
 mod pvs;
+mod thin;
 
 pub use cow::{CowDevices, CowSnapshotSpec, OriginTarget, PreparedCow, WaitUntil, origin_target};
 pub use error::{Error, Result};
@@ -35,7 +38,8 @@ pub(crate) use links::{ensure_link, remove_link};
 pub use links::{lv_link, vg_dir};
 pub use merge::{CowMerge, MergeProgress, merge_status};
 pub use plan::{
-    DevRef, Param, Plan, PlannedDevice, PlannedLine, PlannedTarget, PvMap, Role, Step, dm_name,
+    Area, DevRef, Plan, PlannedDevice, PlannedLine, PlannedTarget, PvMap, Role, Step, dm_name,
     dm_name_in, dm_uuid, lv_table, plan,
 };
 pub use pvs::{pv_map, pv_map_from};
+pub use thin::{QueuedMessage, queued_message, thin_lv_table};

@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use devicemapper::{Device, DmName, DmNameBuf};
+use devicemapper::{DataBlocks, Device, DmName, DmNameBuf, ThinDevId};
 
 use super::error::{Error, Result};
 use super::layer::Layer;
 use crate::dm::{
-    ChunkSize, LvmDmName, LvmDmUuid, LvmId, SnapshotOriginTargetParams, SnapshotTargetParams,
-    TableLine,
+    ChunkSize, LinearTargetParams, LvmDmName, LvmDmUuid, LvmId, SnapshotOriginTargetParams,
+    SnapshotTargetParams, Stripe, StripedTargetParams, TableLine, ThinPoolBlockSize,
+    ThinPoolFeatures, ThinPoolTargetParams, ThinTargetParams,
 };
 use crate::lvm::flags::LvFlags;
 use crate::lvm::vg::{Lv, Segment, SegmentKind, Vg};
@@ -29,21 +30,30 @@ pub enum DevRef {
     Dm(DmNameBuf),
 }
 
-/// One parameter of a planned table line.
+/// Where a line's data lies: a device and the sector it starts at; on a
+/// PV counted from its first extent (`pe_start`), which only the metadata
+/// knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Param {
-    /// Literal text.
-    Text(String),
-    /// A device, written as `major:minor` once known.
-    Dev(DevRef),
-    /// An offset on a PV: its `pe_start` plus this many sectors.
-    PvOffset(String, Sectors),
+pub struct Area {
+    /// The device.
+    pub dev: DevRef,
+    /// The first sector, past `pe_start` on a PV.
+    pub start: Sectors,
 }
 
-/// A planned target: typed where device-mapper has a params type for it
-/// (resolved into that type once the devices are known).
+/// A planned target, resolved into the `dm` params type of its target
+/// once the devices are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlannedTarget {
+    /// `linear` ([`LinearTargetParams`]).
+    Linear(Area),
+    /// `striped` ([`StripedTargetParams`]).
+    Striped {
+        /// The stripe size.
+        chunk: Sectors,
+        /// The stripes, in order.
+        stripes: Vec<Area>,
+    },
     /// `snapshot-origin` over the origin's `-real`
     /// ([`SnapshotOriginTargetParams`]).
     SnapshotOrigin {
@@ -66,13 +76,26 @@ pub enum PlannedTarget {
     },
     /// `error`: every I/O fails.
     Error,
-    /// Any other target (`linear`, `striped`, `thin-pool`, `thin`), with its
-    /// parameters in order.
-    Other {
-        /// Target type.
-        target_type: String,
-        /// Parameters, space-separated once resolved.
-        params: Vec<Param>,
+    /// `thin-pool` ([`ThinPoolTargetParams`]).
+    ThinPool {
+        /// The metadata device (`_tmeta`).
+        metadata: DevRef,
+        /// The data device (`_tdata`).
+        data: DevRef,
+        /// The data block size, as the metadata gives it (checked into a
+        /// [`ThinPoolBlockSize`] when the line is resolved).
+        block_size: Sectors,
+        /// The low water mark.
+        low_water_mark: DataBlocks,
+        /// Feature arguments.
+        features: ThinPoolFeatures,
+    },
+    /// `thin` ([`ThinTargetParams`]).
+    Thin {
+        /// The pool (`-tpool`).
+        pool: DevRef,
+        /// The thin device's id in the pool.
+        id: ThinDevId,
     },
 }
 
@@ -165,42 +188,50 @@ impl PlannedLine {
                 dm(name).ok_or_else(|| Error::NotFound(format!("device-mapper device {}", &**name)))
             }
         };
-        let PlannedTarget::Other {
-            target_type,
-            params,
-        } = &self.target
-        else {
-            return self.typed_line(&dev);
+        let area = |a: &Area| match &a.dev {
+            DevRef::Pv(key) => {
+                let pv = vg
+                    .pv(key)
+                    .ok_or_else(|| Error::NotFound(format!("PV {key} in metadata")))?;
+                pv.pe_start
+                    .0
+                    .checked_add(a.start.0)
+                    .map(Sectors)
+                    .ok_or_else(|| Error::invalid(key, "PV offset overflows"))
+            }
+            DevRef::Dm(_) => Ok(a.start),
         };
-        let mut out = Vec::with_capacity(params.len());
-        for p in params {
-            out.push(match p {
-                Param::Text(t) => t.clone(),
-                Param::Dev(d) => dev(d)?.to_string(),
-                Param::PvOffset(key, off) => {
-                    let pv = vg
-                        .pv(key)
-                        .ok_or_else(|| Error::NotFound(format!("PV {key} in metadata")))?;
-                    pv.pe_start
-                        .0
-                        .checked_add(off.0)
-                        .ok_or_else(|| Error::invalid(key, "PV offset overflows"))?
-                        .to_string()
-                }
-            });
-        }
-        Ok(TableLine::new(
-            self.start,
-            self.length,
-            target_type.clone(),
-            out.join(" "),
-        ))
+        self.typed_line(&dev, &area)
     }
 
-    /// A typed target's line, its devices through `dev`.
-    fn typed_line(&self, dev: &dyn Fn(&DevRef) -> Result<Device>) -> Result<TableLine> {
+    /// A typed target's line, its devices through `dev`, the first sector
+    /// of an area through `area`.
+    fn typed_line(
+        &self,
+        dev: &dyn Fn(&DevRef) -> Result<Device>,
+        area: &dyn Fn(&Area) -> Result<Sectors>,
+    ) -> Result<TableLine> {
         let (start, length) = (self.start, self.length);
+        let stripe = |a: &Area| -> Result<Stripe> {
+            Ok(Stripe {
+                dev: dev(&a.dev)?,
+                offset: area(a)?,
+            })
+        };
         Ok(match &self.target {
+            PlannedTarget::Linear(a) => {
+                let s = stripe(a)?;
+                let p = LinearTargetParams {
+                    dev: s.dev,
+                    offset: s.offset,
+                };
+                TableLine::target(start, length, &p)
+            }
+            PlannedTarget::Striped { chunk, stripes } => {
+                let stripes = stripes.iter().map(stripe).collect::<Result<_>>()?;
+                let p = StripedTargetParams::new(*chunk, stripes)?;
+                TableLine::target(start, length, &p)
+            }
             PlannedTarget::SnapshotOrigin { real } => {
                 let p = SnapshotOriginTargetParams { real: dev(real)? };
                 TableLine::target(start, length, &p)
@@ -220,27 +251,31 @@ impl PlannedLine {
                 TableLine::target(start, length, &p)
             }
             PlannedTarget::Error => TableLine::error(start, length),
-            // Resolved from its parameters by the callers; never an error
-            // table in its place, which would fail every I/O of the device.
-            PlannedTarget::Other { target_type, .. } => {
-                return Err(Error::invalid(
-                    target_type,
-                    "target has no typed parameters to resolve",
-                ));
+            PlannedTarget::ThinPool {
+                metadata,
+                data,
+                block_size,
+                low_water_mark,
+                features,
+            } => {
+                let p = ThinPoolTargetParams {
+                    metadata: dev(metadata)?,
+                    data: dev(data)?,
+                    block_size: ThinPoolBlockSize::new(*block_size)?,
+                    low_water_mark: *low_water_mark,
+                    features: *features,
+                };
+                TableLine::target(start, length, &p)
+            }
+            PlannedTarget::Thin { pool, id } => {
+                let p = ThinTargetParams {
+                    pool: dev(pool)?,
+                    id: *id,
+                    external_origin: None,
+                };
+                TableLine::target(start, length, &p)
             }
         })
-    }
-
-    fn new(start: Sectors, length: Sectors, ty: &str, params: Vec<Param>) -> PlannedLine {
-        let target_type = ty.to_owned();
-        PlannedLine::typed(
-            start,
-            length,
-            PlannedTarget::Other {
-                target_type,
-                params,
-            },
-        )
     }
 
     fn typed(start: Sectors, length: Sectors, target: PlannedTarget) -> PlannedLine {
@@ -257,13 +292,10 @@ impl PlannedLine {
             PlannedTarget::SnapshotOrigin { real } => vec![real],
             PlannedTarget::Snapshot { real, cow, .. } => vec![real, cow],
             PlannedTarget::Error => vec![],
-            PlannedTarget::Other { params, .. } => params
-                .iter()
-                .filter_map(|p| match p {
-                    Param::Dev(d) => Some(d),
-                    _ => None,
-                })
-                .collect(),
+            PlannedTarget::Linear(a) => vec![&a.dev],
+            PlannedTarget::Striped { stripes, .. } => stripes.iter().map(|a| &a.dev).collect(),
+            PlannedTarget::ThinPool { metadata, data, .. } => vec![metadata, data],
+            PlannedTarget::Thin { pool, .. } => vec![pool],
         }
     }
 
@@ -286,35 +318,31 @@ impl fmt::Display for DevRef {
 }
 
 impl fmt::Display for PlannedLine {
+    /// The typed line with placeholder devices, each then written as the
+    /// device it stands for; a PV's offset (the field after it in every
+    /// target) as `<pvN.pe_start+sectors>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let PlannedTarget::Other {
-            target_type,
-            params,
-        } = &self.target
-        else {
-            // The typed line with placeholder devices, each then written
-            // as the device it stands for.
-            let none = Device { major: 0, minor: 0 };
-            let l = match self.typed_line(&|_| Ok(none)) {
-                Ok(l) => l,
-                Err(e) => return write!(f, "{} {} <{e}>", *self.start, *self.length),
-            };
-            let (none, mut devs) = (none.to_string(), self.devs().into_iter());
-            write!(f, "{} {} {}", *l.start, *l.length, l.target_type)?;
-            for t in l.params.split_whitespace() {
-                match (t == none).then(|| devs.next()).flatten() {
-                    Some(d) => write!(f, " {d}")?,
-                    None => write!(f, " {t}")?,
-                }
-            }
-            return Ok(());
+        let none = Device { major: 0, minor: 0 };
+        let l = match self.typed_line(&|_| Ok(none), &|a| Ok(a.start)) {
+            Ok(l) => l,
+            Err(e) => return write!(f, "{} {} <{e}>", *self.start, *self.length),
         };
-        write!(f, "{} {} {target_type}", *self.start, *self.length)?;
-        for p in params {
-            match p {
-                Param::Text(t) => write!(f, " {t}")?,
-                Param::Dev(d) => write!(f, " {d}")?,
-                Param::PvOffset(k, o) => write!(f, " <{k}.pe_start+{}>", **o)?,
+        let (none, mut devs) = (none.to_string(), self.devs().into_iter());
+        write!(f, "{} {} {}", *l.start, *l.length, l.target_type)?;
+        let mut pv = None;
+        for t in l.params.split_whitespace() {
+            if let Some(k) = pv.take() {
+                write!(f, " <{k}.pe_start+{t}>")?;
+                continue;
+            }
+            match (t == none).then(|| devs.next()).flatten() {
+                Some(d) => {
+                    if let DevRef::Pv(k) = d {
+                        pv = Some(k);
+                    }
+                    write!(f, " {d}")?
+                }
+                None => write!(f, " {t}")?,
             }
         }
         Ok(())
@@ -401,20 +429,15 @@ fn segment_line(vg: &Vg, lv: &Lv, seg: &Segment) -> Result<PlannedLine> {
     else {
         return Err(unsupported(lv, &seg.kind));
     };
-    let offset = |pv: &str, pe: Extents| -> Result<Vec<Param>> {
-        Ok(vec![
-            Param::Dev(DevRef::Pv(pv.to_owned())),
-            Param::PvOffset(pv.to_owned(), sectors(vg, &lv.name, pe)?),
-        ])
+    let area = |pv: &str, pe: Extents| -> Result<Area> {
+        Ok(Area {
+            dev: DevRef::Pv(pv.to_owned()),
+            start: sectors(vg, &lv.name, pe)?,
+        })
     };
-    match stripes.as_slice() {
-        [] => Err(Error::invalid(&lv.name, "segment without stripes")),
-        [one] => Ok(PlannedLine::new(
-            start,
-            length,
-            "linear",
-            offset(&one.pv, one.start)?,
-        )),
+    let target = match stripes.as_slice() {
+        [] => return Err(Error::invalid(&lv.name, "segment without stripes")),
+        [one] => PlannedTarget::Linear(area(&one.pv, one.start)?),
         many => {
             let size = stripe_size
                 .ok_or_else(|| Error::invalid(&lv.name, "striped segment without stripe_size"))?;
@@ -425,13 +448,17 @@ fn segment_line(vg: &Vg, lv: &Lv, seg: &Segment) -> Result<PlannedLine> {
                     "extent_count is not a multiple of stripe_count",
                 ));
             }
-            let mut params = vec![Param::Text(n.to_string()), Param::Text(size.0.to_string())];
-            for s in many {
-                params.extend(offset(&s.pv, s.start)?);
+            let stripes = many
+                .iter()
+                .map(|s| area(&s.pv, s.start))
+                .collect::<Result<_>>()?;
+            PlannedTarget::Striped {
+                chunk: size,
+                stripes,
             }
-            Ok(PlannedLine::new(start, length, "striped", params))
         }
-    }
+    };
+    Ok(PlannedLine::typed(start, length, target))
 }
 
 fn unsupported(lv: &Lv, kind: &SegmentKind) -> Error {
@@ -489,8 +516,8 @@ impl<'a> Builder<'a> {
     }
 
     /// A reference to device `d` for another device's table.
-    fn dev(d: &Added) -> Param {
-        Param::Dev(DevRef::Dm(d.name.clone()))
+    fn dev(d: &Added) -> DevRef {
+        DevRef::Dm(d.name.clone())
     }
 
     fn steps(&mut self, steps: impl IntoIterator<Item = Step>) {
@@ -548,11 +575,14 @@ pub fn plan(vg: &Vg, name: &str) -> Result<Plan> {
     } else if root_lv.is_thin_pool() {
         let tpool = plan_pool(&mut b, root_lv)?;
         let size = sectors(vg, &root, root_lv.extents())?;
-        let table = vec![PlannedLine::new(
+        let area = Area {
+            dev: Builder::dev(&tpool),
+            start: Sectors(0),
+        };
+        let table = vec![PlannedLine::typed(
             Sectors(0),
             size,
-            "linear",
-            vec![Builder::dev(&tpool), Param::Text("0".into())],
+            PlannedTarget::Linear(area),
         )];
         // LVM loads the pool's public device read-only and links no /dev entry.
         b.add(root_lv, Some(Layer::Pool), table, true, Role::Top, false)
@@ -715,29 +745,29 @@ fn plan_pool(b: &mut Builder<'_>, pool: &Lv) -> Result<Added> {
         let d = b.add(l, Some(layer), table, !writable(l), Role::Layer, false)?;
         layers.push(Builder::dev(&b.now(d)));
     }
-    // Feature arguments as libdm emits them (low water mark 0: LVM's
-    // default autoextend threshold of 100%).
-    let mut features = vec![];
-    if !zero_new_blocks {
-        features.push("skip_block_zeroing");
-    }
+    let mut features = ThinPoolFeatures::empty();
+    features.set(ThinPoolFeatures::SKIP_BLOCK_ZEROING, !zero_new_blocks);
     match discards.as_deref() {
-        Some("ignore") => features.push("ignore_discard"),
-        Some("nopassdown") => features.push("no_discard_passdown"),
+        Some("ignore") => features.insert(ThinPoolFeatures::IGNORE_DISCARD),
+        Some("nopassdown") => features.insert(ThinPoolFeatures::NO_DISCARD_PASSDOWN),
         _ => {}
     }
-    if pool.has_flag(LvFlags::ERROR_WHEN_FULL) {
-        features.push("error_if_no_space");
-    }
-    let mut params = layers;
-    params.extend([
-        Param::Text(chunk_size.0.to_string()),
-        Param::Text("0".into()),
-        Param::Text(features.len().to_string()),
-    ]);
-    params.extend(features.into_iter().map(|f| Param::Text(f.into())));
+    features.set(
+        ThinPoolFeatures::ERROR_IF_NO_SPACE,
+        pool.has_flag(LvFlags::ERROR_WHEN_FULL),
+    );
+    let [metadata, data] = <[DevRef; 2]>::try_from(layers)
+        .map_err(|_| Error::invalid(&pool.name, "thin pool without its two layers"))?;
+    let target = PlannedTarget::ThinPool {
+        metadata,
+        data,
+        block_size: *chunk_size,
+        // LVM's default autoextend threshold of 100%.
+        low_water_mark: DataBlocks(0),
+        features,
+    };
     let size = sectors(vg, &pool.name, pool.extents())?;
-    let table = vec![PlannedLine::new(Sectors(0), size, "thin-pool", params)];
+    let table = vec![PlannedLine::typed(Sectors(0), size, target)];
     b.add(
         pool,
         Some(Layer::Tpool),
@@ -761,12 +791,13 @@ fn plan_thin(b: &mut Builder<'_>, thin: &Lv) -> Result<()> {
     let pool = lv(vg, pool_name)?;
     let tpool = plan_pool(b, pool)?;
     let size = sectors(vg, &thin.name, thin.extents())?;
-    let table = vec![PlannedLine::new(
-        Sectors(0),
-        size,
-        "thin",
-        vec![Builder::dev(&tpool), Param::Text(device_id.to_string())],
-    )];
+    let id = ThinDevId::new_u64(device_id)
+        .map_err(|_| Error::invalid(&thin.name, "device_id does not fit in 24 bits"))?;
+    let target = PlannedTarget::Thin {
+        pool: Builder::dev(&tpool),
+        id,
+    };
+    let table = vec![PlannedLine::typed(Sectors(0), size, target)];
     let link = vg.is_visible(&thin.name);
     b.add(thin, None, table, !writable(thin), Role::Top, link)
         .map(|d| b.now(d))?;

@@ -71,6 +71,20 @@ impl TableLine {
         )
     }
 
+    /// The line's target as typed params `T` (which check the target type):
+    /// `T::from_str` of `<type> <params>`, as the typed targets parse.
+    ///
+    /// ```
+    /// use lvsnap::{dm::{LinearTargetParams, TableLine, ThinTargetParams}, units::Sectors};
+    /// let l = TableLine::new(Sectors(0), Sectors(8), "linear", "7:0 2048");
+    /// assert_eq!(*l.params_as::<LinearTargetParams>()?.offset, 2048);
+    /// assert!(l.params_as::<ThinTargetParams>().is_err());
+    /// # Ok::<(), lvsnap::dm::Error>(())
+    /// ```
+    pub fn params_as<T: std::str::FromStr<Err = Error>>(&self) -> Result<T> {
+        format!("{} {}", self.target_type, self.params).parse()
+    }
+
     /// A line from one of the devicemapper crate's typed targets (or ours).
     pub fn from_target<T: TargetParams>(line: &TargetLine<T>) -> TableLine {
         Self::new(

@@ -3,10 +3,12 @@
 //! Usable alone, on any block devices, without LVM:
 //! - [`DmControl`]: create, load, suspend, resume, remove, status, messages,
 //!   with [`TableLine`] tables and /dev/mapper nodes when udev is absent;
-//! - typed targets: [`SnapshotOriginTargetParams`], [`SnapshotTargetParams`]
-//!   (`snapshot` and `snapshot-merge`) and [`SnapshotTargetStatus`] with LVM's
-//!   [`Percent`]; thin pools and thin devices come from the `devicemapper`
-//!   crate, with [`thin_create_snap`] for snapshots;
+//! - typed targets, one file each, whose `Display` and `FromStr` are the
+//!   kernel's table syntax: [`LinearTargetParams`], [`StripedTargetParams`],
+//!   [`SnapshotOriginTargetParams`], [`SnapshotTargetParams`] (`snapshot`
+//!   and `snapshot-merge`, with [`SnapshotTargetStatus`] and LVM's
+//!   [`Percent`]), [`ThinPoolTargetParams`] (with [`ThinPoolMessage`]) and
+//!   [`ThinTargetParams`], with [`thin_create_snap`] for snapshots;
 //! - LVM names and UUIDs: [`LvmDmName`], [`LvmDmUuid`], [`LvmId`];
 //! - event waits: [`DmControl::wait_event`];
 //! - [`Undo`]: multi-step changes taken back, newest first, unless they
@@ -19,18 +21,23 @@ mod direct_io;
 mod error;
 mod event;
 pub mod exception_store;
+mod linear;
 mod name;
 mod node;
 mod percent;
 mod snapshot;
+mod striped;
+mod target;
 mod thin;
 pub mod thin_metadata;
+mod thin_pool;
 mod undo;
 
 pub use device::{DmControl, Info, Suspend, Suspended, TableLine, table_size};
 pub use direct_io::{DirectReader, ReadAt};
 pub use error::{Error, Result};
 pub use event::{EventWaiter, WaitOutcome};
+pub use linear::{LINEAR, LinearTargetParams};
 pub use name::{
     DM_NAME_MAX, LVM_NAME_MAX, LvmDmName, LvmDmUuid, LvmId, check_dm_name, check_dm_uuid,
     check_lvm_name, layer_name, layer_uuid,
@@ -41,9 +48,14 @@ pub use snapshot::{
     ChunkSize, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN, SnapshotOriginTargetParams,
     SnapshotTargetParams, SnapshotTargetStatus, SnapshotUsage,
 };
+pub use striped::{STRIPED, Stripe, StripedTargetParams};
 pub use thin::{
-    ThinSnapshotSpec, parse_thin_pool_status, thin_check_id_free, thin_create, thin_create_snap,
-    thin_create_snaps, thin_delete, thin_message_replay, thin_pool_status, thin_set_transaction_id,
-    thin_status, thin_table, thin_undo_snaps,
+    THIN, ThinSnapshotSpec, ThinTargetParams, thin_check_id_free, thin_create, thin_create_snap,
+    thin_create_snaps, thin_delete, thin_message_replay, thin_set_transaction_id, thin_status,
+    thin_undo_snaps,
+};
+pub use thin_pool::{
+    THIN_POOL, ThinPoolBlockSize, ThinPoolFeatures, ThinPoolMessage, ThinPoolTargetParams,
+    parse_thin_pool_status, thin_pool_message, thin_pool_status,
 };
 pub use undo::Undo;

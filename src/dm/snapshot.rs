@@ -8,6 +8,7 @@ use devicemapper::{Device, Sectors, TargetParams, TargetTypeBuf};
 
 use super::error::{Error, Result};
 use super::percent::Percent;
+use super::target::{parse_device, target_type};
 
 /// Target type of the origin of COW snapshots.
 pub const SNAPSHOT_ORIGIN: &str = "snapshot-origin";
@@ -56,23 +57,6 @@ impl Default for ChunkSize {
     fn default() -> Self {
         Self::MIN
     }
-}
-
-/// Parses `major:minor` without panicking.
-pub(crate) fn parse_device(s: &str) -> Option<Device> {
-    let (ma, mi) = s.split_once(':')?;
-    Some(Device {
-        major: ma.parse().ok()?,
-        minor: mi.parse().ok()?,
-    })
-}
-
-fn target_type(s: &str) -> TargetTypeBuf {
-    // Only called with our constant names (at most 15 bytes), which
-    // TargetTypeBuf always takes: neither branch can fail.
-    TargetTypeBuf::new(s.to_string()).unwrap_or_else(|_| {
-        TargetTypeBuf::new("error".to_string()).unwrap_or_else(|_| unreachable!())
-    })
 }
 
 /// Parameters of `snapshot-origin <origin>`: the device holding the origin's

@@ -1,15 +1,87 @@
-//! Thin snapshots, on the devicemapper crate's thin-pool and thin types.
+//! The `thin` target (`thin <pool> <id> [<external origin>]`) and its
+//! status, and thin snapshots made through the pool's messages.
 //!
 //! A thin snapshot is a pool message, `create_snap <new> <origin>`, sent
 //! while the origin thin device (if active) is suspended with a freeze and
 //! flush so the snapshot holds everything written before. LVM also bumps the
 //! pool's transaction id with it (`set_transaction_id <old> <new>`).
 
-use devicemapper::{DmName, Sectors, ThinDevId, ThinPoolStatus, ThinStatus};
+use std::fmt;
+use std::str::FromStr;
 
-use super::device::{DmControl, Suspend, TableLine};
+use devicemapper::{
+    Device, DmName, TargetParams, TargetTypeBuf, ThinDevId, ThinPoolStatus, ThinStatus,
+};
+
+use super::device::{DmControl, Suspend};
 use super::error::{Error, Result};
+use super::target::{Fields, target_type};
+use super::thin_pool::{
+    ThinPoolMessage, ThinPoolTargetParams, thin_pool_message, thin_pool_status,
+};
 use crate::ErrorKind;
+
+/// Target type of a thin device of a pool.
+pub const THIN: &str = "thin";
+
+/// Parameters of `thin <pool> <id> [<external origin>]`: thin device `id`
+/// of the pool, reading what it never wrote from `external_origin`.
+///
+/// ```
+/// use lvsnap::dm::ThinTargetParams;
+/// let p: ThinTargetParams = "thin 254:2 7".parse()?;
+/// assert_eq!(u32::from(p.id), 7);
+/// assert_eq!(p.to_string(), "thin 254:2 7");
+/// assert!("thin 254:2 16777216".parse::<ThinTargetParams>().is_err());
+/// # Ok::<(), lvsnap::dm::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThinTargetParams {
+    /// The pool device (`thin-pool`).
+    pub pool: Device,
+    /// The thin device's id in the pool.
+    pub id: ThinDevId,
+    /// A read-only device beneath it, if any.
+    pub external_origin: Option<Device>,
+}
+
+impl fmt::Display for ThinTargetParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{THIN} {}", self.param_str())
+    }
+}
+
+impl FromStr for ThinTargetParams {
+    type Err = Error;
+    /// Parses `thin <maj:min> <id> [<maj:min>]` as the kernel's table shows it.
+    fn from_str(s: &str) -> Result<Self> {
+        let mut f = Fields::of(s, THIN, "thin table")?;
+        let pool = f.device()?;
+        let id = f.number()?;
+        let external_origin = match f.maybe() {
+            Some(d) => Some(super::target::parse_device(d).ok_or_else(|| f.bad())?),
+            None => None,
+        };
+        f.end()?;
+        Ok(ThinTargetParams {
+            pool,
+            id,
+            external_origin,
+        })
+    }
+}
+
+impl TargetParams for ThinTargetParams {
+    fn param_str(&self) -> String {
+        match self.external_origin {
+            Some(o) => format!("{} {} {o}", self.pool, self.id),
+            None => format!("{} {}", self.pool, self.id),
+        }
+    }
+    fn target_type(&self) -> TargetTypeBuf {
+        target_type(THIN)
+    }
+}
 
 /// A request for a thin snapshot.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +168,8 @@ pub fn thin_create_snaps(
     let mut made = Vec::with_capacity(snaps.len());
     let r = (|| {
         for &(snap, origin) in snaps {
-            dm.message(pool, &format!("create_snap {snap} {origin}"))?;
+            let msg = ThinPoolMessage::CreateSnap { id: snap, origin };
+            thin_pool_message(dm, pool, &msg)?;
             made.push(snap);
         }
         match transaction {
@@ -147,20 +220,17 @@ pub fn thin_undo_snaps(
 /// (an older metadata restored, as LVM's thin-errors test does): that is
 /// refused as LVM refuses it, never handed to the new LV. Returns whether
 /// the message was sent now.
-pub fn thin_message_replay(dm: &DmControl, pool: &DmName, msg: &str) -> Result<bool> {
-    let done_errno = if msg.starts_with("delete ") {
-        libc::ENODATA
-    } else if msg.starts_with("create_") {
-        libc::EEXIST
-    } else {
-        0
+pub fn thin_message_replay(dm: &DmControl, pool: &DmName, msg: &ThinPoolMessage) -> Result<bool> {
+    let done_errno = match msg {
+        ThinPoolMessage::Delete(_) => libc::ENODATA,
+        ThinPoolMessage::CreateThin(_) | ThinPoolMessage::CreateSnap { .. } => libc::EEXIST,
+        _ => 0,
     };
-    match dm.message(pool, msg) {
-        Ok(_) => Ok(true),
+    match thin_pool_message(dm, pool, msg) {
+        Ok(()) => Ok(true),
         Err(e) if done_errno != 0 && e.errno() == Some(done_errno) => {
-            if done_errno == libc::EEXIST {
-                let id = msg.split_whitespace().nth(1).and_then(|i| i.parse().ok());
-                let Some(id) = id else { return Err(e) };
+            if let Some(id) = msg.created() {
+                let id = u64::from(u32::from(id));
                 if !made_this_transaction(dm, pool, id)? {
                     return Err(foreign_device(pool, id));
                 }
@@ -211,19 +281,23 @@ pub fn thin_check_id_free(dm: &DmControl, pool: &DmName, id: u64) -> Result<()> 
 /// snapshot. One already held (by another reader) may predate the device,
 /// so that is an error, not a guess.
 fn created_in(dm: &DmControl, pool: &DmName, id: u64) -> Result<Option<u64>> {
-    let meta: devicemapper::Device = dm
-        .table(pool)?
-        .first()
-        .and_then(|t| t.params.split_whitespace().next())
-        .and_then(|d| d.parse().ok())
-        .ok_or_else(|| Error::state(pool, ErrorKind::Corrupt, "no metadata device in its table"))?;
+    let meta = match dm.table(pool)?.as_slice() {
+        [t] => t.params_as::<ThinPoolTargetParams>()?.metadata,
+        _ => {
+            return Err(Error::state(
+                pool,
+                ErrorKind::Corrupt,
+                "not one thin-pool line",
+            ));
+        }
+    };
     let (name, _) = dm
         .list()?
         .into_iter()
         .find(|(_, d)| *d == meta)
         .ok_or_else(|| Error::state(pool, ErrorKind::NotFound, "its metadata device is gone"))?;
     let reader = super::DirectReader::open(&super::ensure_node(&name, meta)?)?;
-    dm.message(pool, "reserve_metadata_snap")?;
+    thin_pool_message(dm, pool, &ThinPoolMessage::ReserveMetadataSnap)?;
     // The live superblock may be torn by a commit as it is read: try again.
     let read = || {
         super::thin_metadata::ThinMetadata::open_held(&reader)
@@ -236,7 +310,7 @@ fn created_in(dm: &DmControl, pool: &DmName, id: u64) -> Result<Option<u64>> {
         }
         got = read();
     }
-    let released = dm.message(pool, "release_metadata_snap");
+    let released = thin_pool_message(dm, pool, &ThinPoolMessage::ReleaseMetadataSnap);
     let made = got?;
     released?;
     Ok(made)
@@ -244,69 +318,69 @@ fn created_in(dm: &DmControl, pool: &DmName, id: u64) -> Result<Option<u64>> {
 
 /// Sends `set_transaction_id <old> <new>` to a pool.
 pub fn thin_set_transaction_id(dm: &DmControl, pool: &DmName, old: u64, new: u64) -> Result<()> {
-    dm.message(pool, &format!("set_transaction_id {old} {new}"))
-        .map(|_| ())
+    thin_pool_message(dm, pool, &ThinPoolMessage::SetTransactionId { old, new })
 }
 
 /// Creates a new, empty thin device `id` in the pool (`create_thin`).
 pub fn thin_create(dm: &DmControl, pool: &DmName, id: ThinDevId) -> Result<()> {
-    dm.message(pool, &format!("create_thin {id}")).map(|_| ())
+    thin_pool_message(dm, pool, &ThinPoolMessage::CreateThin(id))
 }
 
 /// Deletes thin device `id` from the pool (`delete`); it must not be active.
 pub fn thin_delete(dm: &DmControl, pool: &DmName, id: ThinDevId) -> Result<()> {
-    dm.message(pool, &format!("delete {id}")).map(|_| ())
-}
-
-/// The table of a thin device `id` of `size` sectors in the pool `pool`.
-pub fn thin_table(pool: devicemapper::Device, id: ThinDevId, size: Sectors) -> TableLine {
-    TableLine::new(Sectors(0), size, "thin", format!("{pool} {id}"))
-}
-
-/// The status of a thin pool (transaction id, data and metadata usage).
-pub fn thin_pool_status(dm: &DmControl, pool: &DmName) -> Result<ThinPoolStatus> {
-    let s = dm.status_of(pool, "thin-pool", ErrorKind::InvalidArgument)?;
-    parse_thin_pool_status(&s)
-}
-
-/// Parses a thin-pool status line. devicemapper 0.34 indexes the
-/// `used/total` pairs without checking them (a panic on `0 1 2 ...`, found
-/// by fuzzing): such a line is refused before it gets there. The fields are
-/// split on single spaces, as devicemapper splits them, so that a doubled
-/// space cannot shift which field is checked.
-pub fn parse_thin_pool_status(s: &str) -> Result<ThinPoolStatus> {
-    let f: Vec<&str> = s.split(' ').collect();
-    if f.len() >= 8 && !(f[1].contains('/') && f[2].contains('/')) {
-        return Err(Error::parse("thin-pool status", s));
-    }
-    s.parse().map_err(|_| Error::parse("thin-pool status", s))
+    thin_pool_message(dm, pool, &ThinPoolMessage::Delete(id))
 }
 
 /// The status of a thin device (mapped sectors).
 pub fn thin_status(dm: &DmControl, thin: &DmName) -> Result<ThinStatus> {
-    let s = dm.status_of(thin, "thin", ErrorKind::InvalidArgument)?;
+    let s = dm.status_of(thin, THIN, ErrorKind::InvalidArgument)?;
     s.parse().map_err(|_| Error::parse("thin status", &s))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
-    fn pool_status_with_shifted_fields_is_an_error_not_a_panic() {
-        // Found by fuzzing: a doubled space puts a field without '/' where
-        // devicemapper indexes a `used/total` pair.
-        let s = "0 11 02/410/1600- rwscard_pa_passdown  ueue_if_no_space - 103-";
-        assert!(parse_thin_pool_status(s).is_err());
-        assert!(parse_thin_pool_status("0 1 2 3 4 5 6 7").is_err());
+    fn tables_round_trip_and_bad_ones_are_refused() {
+        let dev = |minor| Device { major: 254, minor };
+        let p = ThinTargetParams {
+            pool: dev(2),
+            id: ThinDevId::new_u64(2).unwrap(),
+            external_origin: None,
+        };
+        assert_eq!(p.param_str(), "254:2 2");
+        assert_eq!(p.to_string().parse::<ThinTargetParams>().unwrap(), p);
+        let ext = ThinTargetParams {
+            external_origin: Some(dev(9)),
+            ..p
+        };
+        assert_eq!(ext.to_string(), "thin 254:2 2 254:9");
+        assert_eq!(ext.to_string().parse::<ThinTargetParams>().unwrap(), ext);
+        for bad in [
+            "",
+            "thin",
+            "thin 254:2",
+            "thin 254:2 x",
+            "thin 254:2 -1",
+            "thin 254:2 16777216",
+            "thin 254:2 2 254",
+            "thin 254:2 2 254:9 1",
+            "thin 254 2",
+            "thin-pool 254:2 2",
+        ] {
+            let e = bad.parse::<ThinTargetParams>().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{bad:?}");
+        }
     }
 
-    #[test]
-    fn pool_status_of_the_kernel_parses() {
-        let s = "1 11/1024 0/1600 - rw discard_passdown queue_if_no_space - 1024";
-        let ThinPoolStatus::Working(w) = parse_thin_pool_status(s).unwrap() else {
-            panic!("not Working");
-        };
-        assert_eq!(w.transaction_id, 1);
+    proptest! {
+        #[test]
+        fn parser_never_panics(s in "(thin)? ?[0-9: a-z]{0,24}") {
+            if let Ok(p) = s.parse::<ThinTargetParams>() {
+                prop_assert_eq!(p.to_string().parse::<ThinTargetParams>().unwrap(), p);
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ use devicemapper::{DmName, ThinDevId, ThinPoolStatus};
 use super::Error as SnapError;
 use super::rollback::{Rollback, RollbackState};
 use super::vg::{Session, VolumeGroup};
-use crate::activate::Layer;
+use crate::activate::{self, Layer};
 use crate::dm::{self, DmControl, Suspend, TableLine, table_size};
 use crate::error::Result;
 use crate::lvm::flags::LvFlags;
@@ -139,7 +139,7 @@ impl VolumeGroup {
         let thin_line = |dev: &DmName, tid: ThinDevId| -> Result<(Vec<TableLine>, bool)> {
             let size = table_size(&dm.table(dev)?);
             let ro = dm.info(dev)?.read_only;
-            Ok((vec![dm::thin_table(pool_dev, tid, size)], ro))
+            Ok((activate::thin_lv_table(pool_dev, tid, size), ro))
         };
         let kept = match new_id {
             Some(n) if snap_live => Some((n, Some(thin_line(&snap_dev, n)?))),

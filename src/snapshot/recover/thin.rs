@@ -271,40 +271,19 @@ impl VolumeGroup {
     ) -> Result<()> {
         let vg = s.md.vg();
         for m in messages {
-            match m {
-                ThinMessage::Delete(id) => {
-                    dm::thin_message_replay(dm, tpool, &format!("delete {id}"))?;
-                }
-                ThinMessage::Create(name) => {
-                    let Some(thin) = vg.lv(name) else { continue };
-                    let Some((_, id)) = thin.thin() else { continue };
-                    match thin.thin_origin() {
-                        None => {
-                            dm::thin_message_replay(dm, tpool, &format!("create_thin {id}"))?;
-                        }
-                        Some(o) => {
-                            let Some((_, oid)) = vg.lv(o).and_then(|l| l.thin()) else {
-                                continue;
-                            };
-                            let odev = self.dm_name(o, None)?;
-                            let g = if dm.exists(&odev)? {
-                                Some(dm.suspend_guard(&odev, Suspend::FREEZE)?)
-                            } else {
-                                None
-                            };
-                            let r = dm::thin_message_replay(
-                                dm,
-                                tpool,
-                                &format!("create_snap {id} {oid}"),
-                            );
-                            if let Some(g) = g {
-                                g.resume()?;
-                            }
-                            r?;
-                        }
-                    }
-                }
+            let Some(q) = crate::activate::queued_message(vg, m)? else {
+                continue;
+            };
+            let odev = q.origin.map(|o| self.dm_name(o, None)).transpose()?;
+            let g = match &odev {
+                Some(o) if dm.exists(o)? => Some(dm.suspend_guard(o, Suspend::FREEZE)?),
+                _ => None,
+            };
+            let r = dm::thin_message_replay(dm, tpool, &q.message);
+            if let Some(g) = g {
+                g.resume()?;
             }
+            r?;
         }
         Ok(())
     }

@@ -10,6 +10,10 @@
 //! - [`cow`]: a COW snapshot's life as LVM lays it out ([`CowDevices`],
 //!   [`CowMerge`]): create, status, wait, merge back, grow, tear down;
 //!   what an origin maps now ([`origin_target`]) and its merge's status;
+//! - [`snapshot_live`], [`origin_live`], [`cow_live_status`]: what the
+//!   kernel has live for a COW snapshot and its origin, typed; with the
+//!   repairs recovery makes of them ([`restore_origin_top`],
+//!   [`remove_snapshot_aware`], [`same_table`]);
 //! - [`Layer`]: the layers LVM stacks (`-real`, `-cow`, `-tpool`, ...), the
 //!   only place their names are spelt; plans carry typed targets
 //!   ([`PlannedTarget`]: the `dm` params types);
@@ -23,6 +27,7 @@ mod error;
 mod exec;
 mod layer;
 mod links;
+mod live;
 mod merge;
 mod plan;
 mod pvs;
@@ -36,6 +41,10 @@ pub use exec::{
 pub use layer::Layer;
 pub(crate) use links::{ensure_link, remove_link};
 pub use links::{lv_link, vg_dir};
+pub use live::{
+    OriginLive, OriginTop, SnapshotLive, UnreadableStatus, cow_live_status, is_merge_table,
+    origin_live, real_layer, remove_snapshot_aware, restore_origin_top, same_table, snapshot_live,
+};
 pub use merge::{CowMerge, MergeProgress, merge_status};
 pub use plan::{
     Area, DevRef, Plan, PlannedDevice, PlannedLine, PlannedTarget, PvMap, Role, Step, dm_name,

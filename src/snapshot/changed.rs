@@ -39,7 +39,7 @@ use std::collections::HashSet;
 
 use super::Error as SnapError;
 use super::vg::{Session, VolumeGroup};
-use crate::activate::Layer;
+use crate::activate::{self, Layer, SnapshotLive, UnreadableStatus};
 use crate::dm::exception_store::{self, Exception};
 use crate::dm::thin_metadata::{BlockRun, ThinMetadata};
 use crate::dm::{self, DirectReader, DmControl, ReadAt};
@@ -340,24 +340,20 @@ impl VolumeGroup {
     fn still_valid(&self, dm: &DmControl, snap: &CowSnapshot) -> Result<()> {
         let full = format!("{}/{}", self.name(), snap.name);
         let dev = self.dm_name(&snap.name, None)?;
-        match dm.single_status_if_exists(&dev)? {
-            None => Err(SnapError::Unsupported(format!(
+        match activate::snapshot_live(dm, &dev)? {
+            SnapshotLive::Absent => Err(SnapError::Unsupported(format!(
                 "snapshot {full} is not active: activate its origin (lvchange -ay) first"
             ))
             .into()),
-            Some((ty, params)) if ty == dm::SNAPSHOT => {
-                match params.parse::<dm::SnapshotTargetStatus>() {
-                    Ok(dm::SnapshotTargetStatus::Active(_)) => Ok(()),
-                    Ok(_) => Err(invalid(&full)),
-                    Err(_) => Err(dm::Error::state(
-                        &dev,
-                        ErrorKind::Corrupt,
-                        format!("snapshot status {params:?} does not parse"),
-                    )
-                    .into()),
-                }
-            }
-            Some((ty, _)) => Err(SnapError::Busy(format!(
+            SnapshotLive::Snapshot(dm::SnapshotTargetStatus::Active(_)) => Ok(()),
+            SnapshotLive::Snapshot(_) => Err(invalid(&full)),
+            SnapshotLive::Unreadable(UnreadableStatus(params)) => Err(dm::Error::state(
+                &dev,
+                ErrorKind::Corrupt,
+                format!("snapshot status {params:?} does not parse"),
+            )
+            .into()),
+            SnapshotLive::Other(ty) => Err(SnapError::Busy(format!(
                 "snapshot {full} has a {ty} target, not a snapshot (merging?)"
             ))
             .into()),

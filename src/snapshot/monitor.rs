@@ -10,7 +10,8 @@ use devicemapper::DmNameBuf;
 use super::vg::VolumeGroup;
 use super::{Error as SnapError, ExtendSize};
 use crate::ErrorKind;
-use crate::dm::{self, DmControl, EventWaiter, Percent, SnapshotTargetStatus};
+use crate::activate::{self, OriginLive, SnapshotLive};
+use crate::dm::{DmControl, EventWaiter, Percent, SnapshotTargetStatus};
 use crate::error::Result;
 use crate::units::Bytes;
 
@@ -341,10 +342,12 @@ impl Monitor {
             if w.merged_told {
                 return Ok(());
             }
-            let Some((ty, params)) = self.dm.single_status_if_exists(&w.origin_dev)? else {
-                return Ok(());
+            let done = match activate::origin_live(&self.dm, &w.origin_dev)? {
+                OriginLive::Merging(st) => st.merge_done(),
+                OriginLive::Unreadable(u) => return Err(u.error().into()),
+                _ => false,
             };
-            if ty == dm::SNAPSHOT_MERGE && params.parse::<SnapshotTargetStatus>()?.merge_done() {
+            if done {
                 let w = &mut self.watched[i];
                 w.merged_told = true;
                 self.pending.push_back(MonitorEvent::Merged {
@@ -355,14 +358,15 @@ impl Monitor {
             }
             return Ok(());
         }
-        let Some((ty, params)) = self.dm.single_status_if_exists(&w.snap_dev)? else {
+        let st = match activate::snapshot_live(&self.dm, &w.snap_dev)? {
             // Not active: nothing fills it.
-            return Ok(());
+            SnapshotLive::Absent => return Ok(()),
+            SnapshotLive::Snapshot(st) => st,
+            SnapshotLive::Unreadable(u) => return Err(u.error().into()),
+            SnapshotLive::Other(ty) => {
+                return Err(SnapError::Busy(format!("{} has a {ty} target", &*w.snap_dev)).into());
+            }
         };
-        if ty != dm::SNAPSHOT {
-            return Err(SnapError::Busy(format!("{} has a {ty} target", &*w.snap_dev)).into());
-        }
-        let st: SnapshotTargetStatus = params.parse()?;
         if st.is_invalid() || st == SnapshotTargetStatus::Overflow {
             if !w.invalid_told {
                 let w = &mut self.watched[i];

@@ -8,6 +8,7 @@ use devicemapper::ThinStatus;
 
 use super::vg::{Session, VolumeGroup};
 use super::{Error as SnapError, SnapshotStatus, State};
+use crate::activate;
 use crate::dm::{self, DmControl, Percent};
 use crate::error::Result;
 use crate::lvm::vg::{CowSnapshot, Lv};
@@ -116,21 +117,13 @@ impl VolumeGroup {
         snap: &CowSnapshot,
     ) -> Result<Option<dm::SnapshotTargetStatus>> {
         let snap_dev = self.dm_name(&snap.name, None)?;
-        if let Some((ty, params)) = dm.single_status_if_exists(&snap_dev)? {
-            if ty == dm::SNAPSHOT {
-                return Ok(params.parse().ok());
-            }
-        }
-        // While merging, the origin carries the snapshot-merge status.
-        if snap.merging {
-            let origin_dev = self.dm_name(&snap.origin, None)?;
-            if let Some((ty, params)) = dm.single_status_if_exists(&origin_dev)? {
-                if ty == dm::SNAPSHOT_MERGE {
-                    return Ok(params.parse().ok());
-                }
-            }
-        }
-        Ok(None)
+        let origin_dev = self.dm_name(&snap.origin, None)?;
+        Ok(activate::cow_live_status(
+            dm,
+            &snap_dev,
+            &origin_dev,
+            snap.merging,
+        )?)
     }
 
     fn thin_status(&self, s: &Session, lv: &Lv, dm: Option<&DmControl>) -> Result<SnapshotStatus> {

@@ -3,12 +3,12 @@
 
 use std::collections::HashSet;
 
-use devicemapper::{Device, DmNameBuf};
+use devicemapper::DmNameBuf;
 
 use super::super::vg::{Session, VolumeGroup};
 use super::{RecoveryReport, RepairKind, VgDev, lv_names_by_id};
-use crate::activate::Layer;
-use crate::dm::{self, DmControl, LvmDmName, Suspend, TableLine};
+use crate::activate::{self, Layer, OriginTarget, OriginTop};
+use crate::dm::{DmControl, LvmDmName};
 use crate::error::Result;
 use crate::lvm::vg::SegmentKind;
 
@@ -27,14 +27,10 @@ impl VolumeGroup {
             let Some(lv) = by_id.get(&d.lv_id) else {
                 continue;
             };
-            let Ok(table) = dm.table(&d.name) else {
+            let Ok(ty) = activate::origin_target(dm, &d.name) else {
                 continue;
             };
-            let ty = match table.as_slice() {
-                [l] => l.target_type.as_str(),
-                _ => "",
-            };
-            if ty != dm::SNAPSHOT_ORIGIN && ty != dm::SNAPSHOT_MERGE {
+            if let OriginTarget::Other(_) = ty {
                 if vg.is_origin(lv) {
                     let snaps: Vec<String> =
                         vg.snapshots_of(lv).into_iter().map(|c| c.name).collect();
@@ -49,7 +45,7 @@ impl VolumeGroup {
             }
             let snaps = vg.snapshots_of(lv);
             let merging = snaps.iter().find(|c| c.merging);
-            let real = dm::layer_name(&d.name, Layer::Real.as_str())?;
+            let real = activate::real_layer(&d.name)?;
             let real_dev = match devs.iter().find(|x| *x.name == *real) {
                 Some(x) => x.info.device,
                 None => {
@@ -60,25 +56,21 @@ impl VolumeGroup {
                     continue;
                 }
             };
-            let want: Option<Vec<TableLine>> = if snaps.is_empty() {
+            let want = if snaps.is_empty() {
                 // No snapshot left: plain again, with the table -real has.
-                Some(dm.table(&real)?)
-            } else if merging.is_none() && ty == dm::SNAPSHOT_MERGE {
-                let size = dm::table_size(&table);
-                Some(vec![origin_line(size, real_dev)])
+                Some(OriginTop::Plain)
+            } else if merging.is_none() && ty == OriginTarget::Merging {
+                Some(OriginTop::Origin)
             } else {
                 None
             };
             if let Some(want) = want {
                 let ro = d.info.read_only;
-                dm.load(&d.name, &want, ro)?;
-                let mut g = dm.suspend_guard(&d.name, Suspend::FLUSH)?;
-                g.keep_on_drop();
-                g.resume()?;
+                activate::restore_origin_top(dm, &d.name, &real, real_dev, want, ro)?;
                 rep.did(RepairKind::RestoredOriginTable, &*d.name);
                 continue;
             }
-            if let (Some(m), true) = (merging, ty == dm::SNAPSHOT_ORIGIN) {
+            if let (Some(m), OriginTarget::Origin) = (merging, &ty) {
                 let snap_dev = self.dm_name(&m.name, None)?;
                 let open = d.info.open_count > 0
                     || devs
@@ -92,7 +84,7 @@ impl VolumeGroup {
                     );
                     continue;
                 }
-                match crate::activate::CowDevices::open(dm, &d.name, &snap_dev)
+                match activate::CowDevices::open(dm, &d.name, &snap_dev)
                     .and_then(|c| c.start_merge(dm))
                 {
                     Ok(_) => rep.did(
@@ -190,49 +182,10 @@ impl VolumeGroup {
 
     /// Removes `name`; a `snapshot` device with its origin suspended.
     fn remove_one(&self, dm: &DmControl, devs: &[VgDev], name: &DmNameBuf) -> Result<()> {
-        let real = match dm.table(name).ok().as_deref() {
-            Some([l]) if l.target_type == dm::SNAPSHOT => {
-                l.params.split_whitespace().next().and_then(parse_dev)
-            }
-            _ => None,
-        };
-        let origin = real.and_then(|r| {
-            devs.iter().find(|o| {
-                o.layer.is_none()
-                    && o.name != *name
-                    && matches!(dm.table(&o.name).ok().as_deref(),
-                        Some([l]) if l.target_type == dm::SNAPSHOT_ORIGIN
-                            && l.params.split_whitespace().next().and_then(parse_dev) == Some(r))
-            })
-        });
-        match origin {
-            Some(o) => {
-                let g = dm.suspend_guard(&o.name, Suspend::FLUSH)?;
-                let r = dm.remove(name);
-                g.resume()?;
-                r?;
-            }
-            None => dm.remove(name)?,
-        }
-        Ok(())
+        let tops = devs
+            .iter()
+            .filter(|o| o.layer.is_none())
+            .map(|o| o.name.as_ref());
+        Ok(activate::remove_snapshot_aware(dm, name, tops)?)
     }
-}
-
-/// The `snapshot-origin` line over `real`.
-fn origin_line(size: devicemapper::Sectors, real: Device) -> TableLine {
-    use devicemapper::TargetParams;
-    TableLine::new(
-        devicemapper::Sectors(0),
-        size,
-        dm::SNAPSHOT_ORIGIN,
-        dm::SnapshotOriginTargetParams { real }.param_str(),
-    )
-}
-
-fn parse_dev(s: &str) -> Option<Device> {
-    let (a, b) = s.split_once(':')?;
-    Some(Device {
-        major: a.parse().ok()?,
-        minor: b.parse().ok()?,
-    })
 }

@@ -7,6 +7,7 @@ use devicemapper::{Device, DmNameBuf};
 
 use super::super::vg::{Session, VolumeGroup};
 use super::{RecoveryReport, RepairKind, VgDev, lv_names_by_id, same_table, wanted_table};
+use crate::activate;
 use crate::dm::{self, DmControl};
 use crate::error::Result;
 
@@ -60,8 +61,7 @@ impl VolumeGroup {
             // maps nothing, yet LVM counts it active (and refuses to
             // activate the LV's users): removed.
             if d.info.live_table || keep {
-                let merge =
-                    kept.is_some_and(|t| t.iter().any(|l| l.target_type == dm::SNAPSHOT_MERGE));
+                let merge = kept.is_some_and(|t| activate::is_merge_table(&t));
                 pending.push((d, merge));
             } else if d.info.open_count == 0 {
                 dm.remove(&d.name)?;

@@ -5,10 +5,12 @@
 use devicemapper::{Device, DmName, DmNameBuf, Sectors};
 
 use super::layer::Layer;
+use super::plan::dm_name;
 use crate::dm::{
     DmControl, Error, Result, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
     SnapshotOriginTargetParams, SnapshotTargetStatus, Suspend, TableLine, layer_name, table_size,
 };
+use crate::lvm::vg::{SegmentKind, Vg};
 
 /// A `snapshot` or `snapshot-merge` status the kernel printed that does
 /// not parse (its text).
@@ -105,6 +107,32 @@ pub fn is_merge_table(table: &[TableLine]) -> bool {
 /// The name of the `-real` layer under the origin device `origin`.
 pub fn real_layer(origin: &DmName) -> Result<DmNameBuf> {
     layer_name(origin, Layer::Real.as_str())
+}
+
+/// Whether the layer device `layer` (its DM UUID suffix) of LV `lv` is
+/// one the metadata has no use for, as LVM lays layers out: a `-real` of
+/// an LV that is no origin, a `-cow` of an LV that is no COW store, a
+/// pool's `-tmeta` or `-tdata` whose pool device is not live (`is_live`).
+pub fn unwanted_layer(vg: &Vg, lv: &str, layer: &str, is_live: impl Fn(&DmName) -> bool) -> bool {
+    match Layer::parse(layer) {
+        Some(Layer::Real) => !vg.is_origin(lv),
+        Some(Layer::Cow) => vg.cow_snapshot(lv).is_none(),
+        // A pool's data or metadata layer left without its pool (a
+        // deactivation or activation cut short): LVM counts the
+        // component active and refuses to activate the pool.
+        Some(Layer::Tmeta | Layer::Tdata) => {
+            let pool = vg.lvs.iter().find(|p| {
+                matches!(p.segments.first().map(|g| &g.kind),
+                    Some(SegmentKind::ThinPool { metadata, pool: data, .. })
+                        if metadata == lv || data == lv)
+            });
+            match pool.map(|p| dm_name(vg, &p.name, Some(Layer::Tpool))) {
+                Some(Ok(t)) => !is_live(t.as_dm_name()),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
 }
 
 /// The top table an origin goes back to, as the metadata gives it.

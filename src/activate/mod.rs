@@ -44,6 +44,7 @@ pub use links::{lv_link, vg_dir};
 pub use live::{
     OriginLive, OriginTop, SnapshotLive, UnreadableStatus, cow_live_status, is_merge_table,
     origin_live, real_layer, remove_snapshot_aware, restore_origin_top, same_table, snapshot_live,
+    unwanted_layer,
 };
 pub use merge::{CowMerge, MergeProgress, merge_status};
 pub use plan::{

@@ -7,10 +7,9 @@ use devicemapper::DmNameBuf;
 
 use super::super::vg::{Session, VolumeGroup};
 use super::{RecoveryReport, RepairKind, VgDev, lv_names_by_id};
-use crate::activate::{self, Layer, OriginTarget, OriginTop};
+use crate::activate::{self, OriginTarget, OriginTop};
 use crate::dm::{DmControl, LvmDmName};
 use crate::error::Result;
-use crate::lvm::vg::SegmentKind;
 
 impl VolumeGroup {
     /// Step 2: each active origin's top table as the metadata gives it.
@@ -116,25 +115,9 @@ impl VolumeGroup {
             let Some(lv) = by_id.get(&d.lv_id) else {
                 return true;
             };
-            match d.layer.as_deref().and_then(Layer::parse) {
-                Some(Layer::Real) => !vg.is_origin(lv),
-                Some(Layer::Cow) => vg.cow_snapshot(lv).is_none(),
-                // A pool's data or metadata layer left without its pool (a
-                // deactivation or activation cut short): LVM counts the
-                // component active and refuses to activate the pool.
-                Some(Layer::Tmeta | Layer::Tdata) => {
-                    let pool = vg.lvs.iter().find(|p| {
-                        matches!(p.segments.first().map(|g| &g.kind),
-                            Some(SegmentKind::ThinPool { metadata, pool: data, .. })
-                                if metadata == lv || data == lv)
-                    });
-                    match pool.map(|p| self.dm_name(&p.name, Some(Layer::Tpool))) {
-                        Some(Ok(t)) => !devs.iter().any(|x| *x.name == *t.as_dm_name()),
-                        _ => false,
-                    }
-                }
-                _ => false,
-            }
+            d.layer.as_deref().is_some_and(|layer| {
+                activate::unwanted_layer(vg, lv, layer, |t| devs.iter().any(|x| *x.name == *t))
+            })
         };
         // A snapshot device no metadata snapshot uses is stray too, and so
         // is what it uses.

@@ -128,7 +128,7 @@ impl ChangedBlocks {
     }
 }
 
-/// An exception store read from an active snapshot's `-cow` device.
+/// An exception store read from an active snapshot's store layer.
 struct OpenStore {
     reader: DirectReader,
     chunk_bytes: u64,

@@ -56,7 +56,7 @@ impl VolumeGroup {
                 }
             };
             let want = if snaps.is_empty() {
-                // No snapshot left: plain again, with the table -real has.
+                // No snapshot left: plain again, as its data layer maps.
                 Some(OriginTop::Plain)
             } else if merging.is_none() && ty == OriginTarget::Merging {
                 Some(OriginTop::Origin)

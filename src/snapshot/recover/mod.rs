@@ -9,10 +9,11 @@
 //!    if it is the one the committed metadata gives the device (the run
 //!    died after its commit), else with its live one (the table dropped);
 //! 2. each active origin gets the top table the metadata gives it: plain
-//!    once it has no snapshot left, `snapshot-origin` while it has some; a
+//!    once it has no snapshot left, an origin target while it has some; a
 //!    merge recorded but not running is started (when nothing is open);
-//! 3. devices the metadata does not have (an LV id it lacks, a `-real` of
-//!    an LV with no snapshot, a `-cow` of an LV that is no COW store) are
+//! 3. devices the metadata does not have (an LV id it lacks, a data layer
+//!    of an LV with no snapshot, a store layer of an LV that is no COW
+//!    store: [`activate::unwanted_layer`](crate::activate::unwanted_layer)) are
 //!    removed, users before what they use, with the origin suspended
 //!    around a snapshot's removal;
 //! 4. thin pool messages a killed run sent under metadata it only

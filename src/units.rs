@@ -60,9 +60,10 @@ impl From<ExtentSize> for Sectors {
     }
 }
 
-/// A number of physical or logical extents of one volume group.
+/// A number of physical or logical extents of one volume group, held as
+/// LVM2 holds it (`uint32_t` `pe_count`, `le`, `len`, `pe` of lib/metadata).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Extents(pub u64);
+pub struct Extents(pub u32);
 
 impl Extents {
     /// The size of this many extents of `extent_size` sectors, or `None` on overflow.
@@ -70,26 +71,45 @@ impl Extents {
     /// ```
     /// use lvsnap::units::{Extents, Sectors};
     /// assert_eq!(Extents(3).sectors(Sectors(8192)), Some(Sectors(24576)));
-    /// assert_eq!(Extents(u64::MAX).sectors(Sectors(2)), None);
+    /// assert_eq!(Extents(u32::MAX).sectors(Sectors(u64::MAX / 2)), None);
     /// ```
     pub fn sectors(self, extent_size: impl Into<Sectors>) -> Option<Sectors> {
-        self.0.checked_mul(*extent_size.into()).map(Sectors)
+        u64::from(self.0)
+            .checked_mul(*extent_size.into())
+            .map(Sectors)
     }
 
     /// The fewest extents of `extent_size` sectors that hold `size`
-    /// (rounding up, as LVM does), or `None` if `extent_size` is zero.
+    /// (rounding up, as LVM does), or `None` if `extent_size` is zero or
+    /// the count is past LVM's `uint32_t`.
     ///
     /// ```
     /// use lvsnap::units::{Extents, Sectors};
     /// assert_eq!(Extents::covering(Sectors(8193), Sectors(8192)), Some(Extents(2)));
     /// assert_eq!(Extents::covering(Sectors(0), Sectors(8192)), Some(Extents(0)));
+    /// assert_eq!(Extents::covering(Sectors(1 << 40), Sectors(8)), None);
     /// ```
     pub fn covering(size: Sectors, extent_size: impl Into<Sectors>) -> Option<Extents> {
         let extent_size = extent_size.into();
         if *extent_size == 0 {
             return None;
         }
-        Some(Extents((*size).div_ceil(*extent_size)))
+        Extents::from_u64((*size).div_ceil(*extent_size))
+    }
+
+    /// `n` extents, or `None` past LVM's `uint32_t`.
+    pub fn from_u64(n: u64) -> Option<Extents> {
+        u32::try_from(n).ok().map(Extents)
+    }
+
+    /// The count as `u64`, for sums that may pass `u32`.
+    pub fn as_u64(self) -> u64 {
+        u64::from(self.0)
+    }
+
+    /// `self + other`, or `None` past LVM's `uint32_t`.
+    pub fn checked_add(self, other: Extents) -> Option<Extents> {
+        self.0.checked_add(other.0).map(Extents)
     }
 }
 

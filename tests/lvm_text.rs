@@ -343,7 +343,7 @@ fn restored_linear_lv_is_where_lvsnap_allocated_it() {
 
         let mut md = vg.metadata();
         let areas = md
-            .add_linear_lv("new", Extents(want), &creation())
+            .add_linear_lv("new", Extents::from_u64(want).unwrap(), &creation())
             .expect("allocate");
         let v = md.vg().clone();
         let ours: Vec<(String, u64, u64)> = areas

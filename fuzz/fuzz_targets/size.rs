@@ -11,9 +11,7 @@ fuzz_target!(|input: (&str, u64, u64, u64, bool)| {
     let _ = parse_size(s);
     let _ = parse_size(s).and_then(check_chunk_size);
     let want = s.parse::<SnapSize>().unwrap_or_default();
-    let max = cow_max_extents(Sectors(origin), Sectors(chunk), Sectors(ext), leaky);
-    assert!(max.0 <= u64::from(u32::MAX));
-    if let Ok(cow) = plan_cow_extents(want, Extents(origin), Sectors(ext), Sectors(chunk), leaky) {
-        assert!(cow.0 <= u64::from(u32::MAX), "{cow:?}");
-    }
+    // Extents is a u32, as LVM's counts: results stay in LVM's range by type.
+    let _ = cow_max_extents(Sectors(origin), Sectors(chunk), Sectors(ext), leaky);
+    let _ = plan_cow_extents(want, Extents(origin as u32), Sectors(ext), Sectors(chunk), leaky);
 });

@@ -442,7 +442,7 @@ fn segment_line(vg: &Vg, lv: &Lv, seg: &Segment) -> Result<PlannedLine> {
             let size = stripe_size
                 .ok_or_else(|| Error::invalid(&lv.name, "striped segment without stripe_size"))?;
             let n = many.len() as u64;
-            if !seg.extent_count.0.is_multiple_of(n) {
+            if !seg.extent_count.as_u64().is_multiple_of(n) {
                 return Err(Error::invalid(
                     &lv.name,
                     "extent_count is not a multiple of stripe_count",

@@ -111,15 +111,15 @@ impl VolumeGroup {
         let wanted = match size {
             ExtendSize::To(b) => to_extents(b)?,
             ExtendSize::By(b) => cur
-                .0
+                .as_u64()
                 .checked_add(to_extents(b)?)
                 .ok_or_else(|| SnapError::InvalidArgument(format!("size +{b} is too large")))?,
             // LVM's percent_of_extents, rounding up.
             ExtendSize::ByPercent(p) => u64::from(p)
-                .checked_mul(cur.0)
+                .checked_mul(cur.as_u64())
                 .and_then(|n| n.checked_add(99))
                 .map(|n| n / 100)
-                .and_then(|n| cur.0.checked_add(n))
+                .and_then(|n| cur.as_u64().checked_add(n))
                 .ok_or_else(|| SnapError::InvalidArgument(format!("+{p}% is too large")))?,
         };
         let origin_size = origin
@@ -127,9 +127,9 @@ impl VolumeGroup {
             .sectors(ext)
             .ok_or_else(|| SnapError::InvalidArgument(format!("origin of {full} is too large")))?;
         let max = cow_max_extents(origin_size, snap.chunk_size, ext, false);
-        let capped = wanted > max.0;
-        let want = wanted.min(max.0);
-        if want <= cur.0 {
+        let capped = wanted > max.as_u64();
+        let want = wanted.min(max.as_u64());
+        if want <= cur.as_u64() {
             if capped {
                 log::info!("{full}: reached maximum COW size ({} extents)", max.0);
                 return Ok(Extended {
@@ -138,7 +138,7 @@ impl VolumeGroup {
                     capped,
                 });
             }
-            let why = if want == cur.0 {
+            let why = if want == cur.as_u64() {
                 format!(
                     "New size ({want} extents) matches existing size ({} extents)",
                     cur.0
@@ -151,7 +151,14 @@ impl VolumeGroup {
             };
             return Err(SnapError::InvalidArgument(format!("{full}: {why}")).into());
         }
-        let need = want - cur.0;
+        let need = want - cur.as_u64();
+        // Both within max, an extent count of LVM's uint32_t.
+        let too_large =
+            || SnapError::InvalidArgument(format!("{full}: {want} extents is too large"));
+        let (need_e, want_e) = (
+            Extents::from_u64(need).ok_or_else(too_large)?,
+            Extents::from_u64(want).ok_or_else(too_large)?,
+        );
         let free = s.md.free_space().total();
         if need > free {
             return Err(SnapError::NoSpace(format!(
@@ -161,11 +168,11 @@ impl VolumeGroup {
             ))
             .into());
         }
-        s.md.extend_lv(name, Extents(need))?;
+        s.md.extend_lv(name, need_e)?;
         let what = format!("extend snapshot {full} to {want} extents");
         let done = Extended {
             old_size: bytes(cur),
-            size: bytes(Extents(want)),
+            size: bytes(want_e),
             capped,
         };
         let cow_dev = self.dm_name(name, Some(Layer::Cow))?;

@@ -419,7 +419,7 @@ impl VolumeGroup {
         let ext = vg.extent_size.sectors();
         let cow = plan_cow_extents(opts.snapsize, o.extents(), ext, chunk, false)?;
         let free = s.md.free_space().total();
-        if cow.0 > free {
+        if cow.as_u64() > free {
             let bytes = |n: u64| Bytes((*ext.bytes()).saturating_mul(u128::from(n)));
             return Err(SnapError::NoSpace(format!(
                 "volume group \"{}\" has insufficient free space ({} extents, {}): \
@@ -428,7 +428,7 @@ impl VolumeGroup {
                 free,
                 bytes(free),
                 cow.0,
-                bytes(cow.0)
+                bytes(cow.as_u64())
             ))
             .into());
         }

@@ -173,7 +173,7 @@ impl VolumeGroup {
         let extents = u64::try_from(want.0.div_ceil(ext_bytes))
             .ok()
             .filter(|&n| n <= super::MAX_EXTENT_COUNT)
-            .map(Extents)
+            .and_then(Extents::from_u64)
             .ok_or_else(|| {
                 SnapError::InvalidArgument(format!(
                     "size {want} is too large for extent size {ext_bytes} bytes"

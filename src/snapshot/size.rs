@@ -168,7 +168,7 @@ pub fn cow_max_extents(
         .saturating_add(1);
     let extra = if leaky_target { n.div_ceil(64) } else { 0 };
     let size = n.saturating_add(extra).saturating_mul(chunk);
-    Extents(size.div_ceil(ext).min(MAX_EXTENT_COUNT))
+    Extents(u32::try_from(size.div_ceil(ext)).unwrap_or(u32::MAX))
 }
 
 /// The COW size `lvcreate -s` would give, in extents: `want` converted and
@@ -214,13 +214,14 @@ pub fn plan_cow_extents(
                     u128::from(MAX_EXTENT_COUNT) * ext_bytes
                 )));
             }
-            Extents(u64::try_from(n).unwrap_or(MAX_EXTENT_COUNT))
+            Extents(u32::try_from(n).unwrap_or(u32::MAX))
         }
         SnapSize::PercentOfOrigin(p) => {
             // percent_of_extents(.., roundup = 1)
             let pct = u128::from(p) * u128::from(origin_extents.0);
             let pct = u64::try_from(pct.div_ceil(100)).unwrap_or(u64::MAX);
-            Extents((max.0 - origin_extents.0.min(max.0)).saturating_add(pct))
+            let v = u64::from(max.0 - origin_extents.0.min(max.0)).saturating_add(pct);
+            Extents(u32::try_from(v).unwrap_or(u32::MAX))
         }
     };
     let cow = wanted.min(max);

@@ -225,6 +225,10 @@ impl Metadata {
         if fresh.iter().filter(|l| l.is_none()).count() != stand_ins {
             return Err(invalid("an edit touched an LV it did not name"));
         }
+        // The others were read before, without damage (or no edit runs).
+        if let Some(p) = fresh.iter().flatten().find_map(|l| l.out_of_range.as_ref()) {
+            return Err(ModelError::Refused(format!("the change would need {p}")));
+        }
         Ok((vg, fresh))
     }
 
@@ -354,8 +358,8 @@ impl Metadata {
     /// Allocates `extents` as LVM's `normal` policy would, as linear segments.
     pub fn allocate(&self, extents: Extents) -> Result<Vec<Area>> {
         let free = self.free_space();
-        alloc::allocate_linear(&free, extents.0).ok_or(ModelError::NoSpace {
-            needed: extents.0,
+        alloc::allocate_linear(&free, extents.as_u64()).ok_or(ModelError::NoSpace {
+            needed: extents.as_u64(),
             free: free.total(),
         })
     }

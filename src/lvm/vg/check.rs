@@ -34,7 +34,9 @@ pub(super) fn problem(vg: &Vg, body: Option<&Body>) -> Option<String> {
 }
 
 fn check(vg: &Vg, body: Option<&Body>) -> Result<(), String> {
-    if let Some(p) = &vg.out_of_range {
+    // A field past LVM's type for it: the VG's first, then the LVs'.
+    let mut range = (vg.out_of_range.iter()).chain(vg.lvs.iter().flat_map(|l| &l.out_of_range));
+    if let Some(p) = range.next() {
         return Err(p.clone());
     }
     if vg.extent_size.0 == 0 {
@@ -49,10 +51,7 @@ fn check(vg: &Vg, body: Option<&Body>) -> Result<(), String> {
         if !pv_ids.insert(pv.id) {
             return Err(format!("duplicate PV id {} (on {})", pv.id, pv.key));
         }
-        let count = pv.pe_count.0;
-        if count > U32 {
-            return Err(format!("PV {}: pe_count {count} is too large", pv.key));
-        }
+        // pe_count is a uint32_t, as LVM's: past it is damage found above.
         // LVM reads and writes a pe_count past the recorded dev_size: so does lvsnap.
     }
     let mut names: HashMap<&str, &Lv> = HashMap::with_capacity(vg.lvs.len());
@@ -75,9 +74,9 @@ fn check(vg: &Vg, body: Option<&Body>) -> Result<(), String> {
         let mut le = 0u64;
         for seg in &lv.segments {
             // Named only when there is a problem: a VG may have thousands.
-            let at = Where(seg.start_extent.0, &lv.name);
+            let at = Where(seg.start_extent.as_u64(), &lv.name);
             let raw = segs.next();
-            let len = seg.extent_count.0;
+            let len = seg.extent_count.as_u64();
             le = le
                 .checked_add(len)
                 .filter(|&n| n <= U32)
@@ -102,15 +101,17 @@ fn check(vg: &Vg, body: Option<&Body>) -> Result<(), String> {
                             return Err(format!("couldn't find volume '{}' for {at}", s.pv));
                         };
                         let pv = &vg.pvs[pi];
-                        let end = s.start.0.saturating_add(area);
-                        if end > pv.pe_count.0 {
+                        // In u64: a start and count of uint32_t never overflow it.
+                        let start = s.start.as_u64();
+                        let end = start + area;
+                        if end > pv.pe_count.as_u64() {
                             return Err(format!(
-                                "{at}: extents {}..{end} lie beyond the {} extents of PV {}",
-                                s.start.0, pv.pe_count.0, pv.key
+                                "{at}: extents {start}..{end} lie beyond the {} extents of PV {}",
+                                pv.pe_count.0, pv.key
                             ));
                         }
                         used[pi].push(Used {
-                            start: s.start.0,
+                            start,
                             end,
                             lv: &lv.name,
                         });

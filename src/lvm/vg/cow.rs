@@ -81,7 +81,7 @@ impl Metadata {
             creation,
             1,
         );
-        let mut seg = segment_head(1, 0, origin_extents.0, "snapshot");
+        let mut seg = segment_head(1, 0, origin_extents.as_u64(), "snapshot");
         let b = &mut seg.body;
         b.push("chunk_size", uint(chunk_size.0));
         b.push("origin", Value::str(origin));

@@ -60,10 +60,20 @@ impl Metadata {
                 "New size for {name} matches its existing size"
             )));
         }
+        // lv_manip.c: the LV's extents stay below LVM's MAX_EXTENT_COUNT.
+        if extents.0 >= u32::MAX - lv.extents().0 {
+            return Err(ModelError::Refused(format!(
+                "Unable to extend {}/{name} by {} logical extents: exceeds limit ({}).",
+                self.vg.name,
+                extents.0,
+                u32::MAX
+            )));
+        }
         let mut free = self.free_space();
-        if extents.0 > free.total() {
+        let want = extents.as_u64();
+        if want > free.total() {
             return Err(ModelError::NoSpace {
-                needed: extents.0,
+                needed: want,
                 free: free.total(),
             });
         }
@@ -73,22 +83,19 @@ impl Metadata {
             .iter()
             .position(|p| p.key == last.0.pv)
             .ok_or_else(|| invalid(format!("{name}: segment on unknown {}", last.0.pv)))?;
-        let end = last
-            .0
-            .start
-            .0
-            .checked_add(last.1.0)
-            .ok_or_else(|| invalid(format!("{name}: extent overflow")))?;
+        // In u64: two uint32_t never overflow it; past u32 the new LV's
+        // parse refuses it.
+        let end = last.0.start.as_u64() + last.1.as_u64();
         // Contiguous round: the run right after the LV's end, as far as it goes.
         let mut grow = 0;
         if let Some(p) = free.pvs.get_mut(pv).filter(|p| p.allocatable) {
             if let Some(r) = p.runs.iter_mut().find(|r| r.start == end) {
-                grow = r.count.min(extents.0);
+                grow = r.count.min(want);
                 r.start += grow;
                 r.count -= grow;
             }
         }
-        let rest = extents.0 - grow;
+        let rest = want - grow;
         let mut areas = Vec::new();
         if rest > 0 {
             let cling = FreeSpace {
@@ -108,11 +115,11 @@ impl Metadata {
             areas = alloc::allocate_linear(&cling, rest)
                 .or_else(|| alloc::allocate_linear(&free, rest))
                 .ok_or(ModelError::NoSpace {
-                    needed: extents.0,
+                    needed: want,
                     free: free.total() + grow,
                 })?;
         }
-        let first_new = lv.extents().0 + grow;
+        let first_new = lv.extents().as_u64() + grow;
         let segs_before = lv.segments.len();
         let new_areas = areas.clone();
         let keys: Vec<String> = areas.iter().map(|a| self.pv_key(a.pv)).collect();
@@ -123,8 +130,7 @@ impl Metadata {
                 let seg = b
                     .section_mut(&format!("segment{segs_before}"))
                     .ok_or_else(|| invalid(format!("{name}: no segment{segs_before}")))?;
-                seg.body
-                    .set("extent_count", uint(last.1.0.saturating_add(grow)));
+                seg.body.set("extent_count", uint(last.1.as_u64() + grow));
             }
             let mut le = first_new;
             for (i, (a, key)) in new_areas.iter().zip(&keys).enumerate() {

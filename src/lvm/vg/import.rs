@@ -48,14 +48,32 @@ pub(super) fn req_u64(b: &Body, key: &str, ctx: &str) -> Result<u64> {
 }
 
 /// A `uint32_t` field as LVM's `_read_int32` reads it: a value past the
-/// type's range is held as LVM holds it (the low 32 bits), and recorded in
-/// `range` as damage.
+/// type's range is held as LVM holds it (the low 32 bits), and the first
+/// such field is recorded in `range` as damage, naming it.
 pub(super) fn req_u32(b: &Body, key: &str, ctx: &str, range: &mut Option<String>) -> Result<u32> {
     let v = req_u64(b, key, ctx)?;
-    Ok(u32::try_from(v).unwrap_or_else(|_| {
-        range.get_or_insert_with(|| format!("{key} {v} is larger than LVM's limit {}", u32::MAX));
+    Ok(low_u32(v, range, || format!("{ctx}: {key}")))
+}
+
+/// `v` as LVM's `uint32_t` holds it; past the range, the low 32 bits, with
+/// the field (`what`) recorded in `range` if nothing was before.
+pub(super) fn low_u32(v: u64, range: &mut Option<String>, what: impl FnOnce() -> String) -> u32 {
+    u32::try_from(v).unwrap_or_else(|_| {
+        range.get_or_insert_with(|| {
+            format!("{} {v} is larger than LVM's limit {}", what(), u32::MAX)
+        });
         v as u32
-    }))
+    })
+}
+
+/// An extent count or number (`uint32_t` in LVM), as [`req_u32`].
+pub(super) fn req_extents(
+    b: &Body,
+    key: &str,
+    ctx: &str,
+    range: &mut Option<String>,
+) -> Result<Extents> {
+    req_u32(b, key, ctx, range).map(Extents)
 }
 
 /// An optional `uint32_t` field, 0 when absent or not a count.
@@ -82,7 +100,7 @@ pub(super) fn opt_strings(b: &Body, key: &str, ctx: &str) -> Result<Vec<String>>
     }
 }
 
-pub(super) fn parse_pv(s: &Section) -> Result<Pv> {
+pub(super) fn parse_pv(s: &Section, range: &mut Option<String>) -> Result<Pv> {
     let ctx = format!("physical volume {}", s.name);
     let b = &s.body;
     Ok(Pv {
@@ -92,11 +110,11 @@ pub(super) fn parse_pv(s: &Section) -> Result<Pv> {
         status: opt_flags(b, "status", &ctx)?,
         dev_size: Sectors(req_u64(b, "dev_size", &ctx)?),
         pe_start: Sectors(req_u64(b, "pe_start", &ctx)?),
-        pe_count: Extents(req_u64(b, "pe_count", &ctx)?),
+        pe_count: req_extents(b, "pe_count", &ctx, range)?,
     })
 }
 
-pub(super) fn parse_segment(s: &Section, ctx: &str) -> Result<Segment> {
+pub(super) fn parse_segment(s: &Section, ctx: &str, range: &mut Option<String>) -> Result<Segment> {
     let ctx = format!("{ctx} {}", s.name);
     let b = &s.body;
     let ty = req_str(b, "type", &ctx)?;
@@ -108,13 +126,16 @@ pub(super) fn parse_segment(s: &Section, ctx: &str) -> Result<Segment> {
             let mut stripes = Vec::new();
             for pair in arr.items.chunks(2) {
                 match pair {
-                    [Scalar::Str(pv), Scalar::Int(pe)] => stripes.push(Stripe {
-                        pv: pv.clone(),
-                        start: Extents(
-                            u64::try_from(*pe)
-                                .map_err(|_| invalid(format!("{ctx}: negative extent")))?,
-                        ),
-                    }),
+                    [Scalar::Str(pv), Scalar::Int(pe)] => {
+                        let pe = u64::try_from(*pe)
+                            .map_err(|_| invalid(format!("{ctx}: negative extent")))?;
+                        // LVM casts the area's first extent to uint32_t.
+                        let start = low_u32(pe, range, || format!("{ctx}: extent of {pv}"));
+                        stripes.push(Stripe {
+                            pv: pv.clone(),
+                            start: Extents(start),
+                        })
+                    }
                     _ => return Err(invalid(format!("{ctx}: malformed \"stripes\""))),
                 }
             }
@@ -178,8 +199,8 @@ pub(super) fn parse_segment(s: &Section, ctx: &str) -> Result<Segment> {
         },
     };
     Ok(Segment {
-        start_extent: Extents(req_u64(b, "start_extent", &ctx)?),
-        extent_count: Extents(req_u64(b, "extent_count", &ctx)?),
+        start_extent: req_extents(b, "start_extent", &ctx, range)?,
+        extent_count: req_extents(b, "extent_count", &ctx, range)?,
         kind,
     })
 }
@@ -196,8 +217,9 @@ impl Segment {
 pub(super) fn parse_lv(s: &Section) -> Result<Lv> {
     let ctx = format!("logical volume {}", s.name);
     let b = &s.body;
+    let mut out_of_range = None;
     let segments = segment_sections(b)
-        .map(|seg| parse_segment(seg, &ctx))
+        .map(|seg| parse_segment(seg, &ctx, &mut out_of_range))
         .collect::<Result<Vec<_>>>()?;
     let count = req_u64(b, "segment_count", &ctx)?;
     if count != segments.len() as u64 {
@@ -206,14 +228,13 @@ pub(super) fn parse_lv(s: &Section) -> Result<Lv> {
             segments.len()
         )));
     }
+    // In u64: a sum past LVM's uint32_t is damage the checks name.
     let mut next = 0u64;
     for seg in &segments {
-        if seg.start_extent.0 != next {
+        if seg.start_extent.as_u64() != next {
             return Err(invalid(format!("{ctx}: segments are not contiguous")));
         }
-        next = next
-            .checked_add(seg.extent_count.0)
-            .ok_or_else(|| invalid(format!("{ctx}: extent count overflows")))?;
+        next += seg.extent_count.as_u64();
     }
     Ok(Lv {
         name: s.name.clone(),
@@ -224,6 +245,7 @@ pub(super) fn parse_lv(s: &Section) -> Result<Lv> {
         creation_time: b.int("creation_time"),
         creation_host: b.str("creation_host").map(str::to_owned),
         segments,
+        out_of_range,
     })
 }
 
@@ -241,13 +263,18 @@ pub(super) fn parse_vg_with(
         .ok_or_else(|| invalid("no volume group section"))?;
     let ctx = format!("volume group {}", s.name);
     let b = &s.body;
+    let mut out_of_range = None;
     let pvs = b
         .section("physical_volumes")
-        .map(|p| p.body.sections().map(parse_pv).collect::<Result<Vec<_>>>())
+        .map(|p| {
+            p.body
+                .sections()
+                .map(|s| parse_pv(s, &mut out_of_range))
+                .collect::<Result<Vec<_>>>()
+        })
         .transpose()?
         .unwrap_or_default();
     let lvs = lvs(b)?;
-    let mut out_of_range = None;
     // 0 is nonsense LVM still reads: the checks refuse to write it.
     let extent_size = ExtentSize(req_u32(b, "extent_size", &ctx, &mut out_of_range)?);
     Ok(Vg {

@@ -132,6 +132,9 @@ pub struct Lv {
     pub creation_host: Option<String>,
     /// Segments in logical order.
     pub segments: Vec<Segment>,
+    /// The first field of its segments read past the range of LVM's type
+    /// for it (held as LVM holds it, its low bits): damage.
+    pub(super) out_of_range: Option<String>,
 }
 
 impl Lv {
@@ -145,9 +148,12 @@ impl Lv {
         self.flags.contains(flag)
     }
 
-    /// Its length in extents (sum of its segments).
+    /// Its length in extents (sum of its segments). A sum past LVM's
+    /// `uint32_t` is held at `u32::MAX`: such metadata is damage
+    /// ([`Metadata::damage`] names it) and nothing is written to it.
     pub fn extents(&self) -> Extents {
-        Extents(self.segments.iter().map(|s| s.extent_count.0).sum())
+        let n: u64 = self.segments.iter().map(|s| s.extent_count.as_u64()).sum();
+        Extents(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// The snapshot segment, if this is an LVM `snapshotN` LV.
@@ -411,8 +417,8 @@ impl Vg {
                             if let Some(i) = pv_index(&s.pv) {
                                 used.push(Area {
                                     pv: i,
-                                    start: s.start.0,
-                                    count: seg.extent_count.0 / n,
+                                    start: s.start.as_u64(),
+                                    count: seg.extent_count.as_u64() / n,
                                 });
                             }
                         }
@@ -433,7 +439,7 @@ impl Vg {
                                         used.push(Area {
                                             pv: i,
                                             start: pe,
-                                            count: seg.extent_count.0,
+                                            count: seg.extent_count.as_u64(),
                                         });
                                     }
                                 }
@@ -448,7 +454,7 @@ impl Vg {
             .iter()
             .map(|p| PvExtents {
                 allocatable: p.allocatable(),
-                pe_count: p.pe_count.0,
+                pe_count: p.pe_count.as_u64(),
             })
             .collect();
         alloc::free_space(&pvs, &used)

@@ -100,7 +100,7 @@ impl Metadata {
             creation,
             1,
         );
-        let mut seg = segment_head(1, 0, extents.0, "thin");
+        let mut seg = segment_head(1, 0, extents.as_u64(), "thin");
         let b = &mut seg.body;
         b.push("thin_pool", Value::str(pool));
         b.push("transaction_id", uint(tid));

@@ -123,11 +123,11 @@ fn unmodelled_content_survives_changes() {
             assert_eq!(&lv_text(&again, n), b, "{fx}: {n}");
         }
         // The new extents are free ones: no PV extent is used twice.
-        let mut used: Vec<(String, u64)> = Vec::new();
+        let mut used: Vec<(String, u32)> = Vec::new();
         for lv in &again.vg().lvs {
             for seg in &lv.segments {
                 if let SegmentKind::Striped { stripes, .. } = &seg.kind {
-                    let per = seg.extent_count.0 / stripes.len() as u64;
+                    let per = seg.extent_count.0 / stripes.len() as u32;
                     for s in stripes {
                         used.extend((s.start.0..s.start.0 + per).map(|e| (s.pv.clone(), e)));
                     }

@@ -303,7 +303,7 @@ fn extend_lv_places_as_lvextend() {
     assert_eq!(again.vg(), md.vg());
     let free = md.free_space().total();
     assert!(matches!(
-        md.extend_lv("b", Extents(free + 1)),
+        md.extend_lv("b", Extents::from_u64(free + 1).unwrap()),
         Err(ModelError::NoSpace { .. })
     ));
 }

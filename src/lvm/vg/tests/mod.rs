@@ -1,11 +1,12 @@
 //! Unit tests of the typed view and its edits, by topic: `read` (the view
 //! and damage), `as_lvm` (texts as LVM writes them), `edits` (changes and
-//! their undo).
+//! their undo), `ranges` (on-disk integers past LVM's types).
 
 use super::*;
 
 mod as_lvm;
 mod edits;
+mod ranges;
 mod read;
 
 fn fixture(name: &str) -> Metadata {

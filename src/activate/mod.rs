@@ -17,8 +17,9 @@
 //! - [`Layer`]: the layers LVM stacks (`-real`, `-cow`, `-tpool`, ...), the
 //!   only place their names are spelt; plans carry typed targets
 //!   ([`PlannedTarget`]: the `dm` params types);
-//! - [`thin_lv_table`], [`queued_message`]: a thin LV's table on its pool,
-//!   and what a message queued in the metadata asks of the pool;
+//! - [`ThinPool`]: a thin pool's `-tpool` device, its status and messages,
+//!   and its thin LVs' tables ([`thin_lv_table`]); what a message queued in
+//!   the metadata asks of the pool ([`queued_message`]);
 //! - [`lv_table`], [`dm_name`], [`dm_uuid`]: an LV's own table, names, UUIDs;
 //! - [`pv_map`]: PV keys to block devices from the PV scan.
 
@@ -52,4 +53,4 @@ pub use plan::{
     dm_name_in, dm_uuid, lv_table, plan,
 };
 pub use pvs::{pv_map, pv_map_from};
-pub use thin::{QueuedMessage, queued_message, thin_lv_table};
+pub use thin::{QueuedMessage, ThinPool, is_thin_lv_table, queued_message, thin_lv_table};

@@ -1,12 +1,142 @@
-//! LVM's thin layout: the table a thin LV gets on its pool, and what a
-//! message queued in the metadata asks of the pool.
+//! LVM's thin layout: a pool's `-tpool` device, which takes the pool's
+//! messages, the table a thin LV gets on it, and what a message queued in
+//! the metadata asks of the pool. `dm` sends the messages and loads the
+//! tables; which device gets which is decided here.
 
-use devicemapper::{Device, ThinDevId};
+use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus};
 
 use super::error::{Error, Result};
-use crate::dm::{TableLine, ThinPoolMessage, ThinTargetParams};
+use super::layer::Layer;
+use super::plan::dm_name_in;
+use crate::dm::{self, DmControl, TableLine, ThinPoolMessage, ThinTargetParams};
 use crate::lvm::vg::{ThinMessage, Vg};
 use crate::units::Sectors;
+
+/// A thin pool LV of a VG as LVM lays it out: its `<vg>-<pool>-tpool`
+/// device takes the pool's messages and maps its thin LVs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThinPool {
+    tpool: DmNameBuf,
+}
+
+impl ThinPool {
+    /// Pool LV `pool` of the VG called `vg`.
+    pub fn new(vg: &str, pool: &str) -> Result<ThinPool> {
+        let tpool = dm_name_in(vg, pool, Some(Layer::Tpool))?.into_dm_name();
+        Ok(ThinPool { tpool })
+    }
+
+    /// The device-mapper device that takes its messages (`-tpool`).
+    pub fn dm_name(&self) -> &DmName {
+        &self.tpool
+    }
+
+    /// Whether the pool is active.
+    pub fn is_active(&self, dm: &DmControl) -> dm::Result<bool> {
+        dm.exists(&self.tpool)
+    }
+
+    /// The kernel's status of the pool.
+    pub fn status(&self, dm: &DmControl) -> dm::Result<ThinPoolStatus> {
+        dm::thin_pool_status(dm, &self.tpool)
+    }
+
+    /// The pool's transaction id in the kernel; `None` if it has failed.
+    pub fn transaction_id(&self, dm: &DmControl) -> dm::Result<Option<u64>> {
+        Ok(match self.status(dm)? {
+            ThinPoolStatus::Working(w) => Some(w.transaction_id),
+            _ => None,
+        })
+    }
+
+    /// Sends `msg` to the pool.
+    pub fn send(&self, dm: &DmControl, msg: &ThinPoolMessage) -> dm::Result<()> {
+        dm::thin_pool_message(dm, &self.tpool, msg)
+    }
+
+    /// Sends a message queued in the metadata again
+    /// ([`dm::thin_message_replay`]); whether it was sent now.
+    pub fn replay(&self, dm: &DmControl, msg: &ThinPoolMessage) -> dm::Result<bool> {
+        dm::thin_message_replay(dm, &self.tpool, msg)
+    }
+
+    /// Deletes thin device `id` (not active) and moves the transaction id
+    /// from `old` to `new`, as LVM's removal of a thin LV does.
+    pub fn delete(&self, dm: &DmControl, id: ThinDevId, old: u64, new: u64) -> dm::Result<()> {
+        dm::thin_delete(dm, &self.tpool, id)?;
+        dm::thin_set_transaction_id(dm, &self.tpool, old, new)
+    }
+
+    /// Moves the transaction id from `old` to `new`.
+    pub fn set_transaction_id(&self, dm: &DmControl, old: u64, new: u64) -> dm::Result<()> {
+        dm::thin_set_transaction_id(dm, &self.tpool, old, new)
+    }
+
+    /// Makes thin device `snapshot` a snapshot of `origin`, the origin LV's
+    /// active device `origin_dev` (if any) suspended around it, with the
+    /// transaction id moved as `transaction` asks
+    /// ([`dm::thin_create_snap`]).
+    pub fn create_snap(
+        &self,
+        dm: &DmControl,
+        origin_dev: Option<&DmName>,
+        (origin, snapshot): (ThinDevId, ThinDevId),
+        transaction: Option<(u64, u64)>,
+    ) -> dm::Result<()> {
+        let spec = dm::ThinSnapshotSpec {
+            pool: &self.tpool,
+            origin: origin_dev,
+            origin_id: origin,
+            snapshot_id: snapshot,
+            transaction,
+        };
+        dm::thin_create_snap(dm, &spec)
+    }
+
+    /// `(snapshot, origin)` pairs made at once, their origins suspended by
+    /// the caller ([`dm::thin_create_snaps`]).
+    pub fn create_snaps(
+        &self,
+        dm: &DmControl,
+        snaps: &[(ThinDevId, ThinDevId)],
+        transaction: Option<(u64, u64)>,
+    ) -> dm::Result<()> {
+        dm::thin_create_snaps(dm, &self.tpool, snaps, transaction)
+    }
+
+    /// Undoes a [`ThinPool::create_snaps`] ([`dm::thin_undo_snaps`]).
+    pub fn undo_snaps(
+        &self,
+        dm: &DmControl,
+        snaps: &[ThinDevId],
+        transaction: Option<(u64, u64)>,
+    ) -> dm::Result<()> {
+        dm::thin_undo_snaps(dm, &self.tpool, snaps, transaction)
+    }
+
+    /// Refuses a thin id the pool holds unknown to the metadata
+    /// ([`dm::thin_check_id_free`]).
+    pub fn check_id_free(&self, dm: &DmControl, id: u64) -> dm::Result<()> {
+        dm::thin_check_id_free(dm, &self.tpool, id)
+    }
+
+    /// The table of a thin LV `size` long mapping thin device `id` of the
+    /// active pool.
+    pub fn thin_lv_table(
+        &self,
+        dm: &DmControl,
+        id: ThinDevId,
+        size: Sectors,
+    ) -> dm::Result<Vec<TableLine>> {
+        let pool = dm.info(&self.tpool)?.device;
+        Ok(thin_lv_table(pool, id, size))
+    }
+}
+
+/// Whether `table` is a thin LV's: one `thin` line.
+pub fn is_thin_lv_table(table: &[TableLine]) -> bool {
+    matches!(table, [l] if l.params_as::<ThinTargetParams>().is_ok())
+}
 
 /// The table of a thin LV `size` long mapping thin device `id` of the pool
 /// whose `-tpool` device is `pool`, as LVM loads it.

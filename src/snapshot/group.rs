@@ -19,7 +19,7 @@ use super::vg::{Session, VolumeGroup};
 use super::{
     Created, Error as SnapError, SnapSize, SnapshotOptions, check_chunk_size, plan_cow_extents,
 };
-use crate::activate::{CowDevices, Layer, PreparedCow};
+use crate::activate::{CowDevices, PreparedCow, ThinPool};
 use crate::dm::{self, DmControl, Suspend};
 use crate::error::Result;
 use crate::lvm::names::validate_lv_name;
@@ -38,7 +38,7 @@ pub(super) enum Kind {
 /// The thin snapshots one pool makes in a group.
 struct PoolPlan {
     pool: String,
-    tpool: DmNameBuf,
+    tpool: ThinPool,
     old_tid: u64,
     /// (snapshot id, origin id).
     snaps: Vec<(ThinDevId, ThinDevId)>,
@@ -308,7 +308,7 @@ impl VolumeGroup {
             }
             for p in &pools {
                 let tid = Some((p.old_tid, p.new_tid()?));
-                dm::thin_create_snaps(dm, &p.tpool, &p.snaps, tid)?;
+                p.tpool.create_snaps(dm, &p.snaps, tid)?;
                 thin_made.pools.push(p);
             }
             s.commit()
@@ -463,8 +463,8 @@ impl VolumeGroup {
                 return Err(SnapError::Unsupported("no device-mapper".into()).into());
             };
             let old_tid = super::thin::pool_transaction(s, &pool)?;
-            let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
-            if !dm.exists(&tpool)? {
+            let tpool = ThinPool::new(self.name(), &pool)?;
+            if !tpool.is_active(dm)? {
                 return Err(SnapError::Unsupported(format!(
                     "thin pool {}/{pool} is not active: activate it, or snapshot its \
                      volumes alone",
@@ -472,7 +472,7 @@ impl VolumeGroup {
                 ))
                 .into());
             }
-            match dm::thin_pool_status(dm, &tpool)? {
+            match tpool.status(dm)? {
                 ThinPoolStatus::Working(w)
                     if w.summary == ThinPoolStatusSummary::Good && !w.needs_check =>
                 {
@@ -521,8 +521,8 @@ impl Drop for ThinMade<'_, '_> {
         for p in self.pools.drain(..).rev() {
             let ids: Vec<ThinDevId> = p.snaps.iter().map(|s| s.0).collect();
             let tid = p.new_tid().ok().map(|n| (p.old_tid, n));
-            if let Err(e) = dm::thin_undo_snaps(self.dm, &p.tpool, &ids, tid) {
-                log::error!("undo: thin snapshots in {}: {e}", &*p.tpool);
+            if let Err(e) = p.tpool.undo_snaps(self.dm, &ids, tid) {
+                log::error!("undo: thin snapshots in {}: {e}", p.tpool.dm_name());
             }
         }
     }

@@ -4,8 +4,8 @@ use devicemapper::ThinDevId;
 
 use super::Error as SnapError;
 use super::vg::{Session, VolumeGroup};
-use crate::activate::{self, Layer};
-use crate::dm::{self, DmControl, ThinSnapshotSpec};
+use crate::activate::{self, ThinPool};
+use crate::dm::{self, DmControl};
 use crate::error::Result;
 use crate::lvm::vg::{Creation, NewThinLv, SegmentKind, ThinMessage};
 use crate::units::Extents;
@@ -55,7 +55,7 @@ impl VolumeGroup {
             .ok_or_else(|| SnapError::NotFound(format!("thin LV {origin}")))?;
         let old_tid = pool_transaction(s, &pool)?;
         let dm = DmControl::shared()?;
-        let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
+        let tpool = ThinPool::new(self.name(), &pool)?;
         let before = s.md.clone();
         let lv = NewThinLv {
             name,
@@ -70,7 +70,7 @@ impl VolumeGroup {
             s.md = before;
             return Err(e.into());
         }
-        let pool_live = dm.exists(&tpool)?;
+        let pool_live = tpool.is_active(&dm)?;
         if pool_live {
             // Before anything is written: the kernel's pool must be where
             // the metadata says, or the new device id may be taken.
@@ -94,17 +94,13 @@ impl VolumeGroup {
         }
         let origin_dev = self.dm_name(origin, None)?;
         let origin_live = dm.exists(&origin_dev)?;
-        let spec = ThinSnapshotSpec {
-            pool: &tpool,
-            origin: origin_live.then_some(&*origin_dev),
-            origin_id: thin_id(origin_id)?,
-            snapshot_id: thin_id(snap_id)?,
-            transaction: Some((old_tid, old_tid + 1)),
-        };
+        let ids = (thin_id(origin_id)?, thin_id(snap_id)?);
+        let origin_live = origin_live.then_some(&*origin_dev);
+        let tid = Some((old_tid, old_tid + 1));
         // The pool makes the device only after the metadata says it is owed,
         // so a crash leaves nothing the metadata does not know of. If the
         // pool refuses, the old content is committed again.
-        if let Err(e) = dm::thin_create_snap(&dm, &spec) {
+        if let Err(e) = tpool.create_snap(&dm, origin_live, ids, tid) {
             let what = format!("undo thin snapshot {}/{name}", self.name());
             if let Err(u) = s.recommit(before, &what) {
                 log::error!("undoing thin snapshot {name} in metadata: {u}");
@@ -135,8 +131,8 @@ impl VolumeGroup {
                 .ok_or_else(|| SnapError::NotFound(format!("thin snapshot {full}")))?;
         let old_tid = pool_transaction(s, &pool)?;
         let dm = DmControl::shared()?;
-        let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
-        if !dm.exists(&tpool)? {
+        let tpool = ThinPool::new(self.name(), &pool)?;
+        if !tpool.is_active(&dm)? {
             let before = s.md.clone();
             remove_thin_lv(s, name)?;
             return self.through_inactive_pool(
@@ -175,8 +171,7 @@ impl VolumeGroup {
                 dm::remove_node(&dev)?;
                 self.remove_link(name);
             }
-            dm::thin_delete(&dm, &tpool, thin_id(id)?)?;
-            dm::thin_set_transaction_id(&dm, &tpool, old_tid, old_tid + 1)?;
+            tpool.delete(&dm, thin_id(id)?, old_tid, old_tid + 1)?;
             s.md.clear_thin_messages(&pool)?;
             s.precommit(&format!("thin snapshot {full} deleted in the pool"))?;
             s.commit()
@@ -266,11 +261,11 @@ impl VolumeGroup {
         else {
             return Ok(());
         };
-        let tpool = self.dm_name(pool, Some(Layer::Tpool))?;
+        let tpool = ThinPool::new(self.name(), pool)?;
         for m in messages {
             if let ThinMessage::Create(name) = m {
                 if let Some((_, id)) = vg.lv(name).and_then(|l| l.thin()) {
-                    dm::thin_check_id_free(dm, &tpool, id)?;
+                    tpool.check_id_free(dm, id)?;
                 }
             }
         }
@@ -314,18 +309,17 @@ pub(super) fn pool_transaction(s: &Session, pool: &str) -> Result<u64> {
 /// The pool's kernel transaction id must be the metadata's, as LVM checks.
 fn check_transaction(
     dm: &DmControl,
-    tpool: &devicemapper::DmName,
+    tpool: &ThinPool,
     vg: &str,
     pool: &str,
     want: u64,
 ) -> Result<()> {
-    if let devicemapper::ThinPoolStatus::Working(w) = dm::thin_pool_status(dm, tpool)? {
-        if w.transaction_id != want {
+    if let Some(kernel) = tpool.transaction_id(dm)? {
+        if kernel != want {
             return Err(crate::Error::Lvm(crate::lvm::Error::corrupt(
                 "kernel state of a thin pool",
                 format!(
-                    "Thin pool {vg}/{pool} has unexpected transaction id {}, expecting {want}",
-                    w.transaction_id
+                    "Thin pool {vg}/{pool} has unexpected transaction id {kernel}, expecting {want}"
                 ),
             )));
         }

@@ -18,8 +18,8 @@ use devicemapper::{DmName, ThinDevId, ThinPoolStatus};
 use super::Error as SnapError;
 use super::rollback::{Rollback, RollbackState};
 use super::vg::{Session, VolumeGroup};
-use crate::activate::{self, Layer};
-use crate::dm::{self, DmControl, Suspend, TableLine, table_size};
+use crate::activate::ThinPool;
+use crate::dm::{self, DmControl, Suspend, TableLine, ThinPoolMessage, table_size};
 use crate::error::Result;
 use crate::lvm::flags::LvFlags;
 use crate::lvm::vg::SegmentKind;
@@ -76,7 +76,7 @@ impl VolumeGroup {
             }
         };
         let dm = DmControl::shared()?;
-        let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
+        let tpool = ThinPool::new(self.name(), &pool)?;
         let origin_dev = self.dm_name(&origin, None)?;
         let snap_dev = self.dm_name(name, None)?;
         let origin_live = dm.exists(&origin_dev)?;
@@ -109,11 +109,11 @@ impl VolumeGroup {
         let before = s.md.clone();
         let ids = s.md.thin_rollback(&origin, name, keep)?;
         let what = format!("roll back thin {origin_full} to {name}");
-        if !dm.exists(&tpool)? {
+        if !tpool.is_active(&dm)? {
             self.through_inactive_pool(&mut s, &dm, &pool, &what, &before)?;
             return Ok(settled(RollbackState::Completed));
         }
-        match dm::thin_pool_status(&dm, &tpool)? {
+        match tpool.status(&dm)? {
             ThinPoolStatus::Working(w) if w.transaction_id == old_tid => {}
             ThinPoolStatus::Working(w) => {
                 return Err(SnapError::Busy(format!(
@@ -129,7 +129,6 @@ impl VolumeGroup {
                 );
             }
         }
-        let pool_dev = dm.info(&tpool)?.device;
         let id = |n: u64| {
             ThinDevId::new_u64(n)
                 .map_err(|_| SnapError::InvalidArgument(format!("thin device id {n} out of range")))
@@ -139,7 +138,7 @@ impl VolumeGroup {
         let thin_line = |dev: &DmName, tid: ThinDevId| -> Result<(Vec<TableLine>, bool)> {
             let size = table_size(&dm.table(dev)?);
             let ro = dm.info(dev)?.read_only;
-            Ok((activate::thin_lv_table(pool_dev, tid, size), ro))
+            Ok((tpool.thin_lv_table(&dm, tid, size)?, ro))
         };
         let kept = match new_id {
             Some(n) if snap_live => Some((n, Some(thin_line(&snap_dev, n)?))),
@@ -178,12 +177,14 @@ impl VolumeGroup {
                     true => Some(dm.suspend_guard(&snap_dev, Suspend::FREEZE)?),
                     false => None,
                 };
-                let swapped = dm
-                    .message(&tpool, &format!("create_snap {n} {snap_id}"))
-                    .and_then(|_| match table {
-                        Some((t, ro)) => dm.load(&snap_dev, t, *ro),
-                        None => Ok(()),
-                    });
+                let msg = ThinPoolMessage::CreateSnap {
+                    id: *n,
+                    origin: snap_id,
+                };
+                let swapped = tpool.send(&dm, &msg).and_then(|_| match table {
+                    Some((t, ro)) => dm.load(&snap_dev, t, *ro),
+                    None => Ok(()),
+                });
                 let resumed = g.map_or(Ok(()), |g| g.resume());
                 swapped?;
                 resumed?;
@@ -209,8 +210,7 @@ impl VolumeGroup {
                 dm::remove_node(&snap_dev)?;
                 self.remove_link(name);
             }
-            dm::thin_delete(&dm, &tpool, old_id)?;
-            dm::thin_set_transaction_id(&dm, &tpool, old_tid, old_tid + 1)?;
+            tpool.delete(&dm, old_id, old_tid, old_tid + 1)?;
             s.md.clear_thin_messages(&ids.pool)?;
             s.precommit(&format!("{what}: done in the pool"))?;
             if let Err(e) = s.commit() {

@@ -3,12 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use devicemapper::DmNameBuf;
+use devicemapper::ThinDevId;
 
 use super::super::vg::{Session, VolumeGroup};
 use super::{RecoveryReport, RepairKind, VgDev, lv_names_by_id, same_table, wanted_table};
-use crate::activate::Layer;
-use crate::dm::{self, DmControl, Suspend, TableLine};
+use crate::activate::{self, ThinPool};
+use crate::dm::{DmControl, Suspend, ThinPoolMessage};
 use crate::error::Result;
 use crate::lvm::vg::{SegmentKind, ThinMessage};
 
@@ -69,13 +69,13 @@ impl VolumeGroup {
                 continue;
             }
             let pool = &pl.name;
-            let tpool = self.dm_name(pool, Some(Layer::Tpool))?.into_dm_name();
-            if !dm.exists(&tpool)? {
+            let tpool = ThinPool::new(self.name(), pool)?;
+            if !tpool.is_active(dm)? {
                 continue;
             }
-            let kernel = match dm::thin_pool_status(dm, &tpool)? {
-                devicemapper::ThinPoolStatus::Working(w) => w.transaction_id,
-                _ => {
+            let kernel = match tpool.transaction_id(dm)? {
+                Some(t) => t,
+                None => {
                     rep.left(format!("thin pool {}/{pool} has failed", self.name()));
                     clean = false;
                     continue;
@@ -106,14 +106,19 @@ impl VolumeGroup {
             // Not sent (the run died before its messages): nothing to undo.
             let mut undid = false;
             for id in ids.iter().rev() {
-                match dm.message(&tpool, &format!("delete {id}")) {
-                    Ok(_) => undid = true,
+                let id = ThinDevId::new_u64(*id).map_err(|_| {
+                    super::super::Error::InvalidArgument(format!(
+                        "thin device id {id} out of range"
+                    ))
+                })?;
+                match tpool.send(dm, &ThinPoolMessage::Delete(id)) {
+                    Ok(()) => undid = true,
                     Err(e) if e.errno() == Some(libc::ENODATA) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
             if kernel == *ptid {
-                dm::thin_set_transaction_id(dm, &tpool, kernel, ctid)?;
+                tpool.set_transaction_id(dm, kernel, ctid)?;
                 undid = true;
             }
             if !undid {
@@ -160,8 +165,8 @@ impl VolumeGroup {
                 ));
                 continue;
             };
-            let tpool = self.dm_name(&pool, Some(Layer::Tpool))?.into_dm_name();
-            if !dm.exists(&tpool)? {
+            let tpool = ThinPool::new(self.name(), &pool)?;
+            if !tpool.is_active(dm)? {
                 match self.replay_through_activation(s, dm, &pool) {
                     Ok(()) => rep.did(
                         RepairKind::FinishedThinMessages,
@@ -174,16 +179,16 @@ impl VolumeGroup {
                 }
                 continue;
             }
-            let kernel = match dm::thin_pool_status(dm, &tpool)? {
-                devicemapper::ThinPoolStatus::Working(w) => w.transaction_id,
-                _ => {
+            let kernel = match tpool.transaction_id(dm)? {
+                Some(t) => t,
+                None => {
                     rep.left(format!("thin pool {}/{pool} has failed", self.name()));
                     continue;
                 }
             };
             if kernel.checked_add(1) == Some(tid) {
                 self.replay_messages(s, dm, &tpool, &messages)?;
-                dm::thin_set_transaction_id(dm, &tpool, kernel, tid)?;
+                tpool.set_transaction_id(dm, kernel, tid)?;
             } else if kernel != tid {
                 rep.left(format!(
                     "Thin pool {}/{pool} has unexpected transaction id {kernel}, expecting {tid}",
@@ -246,7 +251,7 @@ impl VolumeGroup {
                 continue;
             };
             // Only a plain thin table over another thin device is remapped.
-            let thin = |t: &[TableLine]| matches!(t, [l] if l.target_type == "thin");
+            let thin = activate::is_thin_lv_table;
             match dm.table(&d.name) {
                 Ok(have) if thin(&have) && thin(&want) && !same_table(&want, &have) => {}
                 _ => continue,
@@ -266,12 +271,12 @@ impl VolumeGroup {
         &self,
         s: &Session,
         dm: &DmControl,
-        tpool: &DmNameBuf,
+        tpool: &ThinPool,
         messages: &[ThinMessage],
     ) -> Result<()> {
         let vg = s.md.vg();
         for m in messages {
-            let Some(q) = crate::activate::queued_message(vg, m)? else {
+            let Some(q) = activate::queued_message(vg, m)? else {
                 continue;
             };
             let odev = q.origin.map(|o| self.dm_name(o, None)).transpose()?;
@@ -279,7 +284,7 @@ impl VolumeGroup {
                 Some(o) if dm.exists(o)? => Some(dm.suspend_guard(o, Suspend::FREEZE)?),
                 _ => None,
             };
-            let r = dm::thin_message_replay(dm, tpool, &q.message);
+            let r = tpool.replay(dm, &q.message);
             if let Some(g) = g {
                 g.resume()?;
             }

@@ -206,3 +206,69 @@ pub fn queued_message<'a>(vg: &'a Vg, m: &ThinMessage) -> Result<Option<QueuedMe
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::vg::Metadata;
+
+    fn vg(fixture: &str) -> Vg {
+        let path = format!("{}/tests/fixtures/{fixture}.vg", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        Metadata::parse(&text).unwrap().vg().clone()
+    }
+
+    #[test]
+    fn queued_messages_are_what_the_pool_is_sent() {
+        let vg = vg("thinsnap");
+        let id = |n| ThinDevId::new_u64(n).unwrap();
+        let (_, thin1) = vg.lv("thin1").unwrap().thin().unwrap();
+        let (_, tsnap) = vg.lv("tsnap").unwrap().thin().unwrap();
+        let q = queued_message(&vg, &ThinMessage::Create("thin1".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(q.message, ThinPoolMessage::CreateThin(id(thin1)));
+        assert_eq!(q.origin, None);
+        let q = queued_message(&vg, &ThinMessage::Create("tsnap".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            q.message.to_string(),
+            format!("create_snap {tsnap} {thin1}")
+        );
+        assert_eq!(q.origin, Some("thin1"));
+        let q = queued_message(&vg, &ThinMessage::Delete(7))
+            .unwrap()
+            .unwrap();
+        assert_eq!(q.message.to_string(), "delete 7");
+        // An LV the metadata no longer has, or one that is not thin.
+        assert_eq!(
+            queued_message(&vg, &ThinMessage::Create("gone".into())).unwrap(),
+            None
+        );
+        assert_eq!(
+            queued_message(&vg, &ThinMessage::Create("pool".into())).unwrap(),
+            None
+        );
+        // A device id past 24 bits in the metadata is corrupt metadata.
+        let e = queued_message(&vg, &ThinMessage::Delete(1 << 24)).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Corrupt);
+    }
+
+    #[test]
+    fn thin_lv_tables_are_one_thin_line() {
+        let t = thin_lv_table(
+            Device {
+                major: 254,
+                minor: 2,
+            },
+            ThinDevId::new_u64(5).unwrap(),
+            Sectors(64),
+        );
+        assert_eq!(t[0].to_string(), "0 64 thin 254:2 5");
+        assert!(is_thin_lv_table(&t));
+        assert!(!is_thin_lv_table(&[t[0].clone(), t[0].clone()]));
+        let lin = TableLine::new(Sectors(0), Sectors(64), "linear", "254:2 0");
+        assert!(!is_thin_lv_table(&[lin]));
+    }
+}

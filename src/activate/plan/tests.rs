@@ -290,3 +290,44 @@ fn typed_lines_show_their_devices_by_name() {
     );
     assert_eq!(p.devices[3].table[0].to_string(), "0 16384 error");
 }
+
+#[test]
+fn linear_striped_and_thin_lines_show_their_devices_by_name() {
+    let vg = vg("cow");
+    let p = plan(&vg, "lin").unwrap();
+    assert_eq!(
+        p.devices[0].table[1].to_string(),
+        "32768 16384 linear <pv0> <pv0.pe_start+49152>"
+    );
+    let p = plan(&vg, "striped").unwrap();
+    assert_eq!(
+        p.devices[0].table[0].to_string(),
+        "0 32768 striped 2 128 <pv0> <pv0.pe_start+65536> <pv1> <pv1.pe_start+0>"
+    );
+    let vg = self::vg("thinsnap");
+    let p = plan(&vg, "tsnap").unwrap();
+    assert!(
+        p.devices[2].table[0]
+            .to_string()
+            .ends_with(" thin-pool <vg-pool_tmeta> <vg-pool_tdata> 128 0 1 skip_block_zeroing"),
+        "{}",
+        p.devices[2].table[0]
+    );
+    assert!(
+        p.devices[3].table[0]
+            .to_string()
+            .ends_with(" thin <vg-pool-tpool> 2"),
+        "{}",
+        p.devices[3].table[0]
+    );
+    // A block size the kernel refuses is an error when resolved, as the
+    // kernel refuses it when loaded; never a panic.
+    let mut bad = p.devices[2].table[0].clone();
+    if let PlannedTarget::ThinPool { block_size, .. } = &mut bad.target {
+        *block_size = Sectors(100);
+    }
+    let e = bad
+        .resolve(&vg, &pvs(), &|_| Some(Device { major: 1, minor: 1 }))
+        .unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{e}");
+}

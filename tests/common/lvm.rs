@@ -4,6 +4,25 @@
 use super::{LoopDev, sh};
 use std::collections::HashMap;
 
+/// Runs LVM commands one after another in one `lvm` process (its script
+/// mode, which stops at the first that fails): one process start instead
+/// of one per command. Lines are split at blanks, with no shell quoting.
+/// Panics unless all succeed; returns their stdout.
+pub fn script(cmds: &[&str]) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let file = std::env::temp_dir().join(format!(
+        "lvsnap-script-{}-{}.lvm",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    // The script mode takes a file whose first line starts with "#!".
+    std::fs::write(&file, format!("#!lvm\n{}\n", cmds.join("\n"))).expect("lvm script");
+    let out = super::output(&["lvm", &file.display().to_string()]);
+    let _ = std::fs::remove_file(&file);
+    out
+}
+
 /// A scratch VG on its own loop devices; removed with everything in it on drop.
 pub struct ScratchVg {
     pub name: String,

@@ -7,11 +7,11 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::lvm::ScratchVg;
-use common::{dm_names, lvsnap, require_dm, sh, write_pattern};
+use common::{dm_names_of, lvsnap, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{ChangedBlocks, SnapSize, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
-use serial_test::{parallel, serial};
+use serial_test::parallel;
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -98,10 +98,10 @@ fn as_json(c: &ChangedBlocks) -> serde_json::Value {
 /// COW: since S0, since S1, and between S0 and S1, exact at chunk level,
 /// the CLI printing the same; a swapped base refused.
 #[test]
-#[serial]
+#[parallel]
 fn cow_changes_with_and_without_base() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_of("chgvg");
     let vg = ScratchVg::new("chgvg", 1, 96, "");
     vg.lvm("lvcreate -q -y -L 16M -n data");
     let dev = "/dev/chgvg/data";
@@ -155,7 +155,7 @@ fn cow_changes_with_and_without_base() {
     vg.vgck();
     drop(v);
     drop(vg);
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_of("chgvg"), before);
 }
 
 /// A base with another chunk size: the block is the smaller chunk, every

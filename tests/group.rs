@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{STATUS_JSON_KEYS, dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{STATUS_JSON_KEYS, dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{SnapSize, SnapshotOptions, State, VolumeGroup};
 use lvsnap::units::Bytes;
-use serial_test::{parallel, serial};
+use serial_test::parallel;
 
 const MIB: u64 = 1 << 20;
 const MAGIC: &[u8; 8] = b"lvsnapGS";
@@ -129,13 +129,23 @@ fn assert_one_instant(stamps: &[u64]) {
     );
 }
 
-/// No device-mapper device is suspended.
-fn assert_none_suspended() {
+/// No device of VG `vg` is suspended (other tests' devices may be, for a
+/// moment).
+fn assert_none_suspended(vg: &str) {
     let out = sh("dmsetup info -c --noheadings -o name,attr");
-    for l in out.lines() {
+    for l in out.lines().filter(|l| l.starts_with(&format!("{vg}-"))) {
         let attr = l.rsplit(':').next().unwrap_or("");
         assert!(!attr.contains('s'), "suspended: {l}");
     }
+}
+
+/// The tables of VG `vg`'s devices, as `dmsetup table` lists them.
+fn tables_of(vg: &str) -> String {
+    sh("dmsetup table")
+        .lines()
+        .filter(|l| l.starts_with(&format!("{vg}-")))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// A VG with three COW origins a, b, c and a thin origin t in pool `pool`.
@@ -202,13 +212,13 @@ fn group_snapshot_is_one_instant() {
     for o in &devs {
         assert_eq!(read_stamp(Path::new(o)), last);
     }
-    assert_none_suspended();
+    assert_none_suspended("grpvg");
 }
 
 /// A refusal anywhere in the group (a taken name in the second item, no
 /// room for the third store, a name given twice) changes nothing.
 #[test]
-#[serial]
+#[parallel]
 fn group_refusals_change_nothing() {
     require_dm();
     let vg = mixed_vg("grpref", 100);
@@ -220,7 +230,7 @@ fn group_refusals_change_nothing() {
     let store = free * 2 / 5 + 1;
     assert!(2 * store <= free && store < 16, "{free} extents free");
     let v = VolumeGroup::open("grpref").expect("open");
-    let before = dm_names();
+    let before = dm_names_of("grpref");
     let seq = vg.seqno();
     let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes((store * MIB) as u128)));
     let cases: [(&[(&str, &str)], ErrorKind); 4] = [
@@ -236,7 +246,7 @@ fn group_refusals_change_nothing() {
         let e = v.create_group(items, &opts).unwrap_err();
         assert_eq!(e.kind(), kind, "{items:?}: {e}");
         assert_eq!(vg.seqno(), seq, "{items:?} changed the metadata");
-        assert_eq!(dm_names(), before, "{items:?} left devices");
+        assert_eq!(dm_names_of("grpref"), before, "{items:?} left devices");
         vg.vgck();
     }
     let lvs = vg.lvs("lv_attr");
@@ -245,7 +255,7 @@ fn group_refusals_change_nothing() {
     v.create_group(&[("a", "s1"), ("b", "s2")], &opts)
         .expect("two fit");
     vg.vgck();
-    assert_none_suspended();
+    assert_none_suspended("grpref");
 }
 
 /// A failure after the COW devices are made and every origin is suspended
@@ -253,7 +263,7 @@ fn group_refusals_change_nothing() {
 /// all: no device, no snapshot, the old seqno, every origin resumed and
 /// unchanged.
 #[test]
-#[serial]
+#[parallel]
 fn group_failure_after_the_devices_are_made_undoes_them() {
     require_dm();
     let vg = mixed_vg("grpfail", 256);
@@ -276,17 +286,17 @@ fn group_failure_after_the_devices_are_made_undoes_them() {
         "dmsetup message {tpool} 0 'create_thin {}'",
         id + 1
     ));
-    let before = dm_names();
-    let tables = sh("dmsetup table");
+    let before = dm_names_of("grpfail");
+    let tables = tables_of("grpfail");
     let seq = vg.seqno();
     let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(4 * MIB as u128)));
     let items = [("a", "s1"), ("t", "ts"), ("b", "s2")];
     let e = v.create_group(&items, &opts).unwrap_err();
     eprintln!("refused as expected: {e}");
     assert_eq!(vg.seqno(), seq, "metadata changed");
-    assert_eq!(dm_names(), before, "devices left behind");
-    assert_eq!(sh("dmsetup table"), tables, "tables changed");
-    assert_none_suspended();
+    assert_eq!(dm_names_of("grpfail"), before, "devices left behind");
+    assert_eq!(tables_of("grpfail"), tables, "tables changed");
+    assert_none_suspended("grpfail");
     vg.vgck();
     let lvs = vg.lvs("lv_attr");
     assert!(!lvs.contains_key("s1") && !lvs.contains_key("ts") && !lvs.contains_key("s2"));
@@ -320,7 +330,7 @@ fn group_failure_after_the_devices_are_made_undoes_them() {
             read_at(Path::new(&sd), 0, 8192)
         );
     }
-    assert_none_suspended();
+    assert_none_suspended("grpfail");
 }
 
 /// `lvsnap create-group VG LV=SNAP ... --json` prints an array of the

@@ -940,6 +940,74 @@ fn kill_sweep_thin() {
 /// create is refused with LVM's message before anything is written, the
 /// next operation's recovery deletes no thin device, and the pool's
 /// devices are still there.
+/// Thin rollback with `--keep`, killed at every step: the origin holds its
+/// own data (old) or the snapshot's (new), never a mix; the kept snapshot
+/// stays active with its own data at every point; the pool's devices and
+/// transaction id agree with the metadata; nothing is left suspended or
+/// queued. Without `--keep` the steps are a subset of these.
+#[test]
+fn kill_sweep_thin_rollback() {
+    require_dm();
+    let vg = Fvg::new("fktr");
+    let pv1 = vg.pv_path(1);
+    let size = format!("{ORIGIN_MIB}M");
+    common::output(&[
+        "lvcreate",
+        "-q",
+        "-y",
+        "-L",
+        "40M",
+        "-T",
+        &vg.lv("pool"),
+        "-V",
+        &size,
+        "-n",
+        "t",
+        &pv1,
+    ]);
+    let t_dev = vg.dev("t");
+    let fill = |changed: bool| {
+        let n = if changed { CHANGED_MIB } else { ORIGIN_MIB };
+        for m in 0..n {
+            let byte = if changed { 0xEE } else { 0x10 + m as u8 };
+            write_pattern(Path::new(&t_dev), (m * MIB) as u64, MIB, byte);
+        }
+    };
+    fill(false);
+    vg.lib_ok(&["create", "t", "ts"], "thin rollback sweep set-up");
+    common::output(&["lvchange", "-q", "-ay", "-K", &vg.lv("ts")]);
+    fill(true);
+    let mut t = Tally::new("thin rollback --keep (SIGKILL)");
+    let snap = vg.lv("ts");
+    let args = ["rollback", snap.as_str(), "--keep", "--wait"];
+    vg.kill_sweep(&mut t, &args, |t, _, v, at| {
+        vg.thin_agrees(v, at);
+        vg.assert_settled(at);
+        assert!(
+            !vg.text(at).contains("message1 {"),
+            "{at}: a pool message is left queued"
+        );
+        assert!(v.lvs.contains("t") && v.lvs.contains("ts"), "{at}: {v:?}");
+        let have: BTreeSet<String> = vg.devices().into_iter().map(|d| d.name).collect();
+        assert!(
+            have.contains("ts"),
+            "{at}: the kept snapshot is no longer active"
+        );
+        check_pattern(&vg.dev("ts"), 0x10, None, at);
+        if read_at(Path::new(&t_dev), 0, 4096)[0] == 0xEE {
+            t.old += 1;
+            check_pattern(&t_dev, 0x10, Some(0xEE), at);
+        } else {
+            t.new += 1;
+            check_pattern(&t_dev, 0x10, None, at);
+            fill(true);
+        }
+    });
+    t.print();
+    assert_eq!(t.old + t.new, t.points);
+    assert!(t.points >= 20, "only {} thin rollback points", t.points);
+}
+
 #[test]
 fn thin_create_on_a_pool_out_of_step() {
     require_dm();

@@ -53,4 +53,6 @@ pub use plan::{
     dm_name_in, dm_uuid, lv_table, plan,
 };
 pub use pvs::{pv_map, pv_map_from};
-pub use thin::{QueuedMessage, ThinPool, is_thin_lv_table, queued_message, thin_lv_table};
+pub use thin::{
+    QueuedMessage, ThinPool, is_thin_lv_table, pool_metadata_name, queued_message, thin_lv_table,
+};

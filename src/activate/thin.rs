@@ -7,9 +7,10 @@ use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus};
 
 use super::error::{Error, Result};
 use super::layer::Layer;
-use super::plan::dm_name_in;
+use super::plan::{dm_name, dm_name_in};
+use crate::dm::LvmDmName;
 use crate::dm::{self, DmControl, TableLine, ThinPoolMessage, ThinTargetParams};
-use crate::lvm::vg::{ThinMessage, Vg};
+use crate::lvm::vg::{SegmentKind, ThinMessage, Vg};
 use crate::units::Sectors;
 
 /// A thin pool LV of a VG as LVM lays it out: its `<vg>-<pool>-tpool`
@@ -133,6 +134,19 @@ impl ThinPool {
     }
 }
 
+/// The device of pool `pool`'s metadata LV (`<vg>-<pool>_tmeta`), from
+/// the pool's segment.
+pub fn pool_metadata_name(vg: &Vg, pool: &str) -> Result<LvmDmName> {
+    match vg
+        .lv(pool)
+        .and_then(|l| l.segments.first())
+        .map(|s| &s.kind)
+    {
+        Some(SegmentKind::ThinPool { metadata, .. }) => dm_name(vg, metadata, None),
+        _ => Err(Error::invalid(pool, "not a thin pool")),
+    }
+}
+
 /// Whether `table` is a thin LV's: one `thin` line.
 pub fn is_thin_lv_table(table: &[TableLine]) -> bool {
     matches!(table, [l] if l.params_as::<ThinTargetParams>().is_ok())
@@ -250,6 +264,11 @@ mod tests {
             queued_message(&vg, &ThinMessage::Create("pool".into())).unwrap(),
             None
         );
+        assert_eq!(
+            pool_metadata_name(&vg, "pool").unwrap().to_string(),
+            "vg-pool_tmeta"
+        );
+        assert!(pool_metadata_name(&vg, "thin1").is_err());
         // A device id past 24 bits in the metadata is corrupt metadata.
         let e = queued_message(&vg, &ThinMessage::Delete(1 << 24)).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Corrupt);

@@ -39,10 +39,10 @@ use std::collections::HashSet;
 
 use super::Error as SnapError;
 use super::vg::{Session, VolumeGroup};
-use crate::activate::{self, Layer, SnapshotLive, UnreadableStatus};
+use crate::activate::{self, Layer, SnapshotLive, ThinPool, UnreadableStatus};
 use crate::dm::exception_store::{self, Exception};
 use crate::dm::thin_metadata::{BlockRun, ThinMetadata};
-use crate::dm::{self, DirectReader, DmControl, ReadAt};
+use crate::dm::{self, DirectReader, DmControl, ReadAt, ThinPoolMessage};
 use crate::error::Result;
 use crate::lvm::vg::{CowSnapshot, Lv};
 use crate::units::{SectorBytes, Sectors};
@@ -150,7 +150,7 @@ impl OpenStore {
 /// A pool metadata snapshot, released on drop (even on error).
 struct HeldMetadata<'a> {
     dm: &'a DmControl,
-    pool: &'a devicemapper::DmName,
+    pool: &'a ThinPool,
     held: bool,
 }
 
@@ -165,14 +165,15 @@ impl Drop for HeldMetadata<'_> {
     fn drop(&mut self) {
         if self.held {
             if let Err(e) = dm_release(self.dm, self.pool) {
-                log::error!("releasing the metadata snapshot of {}: {e}", self.pool);
+                let pool = self.pool.dm_name();
+                log::error!("releasing the metadata snapshot of {pool}: {e}");
             }
         }
     }
 }
 
-fn dm_release(dm: &DmControl, pool: &devicemapper::DmName) -> Result<()> {
-    dm.message(pool, "release_metadata_snap")?;
+fn dm_release(dm: &DmControl, pool: &ThinPool) -> Result<()> {
+    pool.send(dm, &ThinPoolMessage::ReleaseMetadataSnap)?;
     Ok(())
 }
 
@@ -389,36 +390,38 @@ impl VolumeGroup {
         };
         let limit = lv_bytes(s, lv)?.max(lv_bytes(s, other_lv)?);
         let dm = DmControl::shared()?;
-        let tpool = self.dm_name(pool, Some(Layer::Tpool))?;
-        let tmeta = self.dm_name(&format!("{pool}_tmeta"), None)?;
-        if !dm.exists(&tpool)? || !dm.exists(&tmeta)? {
+        let tpool = ThinPool::new(self.name(), pool)?;
+        let tmeta = activate::pool_metadata_name(s.md.vg(), pool)?;
+        if !tpool.is_active(&dm)? || !dm.exists(&tmeta)? {
             return Err(SnapError::Unsupported(format!(
                 "thin pool {}/{pool} is not active: activate it (lvchange -ay) first",
                 self.name()
             ))
             .into());
         }
-        if let devicemapper::ThinPoolStatus::Fail = dm::thin_pool_status(&dm, &tpool)? {
+        if let devicemapper::ThinPoolStatus::Fail = tpool.status(&dm)? {
             return Err(
                 SnapError::Busy(format!("thin pool {}/{pool} has failed", self.name())).into(),
             );
         }
         let path = dm::ensure_node(&tmeta, dm.info(&tmeta)?.device)?;
         let reader = DirectReader::open(&path)?;
-        dm.message(&tpool, "reserve_metadata_snap")
-            .map_err(|e| -> Error {
-                if e.kind() == ErrorKind::Busy {
-                    SnapError::Busy(format!(
-                        "thin pool {}/{pool} already holds a metadata snapshot (another \
+        let reserve = ThinPoolMessage::ReserveMetadataSnap;
+        let release = ThinPoolMessage::ReleaseMetadataSnap;
+        tpool.send(&dm, &reserve).map_err(|e| -> Error {
+            if e.kind() == ErrorKind::Busy {
+                SnapError::Busy(format!(
+                    "thin pool {}/{pool} already holds a metadata snapshot (another \
                      thin_delta, thin_ls or changed running, or one left behind: \
-                     `dmsetup message {tpool} 0 release_metadata_snap` releases it)",
-                        self.name()
-                    ))
-                    .into()
-                } else {
-                    e.into()
-                }
-            })?;
+                     `dmsetup message {} 0 {release}` releases it)",
+                    self.name(),
+                    tpool.dm_name()
+                ))
+                .into()
+            } else {
+                e.into()
+            }
+        })?;
         let held = HeldMetadata {
             dm: &dm,
             pool: &tpool,

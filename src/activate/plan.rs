@@ -3,17 +3,12 @@
 //! resumes and removes them in (seen with `lvchange -ay -vvvv`, LVM 2.03).
 
 use std::collections::HashMap;
-use std::fmt;
 
 use devicemapper::{DataBlocks, Device, DmName, DmNameBuf, ThinDevId};
 
 use super::error::{Error, Result};
 use super::layer::Layer;
-use crate::dm::{
-    ChunkSize, LinearTargetParams, LvmDmName, LvmDmUuid, LvmId, SnapshotOriginTargetParams,
-    SnapshotTargetParams, Stripe, StripedTargetParams, TableLine, ThinPoolBlockSize,
-    ThinPoolFeatures, ThinPoolTargetParams, ThinTargetParams,
-};
+use crate::dm::{LvmDmName, LvmDmUuid, LvmId, TableLine, ThinPoolFeatures};
 use crate::lvm::flags::LvFlags;
 use crate::lvm::vg::{Lv, Segment, SegmentKind, Vg};
 use crate::units::{Extents, Sectors};
@@ -45,9 +40,9 @@ pub struct Area {
 /// once the devices are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlannedTarget {
-    /// `linear` ([`LinearTargetParams`]).
+    /// `linear` ([`LinearTargetParams`](crate::dm::LinearTargetParams)).
     Linear(Area),
-    /// `striped` ([`StripedTargetParams`]).
+    /// `striped` ([`StripedTargetParams`](crate::dm::StripedTargetParams)).
     Striped {
         /// The stripe size.
         chunk: Sectors,
@@ -55,20 +50,20 @@ pub enum PlannedTarget {
         stripes: Vec<Area>,
     },
     /// `snapshot-origin` over the origin's `-real`
-    /// ([`SnapshotOriginTargetParams`]).
+    /// ([`SnapshotOriginTargetParams`](crate::dm::SnapshotOriginTargetParams)).
     SnapshotOrigin {
         /// The origin's data device.
         real: DevRef,
     },
     /// `snapshot`, or with `merge` `snapshot-merge`
-    /// ([`SnapshotTargetParams`]).
+    /// ([`SnapshotTargetParams`](crate::dm::SnapshotTargetParams)).
     Snapshot {
         /// The origin's data device.
         real: DevRef,
         /// The exception store.
         cow: DevRef,
         /// The chunk size, as the metadata gives it (checked into a
-        /// [`ChunkSize`] when the line is resolved, as the kernel checks it
+        /// [`ChunkSize`](crate::dm::ChunkSize) when the line is resolved, as the kernel checks it
         /// when the table is loaded).
         chunk: Sectors,
         /// Merging into the origin.
@@ -76,21 +71,21 @@ pub enum PlannedTarget {
     },
     /// `error`: every I/O fails.
     Error,
-    /// `thin-pool` ([`ThinPoolTargetParams`]).
+    /// `thin-pool` ([`ThinPoolTargetParams`](crate::dm::ThinPoolTargetParams)).
     ThinPool {
         /// The metadata device (`_tmeta`).
         metadata: DevRef,
         /// The data device (`_tdata`).
         data: DevRef,
         /// The data block size, as the metadata gives it (checked into a
-        /// [`ThinPoolBlockSize`] when the line is resolved).
+        /// [`ThinPoolBlockSize`](crate::dm::ThinPoolBlockSize) when the line is resolved).
         block_size: Sectors,
         /// The low water mark.
         low_water_mark: DataBlocks,
         /// Feature arguments.
         features: ThinPoolFeatures,
     },
-    /// `thin` ([`ThinTargetParams`]).
+    /// `thin` ([`ThinTargetParams`](crate::dm::ThinTargetParams)).
     Thin {
         /// The pool (`-tpool`).
         pool: DevRef,
@@ -171,188 +166,6 @@ impl Plan {
     pub fn device(&self, name: &DmName) -> Option<&PlannedDevice> {
         self.devices.iter().find(|d| *d.name == *name)
     }
-}
-
-impl PlannedLine {
-    /// The line with devices as `major:minor`: PVs through `pvs`, other
-    /// devices through `dm` (name to device).
-    pub fn resolve(
-        &self,
-        vg: &Vg,
-        pvs: &PvMap,
-        dm: &dyn Fn(&DmName) -> Option<Device>,
-    ) -> Result<TableLine> {
-        let dev = |r: &DevRef| match r {
-            DevRef::Pv(key) => pv_device(pvs, key),
-            DevRef::Dm(name) => {
-                dm(name).ok_or_else(|| Error::NotFound(format!("device-mapper device {}", &**name)))
-            }
-        };
-        let area = |a: &Area| match &a.dev {
-            DevRef::Pv(key) => {
-                let pv = vg
-                    .pv(key)
-                    .ok_or_else(|| Error::NotFound(format!("PV {key} in metadata")))?;
-                pv.pe_start
-                    .0
-                    .checked_add(a.start.0)
-                    .map(Sectors)
-                    .ok_or_else(|| Error::invalid(key, "PV offset overflows"))
-            }
-            DevRef::Dm(_) => Ok(a.start),
-        };
-        self.typed_line(&dev, &area)
-    }
-
-    /// A typed target's line, its devices through `dev`, the first sector
-    /// of an area through `area`.
-    fn typed_line(
-        &self,
-        dev: &dyn Fn(&DevRef) -> Result<Device>,
-        area: &dyn Fn(&Area) -> Result<Sectors>,
-    ) -> Result<TableLine> {
-        let (start, length) = (self.start, self.length);
-        let stripe = |a: &Area| -> Result<Stripe> {
-            Ok(Stripe {
-                dev: dev(&a.dev)?,
-                offset: area(a)?,
-            })
-        };
-        Ok(match &self.target {
-            PlannedTarget::Linear(a) => {
-                let s = stripe(a)?;
-                let p = LinearTargetParams {
-                    dev: s.dev,
-                    offset: s.offset,
-                };
-                TableLine::target(start, length, &p)
-            }
-            PlannedTarget::Striped { chunk, stripes } => {
-                let stripes = stripes.iter().map(stripe).collect::<Result<_>>()?;
-                let p = StripedTargetParams::new(*chunk, stripes)?;
-                TableLine::target(start, length, &p)
-            }
-            PlannedTarget::SnapshotOrigin { real } => {
-                let p = SnapshotOriginTargetParams { real: dev(real)? };
-                TableLine::target(start, length, &p)
-            }
-            PlannedTarget::Snapshot {
-                real,
-                cow,
-                chunk,
-                merge,
-            } => {
-                let p = SnapshotTargetParams {
-                    real: dev(real)?,
-                    cow: dev(cow)?,
-                    chunk: ChunkSize::new(*chunk)?,
-                    merge: *merge,
-                };
-                TableLine::target(start, length, &p)
-            }
-            PlannedTarget::Error => TableLine::error(start, length),
-            PlannedTarget::ThinPool {
-                metadata,
-                data,
-                block_size,
-                low_water_mark,
-                features,
-            } => {
-                let p = ThinPoolTargetParams {
-                    metadata: dev(metadata)?,
-                    data: dev(data)?,
-                    block_size: ThinPoolBlockSize::new(*block_size)?,
-                    low_water_mark: *low_water_mark,
-                    features: *features,
-                };
-                TableLine::target(start, length, &p)
-            }
-            PlannedTarget::Thin { pool, id } => {
-                let p = ThinTargetParams {
-                    pool: dev(pool)?,
-                    id: *id,
-                    external_origin: None,
-                };
-                TableLine::target(start, length, &p)
-            }
-        })
-    }
-
-    fn typed(start: Sectors, length: Sectors, target: PlannedTarget) -> PlannedLine {
-        PlannedLine {
-            start,
-            length,
-            target,
-        }
-    }
-
-    /// The devices this line refers to, in order.
-    fn devs(&self) -> Vec<&DevRef> {
-        match &self.target {
-            PlannedTarget::SnapshotOrigin { real } => vec![real],
-            PlannedTarget::Snapshot { real, cow, .. } => vec![real, cow],
-            PlannedTarget::Error => vec![],
-            PlannedTarget::Linear(a) => vec![&a.dev],
-            PlannedTarget::Striped { stripes, .. } => stripes.iter().map(|a| &a.dev).collect(),
-            PlannedTarget::ThinPool { metadata, data, .. } => vec![metadata, data],
-            PlannedTarget::Thin { pool, .. } => vec![pool],
-        }
-    }
-
-    /// The plan's devices this line uses.
-    pub fn dm_deps(&self) -> impl Iterator<Item = &DmName> {
-        self.devs().into_iter().filter_map(|d| match d {
-            DevRef::Dm(n) => Some(&**n),
-            DevRef::Pv(_) => None,
-        })
-    }
-}
-
-impl fmt::Display for DevRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DevRef::Pv(k) => write!(f, "<{k}>"),
-            DevRef::Dm(n) => write!(f, "<{}>", &**n),
-        }
-    }
-}
-
-impl fmt::Display for PlannedLine {
-    /// The typed line with placeholder devices, each then written as the
-    /// device it stands for; a PV's offset (the field after it in every
-    /// target) as `<pvN.pe_start+sectors>`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let none = Device { major: 0, minor: 0 };
-        let l = match self.typed_line(&|_| Ok(none), &|a| Ok(a.start)) {
-            Ok(l) => l,
-            Err(e) => return write!(f, "{} {} <{e}>", *self.start, *self.length),
-        };
-        let (none, mut devs) = (none.to_string(), self.devs().into_iter());
-        write!(f, "{} {} {}", *l.start, *l.length, l.target_type)?;
-        let mut pv = None;
-        for t in l.params.split_whitespace() {
-            if let Some(k) = pv.take() {
-                write!(f, " <{k}.pe_start+{t}>")?;
-                continue;
-            }
-            match (t == none).then(|| devs.next()).flatten() {
-                Some(d) => {
-                    if let DevRef::Pv(k) = d {
-                        pv = Some(k);
-                    }
-                    write!(f, " {d}")?
-                }
-                None => write!(f, " {t}")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-fn pv_device(pvs: &PvMap, key: &str) -> Result<Device> {
-    pvs.get(key)
-        .copied()
-        .ok_or_else(|| Error::NotFound(format!("device of PV {key}")))
 }
 
 fn lv<'a>(vg: &'a Vg, name: &str) -> Result<&'a Lv> {
@@ -804,5 +617,6 @@ fn plan_thin(b: &mut Builder<'_>, thin: &Lv) -> Result<()> {
     Ok(())
 }
 
+mod line;
 #[cfg(test)]
 mod tests;

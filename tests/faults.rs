@@ -67,9 +67,9 @@ impl Fvg {
             flakey_create(&vg.pv(i), t);
         }
         let (pv0, pv1) = (vg.pv_path(0), vg.pv_path(1));
-        lvm(&[
-            &format!("pvcreate -q {pv0}"),
+        vg.lvm(&[
             &format!("pvcreate -q --metadatacopies 0 {pv1}"),
+            // pv0 becomes a PV with one metadata area, as `pvcreate` makes it.
             &format!("vgcreate -q -s 1M {name} {pv0} {pv1}"),
             // Skipped by activation: a VG-wide `vgchange -ay` leaves it be.
             &format!("lvcreate -q -y -Zn -an -ky -l 100%PVS -n pad {name} {pv0}"),
@@ -154,10 +154,38 @@ fn flakey_table(dev: &Path, bytes: u64) -> String {
     )
 }
 
+/// `dmsetup create NAME --table TABLE` and its node, through ioctls (two
+/// dmsetup processes less per PV).
 fn flakey_create(name: &str, table: &str) {
-    // No udev in the VM: dmsetup makes the node when asked.
-    common::output(&["dmsetup", "create", name, "--table", table]);
-    common::output(&["dmsetup", "mknodes", name]);
+    let dm = DM::new().expect("dm");
+    let dm_name = DmName::new(name).expect("name");
+    let info = dm
+        .device_create(dm_name, None, DmOptions::default())
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    let id = DevId::Name(dm_name);
+    let w: Vec<&str> = table.splitn(4, ' ').collect();
+    let line = [(
+        w[0].parse::<u64>().expect("start"),
+        w[1].parse::<u64>().expect("length"),
+        w[2].to_string(),
+        w[3].to_string(),
+    )];
+    dm.table_load(&id, &line, DmOptions::default())
+        .unwrap_or_else(|e| panic!("load {name}: {e}"));
+    dm.device_suspend(&id, DmOptions::default())
+        .unwrap_or_else(|e| panic!("resume {name}: {e}"));
+    // No udev in the VM: the node is made here, as `dmsetup mknodes` does.
+    let dev = info.device();
+    let node = std::ffi::CString::new(format!("/dev/mapper/{name}")).expect("path");
+    // SAFETY: a NUL-terminated path; mknod reads nothing else.
+    let r = unsafe {
+        libc::mknod(
+            node.as_ptr(),
+            libc::S_IFBLK | 0o660,
+            libc::makedev(dev.major, dev.minor),
+        )
+    };
+    assert_eq!(r, 0, "mknod {name}: {}", std::io::Error::last_os_error());
 }
 
 /// Runs the CLI with `fault` in `LVSNAP_FAULT` (if any): whether it was
@@ -206,7 +234,7 @@ struct LvmView {
 /// Runs LVM commands one after another in one `lvm` process (its script
 /// mode), which stops at the first that fails: one process start instead
 /// of one per command. Panics unless all succeed; returns their stdout.
-fn lvm(cmds: &[&str]) -> String {
+fn lvm_script(cmds: &[String]) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let script = std::env::temp_dir().join(format!(
         "lvsnap-faults-{}-{}.lvm",
@@ -267,8 +295,9 @@ fn check_pattern(dev: &str, base: u8, changed: Option<u8>, at: &str) {
             Some(c) if m < CHANGED_MIB => c,
             _ => base + m as u8,
         };
+        // A slice compare (memcmp), not a byte loop: tests build unoptimized.
         assert!(
-            got.iter().all(|&b| b == want),
+            *got == [want; 4096],
             "{at}: {dev} MiB {m} holds {:#x}, expected {want:#x}",
             got[0]
         );
@@ -279,6 +308,26 @@ fn check_pattern(dev: &str, base: u8, changed: Option<u8>, at: &str) {
 const CHANGED_MIB: usize = 4;
 
 impl Fvg {
+    /// [`lvm_script`], each command reading only this VG's two PVs (a
+    /// `global_filter` given with `--config`): LVM sees the VG whole and no
+    /// other test's devices, and scans 2 devices, not every one of theirs.
+    fn lvm(&self, cmds: &[&str]) -> String {
+        // The script mode splits lines at blanks and quotes nothing: the
+        // config value goes as one word, its quotes to LVM's parser.
+        let filter = format!(
+            "--config devices/global_filter=[\"a|^/dev/mapper/{}_pv[01]$|\",\"r|.*|\"]",
+            self.name
+        );
+        let cmds: Vec<String> = cmds
+            .iter()
+            .map(|c| match c.split_once(' ') {
+                Some((cmd, args)) => format!("{cmd} {filter} {args}"),
+                None => format!("{c} {filter}"),
+            })
+            .collect();
+        lvm_script(&cmds)
+    }
+
     /// Both PVs healthy again (after a fault the injection switched in):
     /// through ioctls, not six dmsetup processes per point.
     fn flakey_up(&self) {
@@ -527,7 +576,7 @@ impl Fvg {
         let mut cmds = before.to_vec();
         // `vgck` (LVM's vg_validate) must pass the same metadata `lvs` reports.
         cmds.extend([lvs.as_str(), vgck.as_str()]);
-        let out = lvm(&cmds);
+        let out = self.lvm(&cmds);
         let mut v = LvmView {
             lvs: BTreeSet::new(),
             tagged: BTreeSet::new(),
@@ -867,11 +916,11 @@ impl Fvg {
 fn kill_sweep_thin() {
     require_dm();
     let vg = Fvg::new("fkth");
-    let pool = vg.lv("pool");
-    let pv1 = vg.pv_path(1);
-    common::output(&[
-        "lvcreate", "-q", "-y", "-L", "8M", "-T", &pool, "-V", "8M", "-n", "t", &pv1,
-    ]);
+    vg.lvm(&[&format!(
+        "lvcreate -q -y -L 8M -T {} -V 8M -n t {}",
+        vg.lv("pool"),
+        vg.pv_path(1)
+    )]);
     let mut t = Tally::new("thin create and delete (SIGKILL)");
     let (thin, snap) = (vg.lv("t"), vg.lv("ts1"));
     for (args, made) in [
@@ -1125,7 +1174,7 @@ fn kill_sweep_restore() {
             let (_, code, err) = run(&["delete", &target], None);
             // r1 is a plain LV now, not a snapshot: LVM removes it.
             assert_ne!(code, 0, "{at}: delete of a finished volume: {err}");
-            common::output(&["lvremove", "-q", "-y", &target]);
+            vg.lvm(&[&format!("lvremove -q -y {target}")]);
         } else {
             t.old += 1;
             vg.assert_devices(&["a", "a-real", "s1", "s1-cow"], &at);
@@ -1143,7 +1192,7 @@ fn kill_sweep_restore() {
     assert_eq!(t.old + t.new, t.points);
     assert!(t.points >= 20, "only {} restore points", t.points);
     // A marked target: delete removes it; a re-run starts over.
-    common::output(&["lvremove", "-q", "-y", &target]);
+    vg.lvm(&[&format!("lvremove -q -y {target}")]);
     let p = marked_point.expect("a point left a marked target");
     let (killed, _, _) = run(&args, Some(&format!("{p}:kill")));
     assert!(killed);

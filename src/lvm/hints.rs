@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::blockdev::BlockDev;
 use super::error::Result;
@@ -268,8 +269,12 @@ fn write(path: &Path, hints: &Hints) {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
+        // One temporary file per writer, threads of one process included:
+        // two writers of one file could rename the other's half-written text.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".{}", std::process::id()));
+        let n = WRITES.fetch_add(1, Ordering::Relaxed);
+        tmp.push(format!(".{}.{n}", std::process::id()));
         fs::write(&tmp, &s)?;
         fs::rename(&tmp, path)
     })();

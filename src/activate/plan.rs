@@ -604,7 +604,7 @@ fn plan_thin(b: &mut Builder<'_>, thin: &Lv) -> Result<()> {
     let pool = lv(vg, pool_name)?;
     let tpool = plan_pool(b, pool)?;
     let size = sectors(vg, &thin.name, thin.extents())?;
-    let id = ThinDevId::new_u64(device_id)
+    let id = ThinDevId::new_u64(device_id.into())
         .map_err(|_| Error::invalid(&thin.name, "device_id does not fit in 24 bits"))?;
     let target = PlannedTarget::Thin {
         pool: Builder::dev(&tpool),

@@ -183,8 +183,9 @@ pub struct QueuedMessage<'a> {
 /// What queued message `m` of `vg` asks of its pool; `None` when the
 /// metadata no longer describes it (its LV gone, or not thin).
 pub fn queued_message<'a>(vg: &'a Vg, m: &ThinMessage) -> Result<Option<QueuedMessage<'a>>> {
-    let id = |lv: &str, n: u64| {
-        ThinDevId::new_u64(n).map_err(|_| Error::invalid(lv, "device_id does not fit in 24 bits"))
+    let id = |lv: &str, n: u32| {
+        ThinDevId::new_u64(n.into())
+            .map_err(|_| Error::invalid(lv, "device_id does not fit in 24 bits"))
     };
     Ok(match m {
         ThinMessage::Delete(n) => Some(QueuedMessage {
@@ -235,7 +236,7 @@ mod tests {
     #[test]
     fn queued_messages_are_what_the_pool_is_sent() {
         let vg = vg("thinsnap");
-        let id = |n| ThinDevId::new_u64(n).unwrap();
+        let id = |n: u32| ThinDevId::new_u64(n.into()).unwrap();
         let (_, thin1) = vg.lv("thin1").unwrap().thin().unwrap();
         let (_, tsnap) = vg.lv("tsnap").unwrap().thin().unwrap();
         let q = queued_message(&vg, &ThinMessage::Create("thin1".into()))

@@ -427,7 +427,7 @@ impl VolumeGroup {
             pool: &tpool,
             held: true,
         };
-        let runs = thin_delta(&reader, id_a, id_b)?;
+        let runs = thin_delta(&reader, id_a.into(), id_b.into())?;
         let (block, runs) = runs;
         held.release()?;
         Ok(ChangedBlocks::from_runs(block, runs, limit))

@@ -504,8 +504,8 @@ impl VolumeGroup {
     }
 }
 
-fn thin_id(id: u64) -> Result<ThinDevId> {
-    ThinDevId::new_u64(id)
+fn thin_id(id: u32) -> Result<ThinDevId> {
+    ThinDevId::new_u64(id.into())
         .map_err(|_| SnapError::InvalidArgument(format!("thin device id {id} out of range")).into())
 }
 

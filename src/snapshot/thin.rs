@@ -39,7 +39,7 @@ impl VolumeGroup {
         extents: Option<Extents>,
         activation_skip: bool,
         writable: bool,
-    ) -> Result<u64> {
+    ) -> Result<u32> {
         let vg = s.md.vg();
         let extents = match extents {
             Some(e) => e,
@@ -265,7 +265,7 @@ impl VolumeGroup {
         for m in messages {
             if let ThinMessage::Create(name) = m {
                 if let Some((_, id)) = vg.lv(name).and_then(|l| l.thin()) {
-                    tpool.check_id_free(dm, id)?;
+                    tpool.check_id_free(dm, id.into())?;
                 }
             }
         }
@@ -327,7 +327,7 @@ fn check_transaction(
     Ok(())
 }
 
-fn thin_id(id: u64) -> Result<ThinDevId> {
-    ThinDevId::new_u64(id)
+fn thin_id(id: u32) -> Result<ThinDevId> {
+    ThinDevId::new_u64(id.into())
         .map_err(|_| SnapError::InvalidArgument(format!("thin device id {id} out of range")).into())
 }

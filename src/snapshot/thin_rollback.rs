@@ -129,8 +129,8 @@ impl VolumeGroup {
                 );
             }
         }
-        let id = |n: u64| {
-            ThinDevId::new_u64(n)
+        let id = |n: u32| {
+            ThinDevId::new_u64(n.into())
                 .map_err(|_| SnapError::InvalidArgument(format!("thin device id {n} out of range")))
         };
         let (old_id, snap_id) = (id(ids.old_origin_id)?, id(ids.snap_id)?);

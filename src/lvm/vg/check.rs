@@ -5,14 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::thin::MAX_THIN_DEVICE_ID;
 use super::{Lv, SegmentKind, Vg, lv_sections, segment_sections};
 use crate::lvm::text::{Body, Entry};
 
 /// LVM2 holds extent counts, extent sizes and seqno in `uint32_t`.
 const U32: u64 = u32::MAX as u64;
-
-/// LVM2's largest thin device id (24 bits).
-const MAX_THIN_DEVICE_ID: u64 = (1 << 24) - 1;
 
 /// Keys of segment types lvsnap does not model whose arrays name areas: PVs
 /// (with a start extent) or LVs.
@@ -146,8 +144,9 @@ fn check(vg: &Vg, body: Option<&Body>) -> Result<(), String> {
                             lv.name
                         ));
                     }
-                    if **chunk_size == 0 || **chunk_size > U32 {
-                        return Err(format!("snapshot {}: chunk_size {}", lv.name, **chunk_size));
+                    // Past uint32_t it is damage found above.
+                    if **chunk_size == 0 {
+                        return Err(format!("snapshot {}: chunk_size 0", lv.name));
                     }
                 }
                 SegmentKind::ThinPool {
@@ -164,11 +163,8 @@ fn check(vg: &Vg, body: Option<&Body>) -> Result<(), String> {
                             ));
                         }
                     }
-                    if **chunk_size == 0 || **chunk_size > U32 {
-                        return Err(format!(
-                            "thin pool {}: chunk_size {}",
-                            lv.name, **chunk_size
-                        ));
+                    if **chunk_size == 0 {
+                        return Err(format!("thin pool {}: chunk_size 0", lv.name));
                     }
                 }
                 SegmentKind::Thin {

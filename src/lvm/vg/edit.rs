@@ -333,7 +333,7 @@ impl Metadata {
             }
             // The pool's kernel device goes with a queued `delete` message.
             if let Some((pool, id)) = &thin {
-                queue_thin_message(doc, pool, "delete", uint(*id))?;
+                queue_thin_message(doc, pool, "delete", uint((*id).into()))?;
             }
             Ok(())
         })

@@ -146,7 +146,15 @@ pub(super) fn parse_segment(s: &Section, ctx: &str, range: &mut Option<String>) 
                     stripes.len()
                 )));
             }
-            Segment::striped_kind(b.int("stripe_size"), stripes)
+            let stripe_size = match b.int("stripe_size") {
+                None => None,
+                Some(v) => {
+                    let v = u64::try_from(v)
+                        .map_err(|_| invalid(format!("{ctx}: \"stripe_size\" is negative")))?;
+                    Some(low_u32(v, range, || format!("{ctx}: stripe_size")))
+                }
+            };
+            Segment::striped_kind(stripe_size, stripes)
         }
         "snapshot" => {
             let (cow, merging) = match (b.str("cow_store"), b.str("merging_store")) {
@@ -159,7 +167,7 @@ pub(super) fn parse_segment(s: &Section, ctx: &str, range: &mut Option<String>) 
                 }
             };
             SegmentKind::Snapshot {
-                chunk_size: Sectors(req_u64(b, "chunk_size", &ctx)?),
+                chunk_size: Sectors(req_u32(b, "chunk_size", &ctx, range)?.into()),
                 origin: req_str(b, "origin", &ctx)?.to_owned(),
                 cow: cow.to_owned(),
                 merging,
@@ -171,9 +179,10 @@ pub(super) fn parse_segment(s: &Section, ctx: &str, range: &mut Option<String>) 
                 if let Some(lv) = m.body.str("create") {
                     messages.push(ThinMessage::Create(lv.to_owned()));
                 } else if let Some(id) = m.body.int("delete") {
-                    messages.push(ThinMessage::Delete(u64::try_from(id).map_err(|_| {
-                        invalid(format!("{ctx}: negative device id in {}", m.name))
-                    })?));
+                    let id = u64::try_from(id)
+                        .map_err(|_| invalid(format!("{ctx}: negative device id in {}", m.name)))?;
+                    let what = || format!("{ctx}: {} delete", m.name);
+                    messages.push(ThinMessage::Delete(low_u32(id, range, what)));
                 } else {
                     return Err(invalid(format!("{ctx}: unknown message in {}", m.name)));
                 }
@@ -182,7 +191,7 @@ pub(super) fn parse_segment(s: &Section, ctx: &str, range: &mut Option<String>) 
                 metadata: req_str(b, "metadata", &ctx)?.to_owned(),
                 pool: req_str(b, "pool", &ctx)?.to_owned(),
                 transaction_id: req_u64(b, "transaction_id", &ctx)?,
-                chunk_size: Sectors(req_u64(b, "chunk_size", &ctx)?),
+                chunk_size: Sectors(req_u32(b, "chunk_size", &ctx, range)?.into()),
                 discards: b.str("discards").map(str::to_owned),
                 zero_new_blocks: b.int("zero_new_blocks").unwrap_or(0) != 0,
                 messages,
@@ -191,7 +200,7 @@ pub(super) fn parse_segment(s: &Section, ctx: &str, range: &mut Option<String>) 
         "thin" => SegmentKind::Thin {
             thin_pool: req_str(b, "thin_pool", &ctx)?.to_owned(),
             transaction_id: req_u64(b, "transaction_id", &ctx)?,
-            device_id: req_u64(b, "device_id", &ctx)?,
+            device_id: req_u32(b, "device_id", &ctx, range)?,
             origin: b.str("origin").map(str::to_owned),
         },
         other => SegmentKind::Other {
@@ -206,9 +215,9 @@ pub(super) fn parse_segment(s: &Section, ctx: &str, range: &mut Option<String>) 
 }
 
 impl Segment {
-    pub(super) fn striped_kind(stripe_size: Option<i64>, stripes: Vec<Stripe>) -> SegmentKind {
+    pub(super) fn striped_kind(stripe_size: Option<u32>, stripes: Vec<Stripe>) -> SegmentKind {
         SegmentKind::Striped {
-            stripe_size: stripe_size.and_then(|s| u64::try_from(s).ok()).map(Sectors),
+            stripe_size: stripe_size.map(|s| Sectors(s.into())),
             stripes,
         }
     }

@@ -42,8 +42,8 @@ pub struct Stripe {
 pub enum ThinMessage {
     /// Create the thin device of this LV (a thin LV or thin snapshot).
     Create(String),
-    /// Delete this device id.
-    Delete(u64),
+    /// Delete this device id (`uint32_t` in LVM).
+    Delete(u32),
 }
 
 /// What a segment maps to.
@@ -51,14 +51,14 @@ pub enum ThinMessage {
 pub enum SegmentKind {
     /// `striped` (linear when there is one stripe).
     Striped {
-        /// Stripe size, absent for linear.
+        /// Stripe size, absent for linear (a `uint32_t` of sectors in LVM).
         stripe_size: Option<Sectors>,
         /// The areas, one per stripe.
         stripes: Vec<Stripe>,
     },
     /// `snapshot`: the segment of an LVM `snapshotN` LV.
     Snapshot {
-        /// COW chunk size.
+        /// COW chunk size (a `uint32_t` of sectors in LVM).
         chunk_size: Sectors,
         /// The origin LV's name.
         origin: String,
@@ -75,7 +75,7 @@ pub enum SegmentKind {
         pool: String,
         /// The pool's transaction id.
         transaction_id: u64,
-        /// Pool chunk size.
+        /// Pool chunk size (a `uint32_t` of sectors in LVM).
         chunk_size: Sectors,
         /// `passdown`, `nopassdown` or `ignore`.
         discards: Option<String>,
@@ -90,8 +90,9 @@ pub enum SegmentKind {
         thin_pool: String,
         /// The pool's transaction id when this LV was created.
         transaction_id: u64,
-        /// The thin device id in the pool.
-        device_id: u64,
+        /// The thin device id in the pool (`uint32_t` in LVM, which
+        /// refuses more than 24 bits).
+        device_id: u32,
         /// The origin of a thin snapshot.
         origin: Option<String>,
     },
@@ -187,7 +188,7 @@ impl Lv {
     }
 
     /// The pool and device id, if this is a thin LV.
-    pub fn thin(&self) -> Option<(&str, u64)> {
+    pub fn thin(&self) -> Option<(&str, u32)> {
         match self.segments.first().map(|s| &s.kind) {
             Some(SegmentKind::Thin {
                 thin_pool,
@@ -248,11 +249,11 @@ pub struct ThinRollback {
     /// The pool.
     pub pool: String,
     /// The origin's device before, queued for `delete`.
-    pub old_origin_id: u64,
+    pub old_origin_id: u32,
     /// The snapshot's device, now the origin's.
-    pub snap_id: u64,
+    pub snap_id: u32,
     /// The kept snapshot's new device (`create_snap <new> <snap_id>`).
-    pub new_snap_id: Option<u64>,
+    pub new_snap_id: Option<u32>,
 }
 
 /// A typed volume group, built from the metadata tree.

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// LVM2's largest thin device id (`DM_THIN_MAX_DEVICE_ID`, 24 bits).
+pub(super) const MAX_THIN_DEVICE_ID: u32 = (1 << 24) - 1;
+
 /// A thin LV or thin snapshot for [`Metadata::add_thin_lv`].
 #[derive(Debug, Clone, Copy)]
 pub struct NewThinLv<'a> {
@@ -45,7 +48,7 @@ impl Metadata {
     /// `transaction_id + 1`. After the kernel pool has the device,
     /// [`Metadata::clear_thin_messages`] gives the final metadata. Returns
     /// the device id.
-    pub fn add_thin_lv(&mut self, lv: &NewThinLv<'_>, creation: &Creation) -> Result<u64> {
+    pub fn add_thin_lv(&mut self, lv: &NewThinLv<'_>, creation: &Creation) -> Result<u32> {
         let &NewThinLv {
             name,
             pool,
@@ -83,10 +86,9 @@ impl Metadata {
             .filter_map(|l| l.thin().filter(|t| t.0 == pool).map(|t| t.1))
             .max()
             .unwrap_or(0)
-            .saturating_add(1);
-        if device_id > (1 << 24) - 1 {
-            return Err(ModelError::NoSpace { needed: 1, free: 0 });
-        }
+            .checked_add(1)
+            .filter(|&n| n <= MAX_THIN_DEVICE_ID)
+            .ok_or(ModelError::NoSpace { needed: 1, free: 0 })?;
         let flags = if activation_skip {
             LvFlags::ACTIVATION_SKIP
         } else {
@@ -104,7 +106,7 @@ impl Metadata {
         let b = &mut seg.body;
         b.push("thin_pool", Value::str(pool));
         b.push("transaction_id", uint(tid));
-        b.push("device_id", uint(device_id));
+        b.push("device_id", uint(device_id.into()));
         if let Some(o) = origin {
             b.push("origin", Value::str(o));
         }
@@ -164,10 +166,10 @@ impl Metadata {
                 .filter_map(|l| l.thin().filter(|t| t.0 == pool).map(|t| t.1))
                 .max()
                 .unwrap_or(0);
-            let n = high + 1;
-            if n > (1 << 24) - 1 {
-                return Err(ModelError::NoSpace { needed: 1, free: 0 });
-            }
+            let n = high
+                .checked_add(1)
+                .filter(|&n| n <= MAX_THIN_DEVICE_ID)
+                .ok_or(ModelError::NoSpace { needed: 1, free: 0 })?;
             Some(n)
         } else {
             None
@@ -190,7 +192,7 @@ impl Metadata {
                 .section_mut("segment1")
                 .ok_or_else(|| invalid(format!("{origin} without segment1")))?
                 .body
-                .set("device_id", uint(snap_id));
+                .set("device_id", uint(snap_id.into()));
             match new_id {
                 Some(n) => {
                     lv_section_mut(doc, snap)?
@@ -198,7 +200,7 @@ impl Metadata {
                         .section_mut("segment1")
                         .ok_or_else(|| invalid(format!("{snap} without segment1")))?
                         .body
-                        .set("device_id", uint(n));
+                        .set("device_id", uint(n.into()));
                     queue_thin_message(doc, &pool, "create", Value::str(snap))?;
                 }
                 None => {
@@ -212,7 +214,7 @@ impl Metadata {
                     }
                 }
             }
-            queue_thin_message(doc, &pool, "delete", uint(origin_id))
+            queue_thin_message(doc, &pool, "delete", uint(origin_id.into()))
         })?;
         Ok(ThinRollback {
             pool,
@@ -229,7 +231,7 @@ impl Metadata {
         name: &str,
         activation_skip: bool,
         creation: &Creation,
-    ) -> Result<u64> {
+    ) -> Result<u32> {
         let o = self
             .vg
             .lv(origin)

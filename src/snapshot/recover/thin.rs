@@ -38,7 +38,7 @@ impl VolumeGroup {
             }
         };
         let committed = s.md.vg();
-        let used: HashSet<u64> = committed
+        let used: HashSet<u32> = committed
             .lvs
             .iter()
             .filter_map(|l| l.thin().map(|(_, id)| id))
@@ -95,7 +95,7 @@ impl VolumeGroup {
                 }
                 continue;
             }
-            let ids: Vec<u64> = messages
+            let ids: Vec<u32> = messages
                 .iter()
                 .filter_map(|m| match m {
                     ThinMessage::Create(n) => pre.vg().lv(n).and_then(|l| l.thin()).map(|t| t.1),
@@ -106,7 +106,7 @@ impl VolumeGroup {
             // Not sent (the run died before its messages): nothing to undo.
             let mut undid = false;
             for id in ids.iter().rev() {
-                let id = ThinDevId::new_u64(*id).map_err(|_| {
+                let id = ThinDevId::new_u64((*id).into()).map_err(|_| {
                     super::super::Error::InvalidArgument(format!(
                         "thin device id {id} out of range"
                     ))

@@ -9,6 +9,12 @@ fn linear_text() -> String {
     fixture("linear").to_text(Style::File)
 }
 
+/// The fixture `name` as LVM wrote it.
+fn raw_fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}.vg", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap()
+}
+
 /// `from` replaced once by `to` in `text` (which must hold it).
 fn edit(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "{from:?}");
@@ -30,6 +36,7 @@ fn assert_refused(text: &str, field: &str, place: &str) -> Metadata {
     assert!(e.to_string().contains(field), "{e}");
     let mut m = md.clone();
     let c = creation();
+    // Every fixture has a linear LV lin.
     for r in [
         m.add_linear_lv("new", Extents(1), &c).map(|_| ()),
         m.extend_lv("lin", Extents(1)).map(|_| ()),
@@ -144,4 +151,78 @@ fn extent_sums_past_u32_are_refused() {
     let d = md.damage().unwrap();
     assert!(d.contains("more extents than LVM's limit"), "{d}");
     assert_eq!(md.validate().unwrap_err().kind(), ErrorKind::Corrupt);
+}
+
+/// Chunk sizes, stripe sizes and thin device ids are `uint32_t` in LVM;
+/// a thin device id also fits 24 bits, as LVM's importer refuses more.
+#[test]
+fn chunk_stripe_and_thin_fields_past_their_range_are_damage_named() {
+    let (cow, thin) = (raw_fixture("cow"), raw_fixture("thinsnap"));
+    // 2^32 + 8: the view holds 8, as LVM does.
+    let md = assert_refused(
+        &edit(&cow, "chunk_size = 8", "chunk_size = 4294967304"),
+        "chunk_size 4294967304",
+        "logical volume snapshot0 segment1",
+    );
+    assert_eq!(md.vg().cow_snapshots()[0].chunk_size, Sectors(8));
+    assert_refused(
+        &edit(&cow, "stripe_size = 128", "stripe_size = 4294967424"),
+        "stripe_size 4294967424",
+        "segment1",
+    );
+    assert_refused(
+        &edit(&thin, "chunk_size = 128", "chunk_size = 4294967424"),
+        "chunk_size 4294967424",
+        "logical volume pool segment1",
+    );
+    let md = assert_refused(
+        &edit(&thin, "device_id = 1", "device_id = 4294967297"),
+        "device_id 4294967297",
+        "logical volume thin1 segment1",
+    );
+    assert_eq!(md.vg().lv("thin1").unwrap().thin(), Some(("pool", 1)));
+    // Within uint32_t but past 24 bits: LVM refuses to read it.
+    let md = Metadata::parse(&edit(&thin, "device_id = 1", "device_id = 16777216")).unwrap();
+    let d = md.damage().unwrap();
+    assert!(d.contains("device_id 16777216 is too large"), "{d}");
+    // A queued delete's device id.
+    let mut md = fixture("thinsnap2");
+    md.remove_lv("tsnap").unwrap();
+    let queued = md.to_text(Style::Raw);
+    let md = assert_refused(
+        &edit(&queued, "delete = 2\n", "delete = 4294967298\n"),
+        "message1 delete 4294967298",
+        "logical volume pool segment1",
+    );
+    match &md.vg().lv("pool").unwrap().segments[0].kind {
+        SegmentKind::ThinPool { messages, .. } => {
+            assert_eq!(messages, &[ThinMessage::Delete(2)]);
+        }
+        k => panic!("{k:?}"),
+    }
+    // A negative one is no count at all.
+    let e = Metadata::parse(&edit(&queued, "delete = 2\n", "delete = -2\n")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    let e = Metadata::parse(&edit(&cow, "stripe_size = 128", "stripe_size = -128")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    assert!(e.to_string().contains("stripe_size"), "{e}");
+}
+
+/// transaction_id is a `uint64_t` in LVM: any count reads whole.
+#[test]
+fn transaction_id_is_u64() {
+    let thin = raw_fixture("thinsnap");
+    let md = Metadata::parse(&edit(
+        &thin,
+        "transaction_id = 2",
+        "transaction_id = 1099511627776",
+    ))
+    .unwrap();
+    match &md.vg().lv("pool").unwrap().segments[0].kind {
+        SegmentKind::ThinPool { transaction_id, .. } => {
+            assert_eq!(*transaction_id, 1 << 40);
+        }
+        k => panic!("{k:?}"),
+    }
+    assert_eq!(md.damage(), None);
 }

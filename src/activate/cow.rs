@@ -59,39 +59,6 @@ pub struct CowDevices {
     pub size: Sectors,
 }
 
-/// What a COW origin's device maps, as far as its snapshots go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OriginTarget {
-    /// `snapshot-origin`: its snapshots are live.
-    Origin,
-    /// `snapshot-merge`: a snapshot is merging into it.
-    Merging,
-    /// Any other table: its one target's type, or `""` for a table of
-    /// several lines (a plain LV of several segments).
-    Other(String),
-}
-
-impl std::fmt::Display for OriginTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OriginTarget::Origin => f.write_str(SNAPSHOT_ORIGIN),
-            OriginTarget::Merging => f.write_str(SNAPSHOT_MERGE),
-            OriginTarget::Other(t) => f.write_str(t),
-        }
-    }
-}
-
-/// What the live table of the origin device `origin` maps.
-pub fn origin_target(dm: &DmControl, origin: &DmName) -> Result<OriginTarget> {
-    let t = dm.table(origin)?;
-    Ok(match t.as_slice() {
-        [l] if l.target_type == SNAPSHOT_ORIGIN => OriginTarget::Origin,
-        [l] if l.target_type == SNAPSHOT_MERGE => OriginTarget::Merging,
-        [l] => OriginTarget::Other(l.target_type.clone()),
-        _ => OriginTarget::Other(String::new()),
-    })
-}
-
 /// What [`CowDevices::wait`] waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitUntil {

@@ -6,6 +6,7 @@ use devicemapper::{Device, DmName, DmNameBuf, Sectors};
 
 use super::layer::Layer;
 use super::plan::dm_name;
+use crate::ErrorKind;
 use crate::dm::{
     DmControl, Error, Result, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
     SnapshotOriginTargetParams, SnapshotTargetStatus, Suspend, TableLine, layer_name, table_size,
@@ -40,7 +41,7 @@ pub enum SnapshotLive {
 /// What a COW origin's device has live, by its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OriginLive {
-    /// No such device, or one whose table is not one target.
+    /// No such device.
     Absent,
     /// `snapshot-origin`: its snapshots are live.
     Origin,
@@ -48,8 +49,21 @@ pub enum OriginLive {
     Merging(SnapshotTargetStatus),
     /// `snapshot-merge` whose status does not parse.
     Unreadable(UnreadableStatus),
-    /// Another target: its type as the kernel names it.
+    /// Any other table: its one target's type as the kernel names it, or
+    /// `""` for a table of several lines (a plain LV of several segments).
     Other(String),
+}
+
+impl std::fmt::Display for OriginLive {
+    /// The table's target type, as messages name it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginLive::Absent => f.write_str("no"),
+            OriginLive::Origin => f.write_str(SNAPSHOT_ORIGIN),
+            OriginLive::Merging(_) | OriginLive::Unreadable(_) => f.write_str(SNAPSHOT_MERGE),
+            OriginLive::Other(t) => f.write_str(t),
+        }
+    }
 }
 
 /// What the snapshot device `snap` has live (one status ioctl).
@@ -66,14 +80,21 @@ pub fn snapshot_live(dm: &DmControl, snap: &DmName) -> Result<SnapshotLive> {
 
 /// What the origin device `origin` has live (one status ioctl).
 pub fn origin_live(dm: &DmControl, origin: &DmName) -> Result<OriginLive> {
-    Ok(match dm.single_status_if_exists(origin)? {
-        None => OriginLive::Absent,
-        Some((ty, _)) if ty == SNAPSHOT_ORIGIN => OriginLive::Origin,
-        Some((ty, params)) if ty == SNAPSHOT_MERGE => match params.parse() {
+    let mut lines = match dm.status(origin) {
+        Ok(l) => l,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(OriginLive::Absent),
+        Err(e) => return Err(e),
+    };
+    let (Some(l), true) = (lines.pop(), lines.is_empty()) else {
+        return Ok(OriginLive::Other(String::new()));
+    };
+    Ok(match l.target_type.as_str() {
+        SNAPSHOT_ORIGIN => OriginLive::Origin,
+        SNAPSHOT_MERGE => match l.params.parse() {
             Ok(st) => OriginLive::Merging(st),
-            Err(_) => OriginLive::Unreadable(UnreadableStatus(params)),
+            Err(_) => OriginLive::Unreadable(UnreadableStatus(l.params)),
         },
-        Some((ty, _)) => OriginLive::Other(ty),
+        _ => OriginLive::Other(l.target_type),
     })
 }
 

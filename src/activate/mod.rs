@@ -9,7 +9,7 @@
 //!   executor on [`DmControl`](crate::dm::DmControl);
 //! - [`cow`]: a COW snapshot's life as LVM lays it out ([`CowDevices`],
 //!   [`CowMerge`]): create, status, wait, merge back, grow, tear down;
-//!   what an origin maps now ([`origin_target`]) and its merge's status;
+//!   its merge's status ([`merge_status`]);
 //! - [`snapshot_live`], [`origin_live`], [`cow_live_status`]: what the
 //!   kernel has live for a COW snapshot and its origin, typed; with the
 //!   repairs recovery makes of them ([`restore_origin_top`],
@@ -34,7 +34,7 @@ mod plan;
 mod pvs;
 mod thin;
 
-pub use cow::{CowDevices, CowSnapshotSpec, OriginTarget, PreparedCow, WaitUntil, origin_target};
+pub use cow::{CowDevices, CowSnapshotSpec, PreparedCow, WaitUntil};
 pub use error::{Error, Result};
 pub use exec::{
     ActivateOptions, Activation, LiveDevice, activate, deactivate, is_active, live_devices,

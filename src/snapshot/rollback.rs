@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::Error as SnapError;
 use super::vg::VolumeGroup;
 use crate::activate;
-use crate::activate::{CowDevices, CowMerge, OriginTarget, merge_status, origin_target};
+use crate::activate::{CowDevices, CowMerge, OriginLive};
 use crate::dm::{self, DmControl, LvmDmName};
 use crate::error::Result;
 use crate::lvm::config::LvmConfig;
@@ -177,7 +177,7 @@ impl VolumeGroup {
     /// resumes: starts the kernel merge if it was deferred and nothing is
     /// open any more, or observes the running merge and, once done,
     /// finishes it (removes the COW pair; the origin goes back to a plain
-    /// LV, or stays a snapshot-origin if other snapshots remain).
+    /// LV, or keeps its origin table if other snapshots remain).
     ///
     /// A thin snapshot is rolled back as [`VolumeGroup::rollback_with`] says.
     ///
@@ -330,21 +330,30 @@ impl VolumeGroup {
                 }
                 return Ok(rb);
             };
-            let ty = origin_target(dm, &origin_dev)?;
-            if ty == OriginTarget::Origin {
-                if let Some(reason) = open_reason(dm, &origin_full, &origin_dev, &full, &snap_dev)?
-                {
-                    rb.state = RollbackState::Deferred { reason };
-                    return Ok(rb);
+            match activate::origin_live(dm, &origin_dev)? {
+                OriginLive::Origin => {
+                    if let Some(reason) =
+                        open_reason(dm, &origin_full, &origin_dev, &full, &snap_dev)?
+                    {
+                        rb.state = RollbackState::Deferred { reason };
+                        return Ok(rb);
+                    }
+                    let merge = CowDevices::open(dm, &origin_dev, &snap_dev)?.start_merge(dm)?;
+                    rb.start = merge.progress(dm).ok().map(|p| p.remaining);
                 }
-                let merge = CowDevices::open(dm, &origin_dev, &snap_dev)?.start_merge(dm)?;
-                rb.start = merge.progress(dm).ok().map(|p| p.remaining);
-            } else if ty != OriginTarget::Merging {
-                return Err(SnapError::Busy(format!(
-                    "{full} is recorded as merging but origin {origin_full} has a {ty} table; \
-                     deactivate and activate it so LVM can restart the merge"
-                ))
-                .into());
+                OriginLive::Merging(_) | OriginLive::Unreadable(_) => {}
+                OriginLive::Absent => {
+                    return Err(
+                        SnapError::NotFound(format!("origin device {}", &*origin_dev)).into(),
+                    );
+                }
+                ty @ OriginLive::Other(_) => {
+                    return Err(SnapError::Busy(format!(
+                        "{full} is recorded as merging but origin {origin_full} has a {ty} \
+                         table; deactivate and activate it so LVM can restart the merge"
+                    ))
+                    .into());
+                }
             }
             rb.state = RollbackState::InProgress { percent: 0.0 };
         }
@@ -477,14 +486,15 @@ impl Rollback {
         }
         let dm = DmControl::shared()?;
         let origin_dev = self.vg.dm_name(&self.origin, None)?;
-        let merging =
-            dm.exists(&origin_dev)? && origin_target(&dm, &origin_dev)? == OriginTarget::Merging;
-        if !merging {
+        let status = match activate::origin_live(&dm, &origin_dev)? {
+            OriginLive::Merging(st) => st,
+            OriginLive::Unreadable(u) => return Err(u.error().into()),
             // Finished by someone else (LVM on refresh), or stopped.
-            self.state = self.settle_elsewhere()?;
-            return Ok(self.state.clone());
-        }
-        let status = merge_status(&dm, &origin_dev)?;
+            OriginLive::Absent | OriginLive::Origin | OriginLive::Other(_) => {
+                self.state = self.settle_elsewhere()?;
+                return Ok(self.state.clone());
+            }
+        };
         let dm::SnapshotTargetStatus::Active(u) = status else {
             self.state = RollbackState::Failed {
                 reason: format!(

@@ -7,7 +7,7 @@ use devicemapper::DmNameBuf;
 
 use super::super::vg::{Session, VolumeGroup};
 use super::{RecoveryReport, RepairKind, VgDev, lv_names_by_id};
-use crate::activate::{self, OriginTarget, OriginTop};
+use crate::activate::{self, OriginLive, OriginTop};
 use crate::dm::{DmControl, LvmDmName};
 use crate::error::Result;
 
@@ -26,10 +26,13 @@ impl VolumeGroup {
             let Some(lv) = by_id.get(&d.lv_id) else {
                 continue;
             };
-            let Ok(ty) = activate::origin_target(dm, &d.name) else {
+            let Ok(ty) = activate::origin_live(dm, &d.name) else {
                 continue;
             };
-            if let OriginTarget::Other(_) = ty {
+            if ty == OriginLive::Absent {
+                continue;
+            }
+            if let OriginLive::Other(_) = ty {
                 if vg.is_origin(lv) {
                     let snaps: Vec<String> =
                         vg.snapshots_of(lv).into_iter().map(|c| c.name).collect();
@@ -58,7 +61,9 @@ impl VolumeGroup {
             let want = if snaps.is_empty() {
                 // No snapshot left: plain again, as its data layer maps.
                 Some(OriginTop::Plain)
-            } else if merging.is_none() && ty == OriginTarget::Merging {
+            } else if merging.is_none()
+                && matches!(ty, OriginLive::Merging(_) | OriginLive::Unreadable(_))
+            {
                 Some(OriginTop::Origin)
             } else {
                 None
@@ -69,7 +74,7 @@ impl VolumeGroup {
                 rep.did(RepairKind::RestoredOriginTable, &*d.name);
                 continue;
             }
-            if let (Some(m), OriginTarget::Origin) = (merging, &ty) {
+            if let (Some(m), OriginLive::Origin) = (merging, &ty) {
                 let snap_dev = self.dm_name(&m.name, None)?;
                 let open = d.info.open_count > 0
                     || devs

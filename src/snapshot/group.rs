@@ -259,7 +259,7 @@ impl VolumeGroup {
         // tables dropped), then the origins resumed unchanged (the guards).
         let mut suspended: Vec<dm::Suspended<'_>> = Vec::new();
         // With a second CPU, the devices (which zero each store through its
-        // -cow layer) are made while the metadata is precommitted on another
+        // store layer) are made while the metadata is precommitted on another
         // thread: neither needs the other until the origins are suspended.
         // On one CPU the thread would only add its own start-up.
         let prepare_all = || {

@@ -384,8 +384,8 @@ impl Rollback {
 
 impl VolumeGroup {
     /// With the merge recorded and the origin inactive: activates the origin
-    /// as LVM's activation does (snapshot-merge on it, an error table on the
-    /// snapshot), which starts the merge, and leaves it active, as LVM
+    /// as LVM's activation does (the merge table on it, an error table on
+    /// the snapshot), which starts the merge, and leaves it active, as LVM
     /// leaves it. Submitted where lvsnap may not activate it (no
     /// device-mapper here, or lvm.conf's volume_list leaves it out): the
     /// merge starts at its next activation. An activation that fails gives
@@ -579,7 +579,7 @@ impl Rollback {
     }
 
     /// The merge is complete: drop the COW pair from the metadata and give
-    /// the origin its plain table (or snapshot-origin, if other snapshots
+    /// the origin its plain table (or its origin table, if other snapshots
     /// remain), as LVM does when its poll sees the merge done.
     fn finish(&self, dm: &DmControl) -> Result<()> {
         let mut s = self.vg.write_session()?;

@@ -345,8 +345,9 @@ impl Session {
         }
     }
 
-    /// The device-mapper table of an LV's own segments (what its `-cow` or
-    /// `-real` layer maps), as the activation layer plans it.
+    /// The device-mapper table of an LV's own segments (what its store
+    /// layer or an origin's data layer maps), as the activation layer
+    /// plans it.
     pub fn lv_table(&self, lv: &Lv) -> Result<Vec<TableLine>> {
         let pvs = crate::activate::pv_map(self.md.vg(), &self.disk)?;
         Ok(crate::activate::lv_table(self.md.vg(), &lv.name, &pvs)?)

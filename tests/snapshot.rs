@@ -535,6 +535,14 @@ fn thin_snapshot() {
     assert_eq!(dm_names_of("thinvg"), devs);
     vg.vgck();
     sh("vgchange -ay thinvg");
+
+    // LVM drops a thin snapshot's origin link with its origin: a volume
+    // then, which lvsnap refuses to delete as a snapshot, saying why.
+    sh("lvcreate -q -s -n orph thinvg/vol && lvremove -q -y thinvg/vol");
+    let e = v.delete_snapshot("orph").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("thin volume with no origin"), "{e}");
+    assert!(vg.lvs("lv_attr").contains_key("orph"));
     drop(vg);
     assert_eq!(dm_names_of("thinvg"), before);
 }

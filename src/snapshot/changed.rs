@@ -192,11 +192,7 @@ impl VolumeGroup {
         }
         match vg.lv(snapshot) {
             Some(lv) if lv.thin().is_some() => self.thin_changed(&s, lv, base),
-            Some(_) => Err(SnapError::InvalidArgument(format!(
-                "{}/{snapshot} is not a snapshot",
-                self.name()
-            ))
-            .into()),
+            Some(_) => Err(SnapError::not_a_snapshot(vg, snapshot).into()),
             None => Err(SnapError::NotFound(format!("snapshot {}/{snapshot}", self.name())).into()),
         }
     }

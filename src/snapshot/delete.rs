@@ -24,9 +24,7 @@ impl VolumeGroup {
                     let mut s = s;
                     self.delete_thin(&mut s, name)
                 }
-                Some(_) => {
-                    Err(SnapError::InvalidArgument(format!("{full} is not a snapshot")).into())
-                }
+                Some(_) => Err(SnapError::not_a_snapshot(vg, name).into()),
                 None => Err(SnapError::NotFound(format!("snapshot {full}")).into()),
             };
         };

@@ -1,6 +1,7 @@
 //! The snapshot layer's own refusals.
 
 use crate::error::ErrorKind;
+use crate::lvm::vg::Vg;
 
 /// Why the snapshot layer refused an operation before changing anything.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// LV `lv` of `vg` exists but is no snapshot (InvalidArgument). A thin
+    /// volume with no origin is told why: LVM drops a thin snapshot's
+    /// origin link when its origin is removed, and it is a volume then.
+    pub(crate) fn not_a_snapshot(vg: &Vg, lv: &str) -> Error {
+        let thin_volume = vg
+            .lv(lv)
+            .is_some_and(|l| l.thin().is_some() && l.thin_origin().is_none());
+        let why = if thin_volume {
+            ": it is a thin volume with no origin (a thin snapshot whose origin was removed \
+             becomes one); lvremove removes it"
+        } else {
+            ""
+        };
+        Error::InvalidArgument(format!("{}/{lv} is not a snapshot{why}", vg.name))
+    }
+
     /// The kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

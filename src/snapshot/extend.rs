@@ -84,7 +84,7 @@ impl VolumeGroup {
                 Some(lv) if lv.thin_origin().is_some() => SnapError::Unsupported(format!(
                     "{full} is a thin snapshot: it has no COW store to extend"
                 )),
-                Some(_) => SnapError::InvalidArgument(format!("{full} is not a snapshot")),
+                Some(_) => SnapError::not_a_snapshot(vg, name),
                 None => SnapError::NotFound(format!("snapshot {full}")),
             }
             .into());

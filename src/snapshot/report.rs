@@ -36,11 +36,7 @@ impl VolumeGroup {
         match vg.lv(name) {
             Some(lv) if is_incomplete_restore(lv) => Ok(self.restore_status(s, lv)),
             Some(lv) if lv.thin_origin().is_some() => self.thin_status(s, lv, dm.as_ref()),
-            Some(_) => Err(SnapError::InvalidArgument(format!(
-                "{}/{name} is not a snapshot",
-                self.name()
-            ))
-            .into()),
+            Some(_) => Err(SnapError::not_a_snapshot(vg, name).into()),
             None => Err(SnapError::NotFound(format!("snapshot {}/{name}", self.name())).into()),
         }
     }

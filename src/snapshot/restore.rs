@@ -154,9 +154,7 @@ impl VolumeGroup {
             match vg.lv(snapshot) {
                 Some(lv) if lv.thin_origin().is_some() => (true, lv.extents()),
                 Some(_) => {
-                    return Err(
-                        SnapError::InvalidArgument(format!("{full} is not a snapshot")).into(),
-                    );
+                    return Err(SnapError::not_a_snapshot(vg, snapshot).into());
                 }
                 None => return Err(SnapError::NotFound(format!("snapshot {full}")).into()),
             }

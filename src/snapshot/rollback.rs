@@ -205,7 +205,7 @@ impl VolumeGroup {
         let vg = s.md.vg();
         let Some(snap) = vg.cow_snapshot(name) else {
             return Err(match vg.lv(name) {
-                Some(_) => SnapError::InvalidArgument(format!("{full} is not a snapshot")),
+                Some(_) => SnapError::not_a_snapshot(vg, name),
                 None => SnapError::NotFound(format!("snapshot {full}")),
             }
             .into());

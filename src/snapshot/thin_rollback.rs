@@ -35,7 +35,7 @@ impl VolumeGroup {
             .ok_or_else(|| SnapError::NotFound(format!("snapshot {full}")))?;
         let origin = snap
             .thin_origin()
-            .ok_or_else(|| SnapError::InvalidArgument(format!("{full} is not a snapshot")))?
+            .ok_or_else(|| SnapError::not_a_snapshot(vg, name))?
             .to_owned();
         let origin_full = format!("{}/{origin}", self.name());
         let o = vg

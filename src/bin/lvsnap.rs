@@ -254,23 +254,13 @@ pub(crate) fn vg_and_name(s: &str) -> Result<(String, String), Error> {
     }
 }
 
-/// Splits a device-mapper name `VG-LV` at the first `-` that is not doubled,
-/// undoubling the rest, as LVM names its devices.
+/// A device-mapper name `VG-LV` as an LV argument: an LV's own device,
+/// not one of its layers.
 fn dm_name_split(dm: &str) -> Option<(String, String)> {
-    let b = dm.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'-' {
-            if b.get(i + 1) == Some(&b'-') {
-                i += 2;
-                continue;
-            }
-            let (vg, lv) = (dm[..i].replace("--", "-"), dm[i + 1..].replace("--", "-"));
-            return (!vg.is_empty() && !lv.is_empty() && !lv.contains('/')).then_some((vg, lv));
-        }
-        i += 1;
+    match lvsnap::dm::LvmDmName::split(dm)? {
+        (vg, lv, None) if !lv.contains('/') => Some((vg, lv)),
+        _ => None,
     }
-    None
 }
 
 /// A new LV's name, given alone or, as `lvcreate -n` takes it, as a path in
@@ -857,6 +847,7 @@ mod tests {
             "/dev/mapper/-a",
             "/dev/mapper/vg0-",
             "/dev/mapper/vg--0",
+            "/dev/mapper/vg0-a-real",
         ] {
             assert!(vg_and_name(bad).is_err(), "{bad}");
         }

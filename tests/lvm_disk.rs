@@ -194,7 +194,7 @@ fn check_read(vg: &TestVg) {
         .map(|p| {
             (
                 p.path.display().to_string(),
-                p.pv_id.clone(),
+                p.pv_id.to_string(),
                 (*p.pe_start).to_string(),
             )
         })

@@ -8,23 +8,23 @@ use devicemapper::Device;
 use super::error::{Error, Result};
 use super::plan::PvMap;
 use crate::lvm::VgDisk;
-use crate::lvm::names::same_id;
+use crate::lvm::id::PvId;
 use crate::lvm::vg::Vg;
 
 /// The block device of each PV of `vg` that `disk` found (matched by PV id).
 /// A PV not found is left out: planning only fails for LVs that use it.
 pub fn pv_map(vg: &Vg, disk: &VgDisk) -> Result<PvMap> {
-    pv_map_from(vg, disk.pvs().iter().map(|p| (p.pv_id.as_str(), &*p.path)))
+    pv_map_from(vg, disk.pvs().iter().map(|p| (p.pv_id, &*p.path)))
 }
 
 /// The same from `(pv id, device path)` pairs.
 pub fn pv_map_from<'a>(
     vg: &Vg,
-    found: impl IntoIterator<Item = (&'a str, &'a Path)>,
+    found: impl IntoIterator<Item = (PvId, &'a Path)>,
 ) -> Result<PvMap> {
     let mut map = PvMap::new();
     for (id, path) in found {
-        let Some(pv) = vg.pvs.iter().find(|p| same_id(p.id.as_str(), id)) else {
+        let Some(pv) = vg.pvs.iter().find(|p| p.id == id) else {
             continue;
         };
         let m = std::fs::metadata(path)

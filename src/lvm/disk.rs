@@ -16,11 +16,10 @@ use std::path::{Path, PathBuf};
 
 pub use super::blockdev::BlockDev;
 use super::error::{Error, Result};
-use super::id::VgId;
+use super::id::{PvId, VgId};
 use super::label::DiskLocn;
 use super::lock::{LockGuard, LockMode};
 use super::mda::{MdaHeader, RawLocn};
-use super::names::same_id;
 use super::scan::{
     FoundText, ScanOptions, ScannedPv, TextSummary, read_pv_dev, read_text, scan, summarize,
 };
@@ -38,8 +37,8 @@ pub struct Area {
 /// A PV of the volume group, as found on this system.
 #[derive(Debug)]
 pub struct VgPv {
-    /// The PV id, with dashes.
-    pub pv_id: String,
+    /// The PV id.
+    pub pv_id: PvId,
     /// The device.
     pub path: PathBuf,
     /// The device's size.
@@ -81,10 +80,10 @@ pub struct VgDisk {
     summary: TextSummary,
     source: TextSource,
     pvs: Vec<VgPv>,
-    missing: Vec<String>,
+    missing: Vec<PvId>,
     problems: Vec<String>,
     /// PVs seen on more than one device (one was chosen, as LVM does).
-    duplicates: Vec<String>,
+    duplicates: Vec<PvId>,
     pending: Option<Pending>,
     warnings: Vec<String>,
     _lock: LockGuard,
@@ -202,19 +201,17 @@ impl VgDisk {
         let mut problems = Vec::new();
         let mut duplicates = Vec::new();
         for id in &newest.summary.pv_ids {
-            let matches: Vec<&ScannedPv> = scanned
-                .iter()
-                .filter(|p| same_id(&p.label.pv_id(), id))
-                .collect();
+            let matches: Vec<&ScannedPv> =
+                scanned.iter().filter(|p| p.label.pv_id() == *id).collect();
             let pv = match matches.as_slice() {
                 [] => {
-                    missing.push(id.clone());
+                    missing.push(*id);
                     continue;
                 }
                 [pv] => *pv,
                 _ => {
-                    let pv = choose_duplicate(id, &matches, &newest.text);
-                    duplicates.push(id.clone());
+                    let pv = choose_duplicate(*id, &matches, &newest.text);
+                    duplicates.push(*id);
                     pv
                 }
             };
@@ -261,7 +258,7 @@ impl VgDisk {
                 None => BlockDev::open(&pv.path, true)?,
             };
             pvs.push(VgPv {
-                pv_id: id.clone(),
+                pv_id: *id,
                 path: pv.path.clone(),
                 dev_size: pv.dev_size,
                 pe_start: pv.label.data_areas.first().map_or(Bytes(0), |d| d.offset),
@@ -321,12 +318,12 @@ impl VgDisk {
         &self.pvs
     }
     /// Ids of PVs the metadata lists but no scanned device carries.
-    pub fn missing_pvs(&self) -> &[String] {
+    pub fn missing_pvs(&self) -> &[PvId] {
         &self.missing
     }
     /// Ids of PVs found on more than one device: LVM's choice was taken,
     /// and writes are refused until the duplicates are gone.
-    pub fn duplicate_pvs(&self) -> &[String] {
+    pub fn duplicate_pvs(&self) -> &[PvId] {
         &self.duplicates
     }
     /// Whether a precommitted text awaits [`VgDisk::commit_precommitted`] or [`VgDisk::revert`].
@@ -354,14 +351,14 @@ impl VgDisk {
             return Err(Error::Busy(format!(
                 "VG {} has missing PVs: {}",
                 self.name,
-                self.missing.join(", ")
+                join_ids(&self.missing)
             )));
         }
         if !self.duplicates.is_empty() {
             return Err(Error::Busy(format!(
                 "Cannot update volume group {} with duplicate PV devices ({})",
                 self.name,
-                self.duplicates.join(", ")
+                join_ids(&self.duplicates)
             )));
         }
         if !self.problems.is_empty() {
@@ -661,7 +658,7 @@ impl VgDisk {
 /// metadata last saw it on, else a device-mapper device (a multipath or
 /// other mapping over the disk) over a plain one, else the first. Warns as
 /// LVM does; writes to the VG are refused while the duplicates remain.
-fn choose_duplicate<'a>(id: &str, devs: &[&'a ScannedPv], text: &str) -> &'a ScannedPv {
+fn choose_duplicate<'a>(id: PvId, devs: &[&'a ScannedPv], text: &str) -> &'a ScannedPv {
     let hint = device_hint(text, id);
     let name = |p: &ScannedPv| p.path.file_name().map(|n| n.to_string_lossy().into_owned());
     let is_dm = |p: &ScannedPv| {
@@ -703,11 +700,21 @@ fn choose_duplicate<'a>(id: &str, devs: &[&'a ScannedPv], text: &str) -> &'a Sca
 
 /// The `device` hint the metadata records for PV `id` (only read when a PV
 /// is seen twice, so the text is parsed for it alone).
-fn device_hint(text: &str, id: &str) -> Option<String> {
+fn device_hint(text: &str, id: PvId) -> Option<String> {
     let doc = super::text::Document::parse(text).ok()?;
     let pvs = doc.vg_section()?.body.section("physical_volumes")?;
-    let pv = pvs.body.sections().find(|p| p.body.str("id") == Some(id))?;
+    let pv = pvs
+        .body
+        .sections()
+        .find(|p| p.body.str("id").and_then(|s| PvId::parse(s).ok()) == Some(id))?;
     pv.body.str("device").map(str::to_owned)
+}
+
+fn join_ids(ids: &[PvId]) -> String {
+    ids.iter()
+        .map(PvId::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn found(scanned: &[ScannedPv], p: usize, a: usize) -> Option<&super::scan::FoundText> {

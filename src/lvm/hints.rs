@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::blockdev::BlockDev;
 use super::error::Result;
-use super::id::VgId;
+use super::id::{PvId, VgId};
 use super::scan::{self, FoundText, ScannedPv, candidates_except, read_pv_dev, scan_devices};
 
 /// Where lvsnap keeps its hints (a tmpfs: they do not survive a reboot).
@@ -47,8 +47,8 @@ struct Devices {
 /// A PV as a hint names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HintedPv {
-    /// The PV id, with dashes.
-    pub pv_id: String,
+    /// The PV id.
+    pub pv_id: PvId,
     /// The device it was found on.
     pub path: PathBuf,
 }
@@ -228,7 +228,7 @@ fn parse(text: &str) -> Option<Hints> {
                     return None;
                 }
                 entry.pvs.push(HintedPv {
-                    pv_id: pv_id.to_owned(),
+                    pv_id: PvId::parse(pv_id).ok()?,
                     path: PathBuf::from(dev),
                 });
             }
@@ -372,7 +372,7 @@ pub fn prime(path: &Path, vg: &str) -> Option<Primed> {
         .summary
         .pv_ids
         .iter()
-        .all(|id| h.pvs.iter().any(|p| &p.pv_id == id));
+        .all(|id| h.pvs.iter().any(|p| p.pv_id == *id));
     all_hinted.then(|| Primed {
         devs,
         known,
@@ -398,7 +398,7 @@ mod tests {
             HintedVg {
                 id: VgId::parse("AbCdEf-0123-4567-89ab-cdef-ghij-KLMNop").unwrap(),
                 pvs: vec![HintedPv {
-                    pv_id: "p-1".into(),
+                    pv_id: PvId::parse("Pv0001-aaaa-bbbb-cccc-dddd-eeee-ffffff").unwrap(),
                     path: "/dev/loop0".into(),
                 }],
             },
@@ -420,6 +420,9 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 
+    const PV_1: &str = "Pv0001aaaabbbbccccddddeeeeffffff";
+    const PV_2: &str = "Pv0002-aaaa-bbbb-cccc-dddd-eeee-ffffff";
+
     #[test]
     fn broken_hints_are_not_used() {
         for t in [
@@ -427,13 +430,16 @@ mod tests {
             "lvsnap-hints 2\n",
             "lvsnap-hints 1\nwhat 1\n",
             "lvsnap-hints 1\ndisk x loop0\n",
-            "lvsnap-hints 1\npv vg0 AbCdEf0123456789abcdefghijKLMNop p1 /dev/a\n\
-             pv vg0 AbCdEf0123456789abcdefghijKLMNoq p2 /dev/b\n",
-            "lvsnap-hints 1\npv vg0 id1 p1 /dev/a\n",
+            "lvsnap-hints 1\npv vg0 AbCdEf0123456789abcdefghijKLMNop {PV_1} /dev/a\n\
+             pv vg0 AbCdEf0123456789abcdefghijKLMNoq {PV_2} /dev/b\n",
+            "lvsnap-hints 1\npv vg0 id1 {PV_1} /dev/a\n",
+            "lvsnap-hints 1\npv vg0 AbCdEf0123456789abcdefghijKLMNop p1 /dev/a\n",
         ] {
-            assert!(parse(t).is_none(), "{t:?}");
+            let t = t.replace("{PV_1}", PV_1).replace("{PV_2}", PV_2);
+            assert!(parse(&t).is_none(), "{t:?}");
         }
-        let one = "lvsnap-hints 1\npv vg0 AbCdEf0123456789abcdefghijKLMNop p1 /dev/a\n";
-        assert!(parse(one).is_some());
+        let one =
+            format!("lvsnap-hints 1\npv vg0 AbCdEf0123456789abcdefghijKLMNop {PV_1} /dev/a\n");
+        assert!(parse(&one).is_some());
     }
 }

@@ -9,6 +9,7 @@
 
 use super::crc::crc;
 use super::error::{Error, Result};
+use super::id::PvId;
 use crate::units::Bytes;
 
 /// Bytes in a label sector.
@@ -55,8 +56,8 @@ pub struct PvHeaderExtension {
 pub struct PvLabel {
     /// The sector (0..4) the label sits in.
     pub sector: u64,
-    /// The PV's 32-character id, without dashes.
-    pub pv_uuid: String,
+    /// The PV's id (32 characters on disk, without dashes).
+    pub pv_uuid: PvId,
     /// The device size recorded at pvcreate time.
     pub device_size: Bytes,
     /// Data areas (LVM writes one: pe_start, size 0).
@@ -79,24 +80,6 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
         .try_into()
         .ok()
         .map(u64::from_le_bytes)
-}
-
-/// Formats a 32-character LVM id with dashes as LVM prints it (6-4-4-4-4-4-6).
-///
-/// ```
-/// use lvsnap::lvm::label::format_id;
-/// assert_eq!(format_id("1EP5Yk7MNl5TKmEFLxPtJsndAJeenL1m"),
-///            "1EP5Yk-7MNl-5TKm-EFLx-PtJs-ndAJ-eenL1m");
-/// ```
-pub fn format_id(id: &str) -> String {
-    let mut out = String::with_capacity(38);
-    for (i, c) in id.chars().enumerate() {
-        if matches!(i, 6 | 10 | 14 | 18 | 22 | 26) {
-            out.push('-');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Reads a NUL-terminated `disk_locn` list starting at `at`, bounded by the
@@ -175,11 +158,9 @@ pub fn parse_label_sector(sector: &[u8], n: u64) -> Result<PvLabel> {
         return Err(bad(format!("pv_header offset {off} out of range")));
     }
     let uuid_bytes = sector.get(off..off + ID_LEN).unwrap_or_default();
-    let pv_uuid = std::str::from_utf8(uuid_bytes)
-        .ok()
-        .filter(|s| s.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| bad("PV uuid is not printable ASCII".into()))?
-        .to_owned();
+    // LVM cannot use a PV whose id it cannot read: damage, never a guess.
+    let pv_uuid = PvId::parse(&String::from_utf8_lossy(uuid_bytes))
+        .map_err(|e| bad(format!("PV uuid: {e}")))?;
     let device_size = u64_at(sector, off + ID_LEN).unwrap_or(0);
     let (data_areas, at) = read_locns(sector, off + PV_HEADER_SIZE, "data area")?;
     let (metadata_areas, at) = read_locns(sector, at, "metadata area")?;
@@ -209,9 +190,9 @@ pub fn parse_label_sector(sector: &[u8], n: u64) -> Result<PvLabel> {
 }
 
 impl PvLabel {
-    /// The PV id with dashes, as it appears in metadata text and `pvs`.
-    pub fn pv_id(&self) -> String {
-        format_id(&self.pv_uuid)
+    /// The PV id (written with dashes, as in metadata text and `pvs`).
+    pub fn pv_id(&self) -> PvId {
+        self.pv_uuid
     }
 
     /// Serialises this label into its 512-byte sector with a fresh checksum.
@@ -221,7 +202,7 @@ impl PvLabel {
     /// use lvsnap::units::Bytes;
     /// let l = PvLabel {
     ///     sector: 1,
-    ///     pv_uuid: "1EP5Yk7MNl5TKmEFLxPtJsndAJeenL1m".into(),
+    ///     pv_uuid: "1EP5Yk7MNl5TKmEFLxPtJsndAJeenL1m".parse().unwrap(),
     ///     device_size: Bytes(64 << 20),
     ///     data_areas: vec![DiskLocn { offset: Bytes(1 << 20), size: Bytes(0) }],
     ///     metadata_areas: vec![DiskLocn { offset: Bytes(4096), size: Bytes(1044480) }],
@@ -231,7 +212,7 @@ impl PvLabel {
     /// ```
     pub fn to_sector(&self) -> Result<[u8; LABEL_SIZE]> {
         let mut s = [0u8; LABEL_SIZE];
-        let uuid = self.pv_uuid.as_bytes();
+        let uuid = self.pv_uuid.as_str().as_bytes();
         if uuid.len() != ID_LEN {
             return Err(Error::InvalidArgument(format!(
                 "PV uuid {:?} is not {ID_LEN} characters",
@@ -311,7 +292,7 @@ mod tests {
     fn parses_a_label_pvcreate_wrote() {
         let l = find_label(&real_head()).unwrap().unwrap();
         assert_eq!(l.sector, 1);
-        assert_eq!(l.pv_uuid.len(), 32);
+        assert_eq!(l.pv_uuid.as_str().len(), 32);
         assert_eq!(l.device_size, Bytes(64 << 20));
         assert_eq!(
             l.data_areas,
@@ -360,6 +341,19 @@ mod tests {
         // Truncated input: no label, no panic.
         assert_eq!(find_label(&real_head()[..700]).unwrap(), None);
         assert!(parse_label_sector(&REAL[..100], 1).is_err());
+    }
+
+    #[test]
+    fn an_id_lvm_cannot_read_is_corrupt() {
+        for bad in [b'_', b'-', 0xff, 0] {
+            let mut h = real_head();
+            h[512 + 40] = bad;
+            let c = crc(&h[512 + 20..1024]);
+            h[512 + 16..512 + 20].copy_from_slice(&c.to_le_bytes());
+            let e = find_label(&h).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{bad:#x}");
+            assert!(e.to_string().contains("PV uuid"), "{e}");
+        }
     }
 
     #[test]

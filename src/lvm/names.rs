@@ -59,20 +59,6 @@ const RESERVED_STRINGS: [&str; 17] = [
     "_rmeta", "_tdata", "_tmeta", "_vdata", "_imeta", "_iorig", "_pmspare", "_vorigin",
 ];
 
-/// Whether two LVM ids (PV, LV or VG) are the same: LVM reads an id
-/// skipping its dashes (`id_read_format`), so they compare without them.
-///
-/// ```
-/// use lvsnap::lvm::names::same_id;
-/// assert!(same_id("1EP5Yk-7MNl-5TKm", "1EP5Yk7MNl5TKm"));
-/// assert!(!same_id("1EP5Yk-7MNl-5TKm", "1EP5Yk-7MNl-5TKn"));
-/// ```
-pub fn same_id(a: &str, b: &str) -> bool {
-    a.chars()
-        .filter(|&c| c != '-')
-        .eq(b.chars().filter(|&c| c != '-'))
-}
-
 /// LVM's basic name check, shared by VG and LV names.
 ///
 /// ```

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use super::disk::VgDisk;
 use super::error::{Error, Result};
-use super::names::same_id;
 use super::vg::{Lv, SegmentKind, Vg};
 use crate::blockio;
 use crate::units::{SectorBytes, Sectors};
@@ -55,7 +54,7 @@ impl VgDisk {
         let found = self
             .pvs()
             .iter()
-            .find(|p| same_id(&p.pv_id, pv.id.as_str()))
+            .find(|p| p.pv_id == pv.id)
             .ok_or_else(not_found)?;
         let off = stripe
             .start

@@ -22,7 +22,7 @@ fn image(dir: &Path) -> PathBuf {
     f.set_len(4 << 20).unwrap();
     let label = PvLabel {
         sector: 1,
-        pv_uuid: PV_UUID.into(),
+        pv_uuid: PV_UUID.parse().unwrap(),
         device_size: Bytes(4 << 20),
         data_areas: vec![DiskLocn {
             offset: Bytes(65536),
@@ -68,7 +68,10 @@ fn commits_on_an_image_file_wrap_and_reread() {
     for n in 1..120u64 {
         let mut d = VgDisk::open("img_vg", &o).unwrap();
         assert_eq!(d.seqno(), n);
-        assert_eq!(d.pvs()[0].pv_id, "1EP5Yk-7MNl-5TKm-EFLx-PtJs-ndAJ-eenL1m");
+        assert_eq!(
+            d.pvs()[0].pv_id.to_string(),
+            "1EP5Yk-7MNl-5TKm-EFLx-PtJs-ndAJ-eenL1m"
+        );
         assert_eq!(d.pvs()[0].pe_start, Bytes(65536));
         // Held lock: a second opener is Busy.
         let e = VgDisk::open("img_vg", &o).unwrap_err();

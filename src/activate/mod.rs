@@ -18,7 +18,8 @@
 //!   only place their names are spelt; plans carry typed targets
 //!   ([`PlannedTarget`]: the `dm` params types);
 //! - [`ThinPool`]: a thin pool's `-tpool` device, its status and messages,
-//!   and its thin LVs' tables ([`thin_lv_table`]); what a message queued in
+//!   and its thin LVs' tables and status ([`thin_lv_table`],
+//!   [`thin_lv_status`]); what a message queued in
 //!   the metadata asks of the pool ([`queued_message`]);
 //! - [`lv_table`], [`dm_name`], [`dm_uuid`]: an LV's own table, names, UUIDs;
 //! - [`pv_map`]: PV keys to block devices from the PV scan.
@@ -54,5 +55,6 @@ pub use plan::{
 };
 pub use pvs::{pv_map, pv_map_from};
 pub use thin::{
-    QueuedMessage, ThinPool, is_thin_lv_table, pool_metadata_name, queued_message, thin_lv_table,
+    QueuedMessage, ThinPool, is_thin_lv_table, pool_metadata_name, queued_message, thin_lv_status,
+    thin_lv_table,
 };

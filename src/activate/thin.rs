@@ -3,7 +3,7 @@
 //! the metadata asks of the pool. `dm` sends the messages and loads the
 //! tables; which device gets which is decided here.
 
-use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus};
+use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus, ThinStatus};
 
 use super::error::{Error, Result};
 use super::layer::Layer;
@@ -150,6 +150,13 @@ pub fn pool_metadata_name(vg: &Vg, pool: &str) -> Result<LvmDmName> {
 /// Whether `table` is a thin LV's: one `thin` line.
 pub fn is_thin_lv_table(table: &[TableLine]) -> bool {
     matches!(table, [l] if l.params_as::<ThinTargetParams>().is_ok())
+}
+
+/// The kernel's status of an active thin LV, `dev` its own device
+/// ([`dm_name`](super::dm_name) without a layer): the sectors it maps. A
+/// device that is not a `thin` target is `InvalidArgument`.
+pub fn thin_lv_status(dm: &DmControl, dev: &DmName) -> dm::Result<ThinStatus> {
+    dm::thin_status(dm, dev)
 }
 
 /// The table of a thin LV `size` long mapping thin device `id` of the pool

@@ -4,7 +4,7 @@ use super::group::Kind;
 use super::vg::{Session, VolumeGroup};
 use super::{Error as SnapError, SnapSize, SnapshotOptions, SnapshotStatus, check_chunk_size};
 use crate::activate::CowSnapshotSpec;
-use crate::dm::{ChunkSize, DmControl, LvmDmName, LvmDmUuid, LvmId, TableLine};
+use crate::dm::{ChunkSize, DmControl, LvmDmName, LvmDmUuid, TableLine};
 use crate::error::Result;
 use crate::lvm::names::validate_lv_name;
 use crate::units::Sectors;
@@ -78,11 +78,7 @@ impl VolumeGroup {
         Ok(Some(LiveCow {
             name: name.to_owned(),
             table: s.lv_table(cow_lv)?,
-            uuid: LvmDmUuid::new(
-                &LvmId::parse(vg.id.as_str())?,
-                &LvmId::parse(cow_lv.id.as_str())?,
-                None,
-            )?,
+            uuid: crate::activate::dm_uuid(vg, name, None)?,
             snap_dev: self.dm_name(name, None)?,
             origin_dev,
             chunk: ChunkSize::new(chunk)?,

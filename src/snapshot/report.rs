@@ -129,7 +129,7 @@ impl VolumeGroup {
         if let Some(dm) = dm {
             let dev = self.dm_name(&lv.name, None)?;
             if dm.exists(&dev)? {
-                if let Ok(ThinStatus::Working(w)) = dm::thin_status(dm, &dev) {
+                if let Ok(ThinStatus::Working(w)) = activate::thin_lv_status(dm, &dev) {
                     data_percent = Some(percent_f64(Percent::from_ratio(
                         *w.nr_mapped_sectors,
                         total,

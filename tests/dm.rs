@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{LoopDev, dm_names, read_at, require_dm, sh, write_pattern};
 use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus};
 use lvsnap::ErrorKind;
-use lvsnap::activate::{CowDevices, CowMerge, CowSnapshotSpec, WaitUntil};
+use lvsnap::activate::{CowDevices, CowMerge, CowSnapshotSpec, ThinPool, WaitUntil};
 use lvsnap::dm::{
     self, ChunkSize, DmControl, LvmDmName, LvmDmUuid, LvmId, Percent, SnapshotTargetStatus,
     TableLine, check_dm_name, node_path,
@@ -486,7 +486,9 @@ fn thin_snapshot_keeps_old_bytes() {
     let meta = LoopDev::new(8 * MIB);
     let data = LoopDev::new(64 * MIB);
     write_pattern(&meta.path, 0, 4096, 0);
-    let pool = name("lvsnap--t-pool");
+    // Named as LVM names pool t of VG lvsnap, for activate's pool rules.
+    let tpool = ThinPool::new("lvsnap", "t").unwrap();
+    let pool = tpool.dm_name().to_owned();
     let thin_line = |pool, id, size| {
         let p = dm::ThinTargetParams {
             pool,
@@ -534,18 +536,16 @@ fn thin_snapshot_keeps_old_bytes() {
         },
     )
     .expect("thin snapshot");
-    // A wrong old transaction id is refused before anything happens.
-    let e = dm::thin_create_snap(
-        &dm,
-        &dm::ThinSnapshotSpec {
-            pool: &pool,
-            origin: Some(&thin),
-            origin_id: id1,
-            snapshot_id: ThinDevId::new_u64(3).unwrap(),
-            transaction: Some((0, 1)),
-        },
-    )
-    .unwrap_err();
+    // A wrong old transaction id is refused (by activate, LVM's rule)
+    // before anything happens.
+    let e = tpool
+        .create_snap(
+            &dm,
+            Some(&thin),
+            (id1, ThinDevId::new_u64(3).unwrap()),
+            Some((0, 1)),
+        )
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
     assert!(!dm.info(&thin).unwrap().suspended);
     dm.create(&tsnap, None, &[thin_line(pool_dev, id2, size)], false)

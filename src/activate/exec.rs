@@ -167,7 +167,7 @@ fn check_pool(dm: &DmControl, vg: &Vg, d: &PlannedDevice, live: &LiveMap) -> Res
             }
         }
         log::info!("{}: replaying queued message {}", &*d.name, q.message);
-        dm::thin_message_replay(dm, &d.name, &q.message)?;
+        super::thin::replay_message(dm, &d.name, &q.message)?;
     }
     let set = ThinPoolMessage::SetTransactionId {
         old: kernel,

@@ -1,13 +1,16 @@
 //! LVM's thin layout: a pool's `-tpool` device, which takes the pool's
 //! messages, the table a thin LV gets on it, and what a message queued in
 //! the metadata asks of the pool. `dm` sends the messages and loads the
-//! tables; which device gets which is decided here.
+//! tables; which device gets which is decided here, and so are LVM's rules
+//! for them: the pool's transaction id must be the one the metadata moves
+//! from, and a thin id the pool holds unknown to the metadata is refused.
 
 use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus, ThinStatus};
 
 use super::error::{Error, Result};
 use super::layer::Layer;
 use super::plan::{dm_name, dm_name_in};
+use crate::ErrorKind;
 use crate::dm::LvmDmName;
 use crate::dm::{self, DmControl, TableLine, ThinPoolMessage, ThinTargetParams};
 use crate::lvm::vg::{SegmentKind, ThinMessage, Vg};
@@ -55,10 +58,10 @@ impl ThinPool {
         dm::thin_pool_message(dm, &self.tpool, msg)
     }
 
-    /// Sends a message queued in the metadata again
-    /// ([`dm::thin_message_replay`]); whether it was sent now.
+    /// Sends a message queued in the metadata again ([`replay_message`]);
+    /// whether it was sent now.
     pub fn replay(&self, dm: &DmControl, msg: &ThinPoolMessage) -> dm::Result<bool> {
-        dm::thin_message_replay(dm, &self.tpool, msg)
+        replay_message(dm, &self.tpool, msg)
     }
 
     /// Deletes thin device `id` (not active) and moves the transaction id
@@ -76,7 +79,8 @@ impl ThinPool {
     /// Makes thin device `snapshot` a snapshot of `origin`, the origin LV's
     /// active device `origin_dev` (if any) suspended around it, with the
     /// transaction id moved as `transaction` asks
-    /// ([`dm::thin_create_snap`]).
+    /// ([`dm::thin_create_snap`]). A pool not at the old transaction id is
+    /// `Busy`, refused before anything is suspended or sent.
     pub fn create_snap(
         &self,
         dm: &DmControl,
@@ -84,6 +88,20 @@ impl ThinPool {
         (origin, snapshot): (ThinDevId, ThinDevId),
         transaction: Option<(u64, u64)>,
     ) -> dm::Result<()> {
+        if let Some((old, new)) = transaction {
+            if let ThinPoolStatus::Working(w) = self.status(dm)? {
+                if w.transaction_id != old {
+                    return Err(dm::Error::state(
+                        &*self.tpool,
+                        ErrorKind::Busy,
+                        format!(
+                            "transaction id is {}, not {old} (wanted {old} -> {new})",
+                            w.transaction_id
+                        ),
+                    ));
+                }
+            }
+        }
         let spec = dm::ThinSnapshotSpec {
             pool: &self.tpool,
             origin: origin_dev,
@@ -115,10 +133,13 @@ impl ThinPool {
         dm::thin_undo_snaps(dm, &self.tpool, snaps, transaction)
     }
 
-    /// Refuses a thin id the pool holds unknown to the metadata
-    /// ([`dm::thin_check_id_free`]).
+    /// Refuses, with LVM's message, a thin id the live pool already holds:
+    /// a thin LV about to be made with it would get that device's data.
     pub fn check_id_free(&self, dm: &DmControl, id: u64) -> dm::Result<()> {
-        dm::thin_check_id_free(dm, &self.tpool, id)
+        match dm::thin_created_in(dm, &self.tpool, id)? {
+            Some(_) => Err(foreign_device(&self.tpool, id)),
+            None => Ok(()),
+        }
     }
 
     /// The table of a thin LV `size` long mapping thin device `id` of the
@@ -132,6 +153,65 @@ impl ThinPool {
         let pool = dm.info(&self.tpool)?.device;
         Ok(thin_lv_table(pool, id, size))
     }
+}
+
+/// Sends a pool message queued in the metadata again to the pool's
+/// `-tpool` device `tpool`, for a run that stopped part way through sending
+/// them: the kernel moves the transaction id only after the last, so a
+/// `delete` it refuses with ENODATA was already done by that run, and so
+/// was a `create_thin`/`create_snap` it refuses with EEXIST if the device
+/// was made in the pool's current transaction. A device made earlier is one
+/// the metadata does not know (an older metadata restored, as LVM's
+/// thin-errors test does): that is refused as LVM refuses it, never handed
+/// to the new LV. Returns whether the message was sent now.
+pub(crate) fn replay_message(
+    dm: &DmControl,
+    tpool: &DmName,
+    msg: &ThinPoolMessage,
+) -> dm::Result<bool> {
+    let done_errno = match msg {
+        ThinPoolMessage::Delete(_) => libc::ENODATA,
+        ThinPoolMessage::CreateThin(_) | ThinPoolMessage::CreateSnap { .. } => libc::EEXIST,
+        _ => 0,
+    };
+    match dm::thin_pool_message(dm, tpool, msg) {
+        Ok(()) => Ok(true),
+        Err(e) if done_errno != 0 && e.errno() == Some(done_errno) => {
+            if let Some(id) = msg.created() {
+                let id = u64::from(u32::from(id));
+                if !made_this_transaction(dm, tpool, id)? {
+                    return Err(foreign_device(tpool, id));
+                }
+            }
+            log::info!("{tpool}: queued message \"{msg}\" was already carried out");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// LVM's refusal of a thin id the pool holds but the metadata does not.
+fn foreign_device(tpool: &DmName, id: u64) -> dm::Error {
+    dm::Error::state(
+        tpool,
+        ErrorKind::Corrupt,
+        format!(
+            "Thin pool {tpool} already contains thin device with device_id {id}, unknown \
+             to the metadata: manual intervention may be required"
+        ),
+    )
+}
+
+/// Whether thin device `id` of the pool was made in its current transaction.
+fn made_this_transaction(dm: &DmControl, tpool: &DmName, id: u64) -> dm::Result<bool> {
+    let ThinPoolStatus::Working(w) = dm::thin_pool_status(dm, tpool)? else {
+        return Err(dm::Error::state(
+            tpool,
+            ErrorKind::Busy,
+            "the thin pool has failed",
+        ));
+    };
+    Ok(dm::thin_created_in(dm, tpool, id)? == Some(w.transaction_id))
 }
 
 /// The device of pool `pool`'s metadata LV (`<vg>-<pool>_tmeta`), from

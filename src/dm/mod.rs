@@ -50,9 +50,8 @@ pub use snapshot::{
 };
 pub use striped::{STRIPED, Stripe, StripedTargetParams};
 pub use thin::{
-    THIN, ThinSnapshotSpec, ThinTargetParams, thin_check_id_free, thin_create, thin_create_snap,
-    thin_create_snaps, thin_delete, thin_message_replay, thin_set_transaction_id, thin_status,
-    thin_undo_snaps,
+    THIN, ThinSnapshotSpec, ThinTargetParams, thin_create, thin_create_snap, thin_create_snaps,
+    thin_created_in, thin_delete, thin_set_transaction_id, thin_status, thin_undo_snaps,
 };
 pub use thin_pool::{
     THIN_POOL, ThinPoolBlockSize, ThinPoolFeatures, ThinPoolMessage, ThinPoolTargetParams,

@@ -5,20 +5,18 @@
 //! while the origin thin device (if active) is suspended with a freeze and
 //! flush so the snapshot holds everything written before. LVM also bumps the
 //! pool's transaction id with it (`set_transaction_id <old> <new>`).
+//! Which transaction and which thin ids LVM allows is `activate`'s to
+//! judge; this is the mechanism only.
 
 use std::fmt;
 use std::str::FromStr;
 
-use devicemapper::{
-    Device, DmName, TargetParams, TargetTypeBuf, ThinDevId, ThinPoolStatus, ThinStatus,
-};
+use devicemapper::{Device, DmName, TargetParams, TargetTypeBuf, ThinDevId, ThinStatus};
 
 use super::device::{DmControl, Suspend};
 use super::error::{Error, Result};
 use super::target::{Fields, target_type};
-use super::thin_pool::{
-    ThinPoolMessage, ThinPoolTargetParams, thin_pool_message, thin_pool_status,
-};
+use super::thin_pool::{ThinPoolMessage, ThinPoolTargetParams, thin_pool_message};
 use crate::ErrorKind;
 
 /// Target type of a thin device of a pool.
@@ -121,21 +119,6 @@ pub fn thin_create_snap(dm: &DmControl, spec: &ThinSnapshotSpec<'_>) -> Result<(
             spec.snapshot_id
         )));
     }
-    if let Some((old, new)) = spec.transaction {
-        let now = thin_pool_status(dm, spec.pool)?;
-        if let ThinPoolStatus::Working(w) = now {
-            if w.transaction_id != old {
-                return Err(Error::state(
-                    spec.pool,
-                    ErrorKind::Busy,
-                    format!(
-                        "transaction id is {}, not {old} (wanted {old} -> {new})",
-                        w.transaction_id
-                    ),
-                ));
-            }
-        }
-    }
     let frozen = match spec.origin {
         Some(o) => Some(dm.suspend_guard(o, Suspend::FREEZE)?),
         None => None,
@@ -211,76 +194,11 @@ pub fn thin_undo_snaps(
     first.map_or(Ok(()), Err)
 }
 
-/// Sends a pool message queued in the metadata again, for a run that
-/// stopped part way through sending them: the kernel moves the transaction
-/// id only after the last, so a `delete` it refuses with ENODATA was
-/// already done by that run, and so was a `create_thin`/`create_snap` it
-/// refuses with EEXIST if the device was made in the pool's current
-/// transaction. A device made earlier is one the metadata does not know
-/// (an older metadata restored, as LVM's thin-errors test does): that is
-/// refused as LVM refuses it, never handed to the new LV. Returns whether
-/// the message was sent now.
-pub fn thin_message_replay(dm: &DmControl, pool: &DmName, msg: &ThinPoolMessage) -> Result<bool> {
-    let done_errno = match msg {
-        ThinPoolMessage::Delete(_) => libc::ENODATA,
-        ThinPoolMessage::CreateThin(_) | ThinPoolMessage::CreateSnap { .. } => libc::EEXIST,
-        _ => 0,
-    };
-    match thin_pool_message(dm, pool, msg) {
-        Ok(()) => Ok(true),
-        Err(e) if done_errno != 0 && e.errno() == Some(done_errno) => {
-            if let Some(id) = msg.created() {
-                let id = u64::from(u32::from(id));
-                if !made_this_transaction(dm, pool, id)? {
-                    return Err(foreign_device(pool, id));
-                }
-            }
-            log::info!("{pool}: queued message \"{msg}\" was already carried out");
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// LVM's refusal of a thin id the pool holds but the metadata does not.
-fn foreign_device(pool: &DmName, id: u64) -> Error {
-    Error::state(
-        pool,
-        ErrorKind::Corrupt,
-        format!(
-            "Thin pool {pool} already contains thin device with device_id {id}, unknown \
-             to the metadata: manual intervention may be required"
-        ),
-    )
-}
-
-/// Whether thin device `id` of `pool` was made in the pool's current
-/// transaction.
-fn made_this_transaction(dm: &DmControl, pool: &DmName, id: u64) -> Result<bool> {
-    let ThinPoolStatus::Working(w) = thin_pool_status(dm, pool)? else {
-        return Err(Error::state(
-            pool,
-            ErrorKind::Busy,
-            "the thin pool has failed",
-        ));
-    };
-    Ok(created_in(dm, pool, id)? == Some(w.transaction_id))
-}
-
-/// Refuses, with LVM's message, a thin id the live pool `pool` already
-/// holds: a thin LV about to be made with it would get that device's data.
-pub fn thin_check_id_free(dm: &DmControl, pool: &DmName, id: u64) -> Result<()> {
-    match created_in(dm, pool, id)? {
-        Some(_) => Err(foreign_device(pool, id)),
-        None => Ok(()),
-    }
-}
-
 /// The pool's transaction id when thin device `id` of live pool `pool` was
 /// made (`None`: no such device), read from its details under a metadata
 /// snapshot. One already held (by another reader) may predate the device,
 /// so that is an error, not a guess.
-fn created_in(dm: &DmControl, pool: &DmName, id: u64) -> Result<Option<u64>> {
+pub fn thin_created_in(dm: &DmControl, pool: &DmName, id: u64) -> Result<Option<u64>> {
     let meta = match dm.table(pool)?.as_slice() {
         [t] => t.params_as::<ThinPoolTargetParams>()?.metadata,
         _ => {

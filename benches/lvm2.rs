@@ -5,9 +5,15 @@
 //! Each timed call is measured alone: set-up (writing data, making the LVs
 //! a benchmark needs) and tear-down (removing what it made) run outside the
 //! clock. LVM commands are spawned directly, not through a shell.
+//!
+//! In criterion's test mode (`cargo test --bench lvm2`: each benchmark run
+//! once, unmeasured) the set-up is smaller: status at 1 and 10 snapshots,
+//! not 100; the scaled create in a VG of 50 LVs, not 500; a 16 MiB restore,
+//! not 256 MiB. The benchmark ids stay those of the measured run.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::hint::black_box;
 use std::path::Path;
@@ -307,9 +313,11 @@ fn status_and_scale(c: &mut Criterion) {
     let small = cow_opts(4);
     let mut made = 0;
 
+    let test_mode = support::test_mode();
+    let counts: &[usize] = if test_mode { &[1, 10] } else { &[1, 10, 100] };
     let mut g = c.benchmark_group("status_all_snapshots");
     g.sampling_mode(SamplingMode::Flat);
-    for count in [1usize, 10, 100] {
+    for &count in counts {
         while made < count {
             let origin = format!("o{}", made % ORIGINS);
             lvsnap_vg
@@ -363,12 +371,14 @@ fn status_and_scale(c: &mut Criterion) {
     if !wanted("cow_create_500_lvs_100_snapshots") {
         return;
     }
-    // Grow to 500 LVs in one commit: the snapshots' origins, an origin as
-    // in `cow_create`, the floor's area and 488 inactive ones.
+    // Grow to 500 LVs (50 in test mode) in one commit: the snapshots'
+    // origins, an origin as in `cow_create`, the floor's area and inactive
+    // ones.
+    let lvs = if test_mode { 50 } else { 500 };
     vg.lvm("lvcreate -q -L 64M -n origin");
     let dm = DmControl::open().expect("device-mapper");
     let cow_table = cow_area(&dm, &vg);
-    add_linear_lvs(&vg.name, ORIGINS + 2..500);
+    add_linear_lvs(&vg.name, ORIGINS + 2..lvs);
     let mut g = c.benchmark_group("cow_create_500_lvs_100_snapshots");
     g.sampling_mode(SamplingMode::Flat);
     bench_cow_create(&mut g, &lvsnap_vg);
@@ -446,17 +456,18 @@ fn rollback(c: &mut Criterion) {
     g.finish();
 }
 
-/// Restore of a 256 MiB COW snapshot into a new LV, against `dd` copying the
-/// same snapshot into an LV made beforehand.
+/// Restore of a 256 MiB COW snapshot (16 MiB in test mode) into a new LV,
+/// against `dd` copying the same snapshot into an LV made beforehand.
 fn restore(c: &mut Criterion) {
     if !wanted("restore_256MiB") {
         return;
     }
-    const SIZE: u64 = 256 * MIB;
-    let vg = ScratchVg::new("lvsnapbenchx", 1, 2048, "");
-    vg.lvm("lvcreate -q -L 256M -n origin");
-    vg.lvm("lvcreate -q -L 256M -n ddtarget");
-    fill(&dm_path(&vg.name, "origin"), SIZE);
+    let mib = if support::test_mode() { 16 } else { 256 };
+    let size = mib * MIB;
+    let vg = ScratchVg::new("lvsnapbenchx", 1, 8 * mib, "");
+    vg.lvm(&format!("lvcreate -q -L {mib}M -n origin"));
+    vg.lvm(&format!("lvcreate -q -L {mib}M -n ddtarget"));
+    fill(&dm_path(&vg.name, "origin"), size);
     let lvsnap_vg = VolumeGroup::open(&vg.name).expect("open VG");
     lvsnap_vg
         .create_snapshot("origin", "snap", &SnapshotOptions::default())
@@ -464,7 +475,7 @@ fn restore(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("restore_256MiB");
     g.sampling_mode(SamplingMode::Flat);
-    g.throughput(Throughput::Bytes(SIZE));
+    g.throughput(Throughput::Bytes(size));
     g.bench_function("lvsnap", |b| {
         b.iter_custom(|n| {
             clocked(

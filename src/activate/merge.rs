@@ -3,18 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use devicemapper::{DmName, Sectors};
+use devicemapper::Sectors;
 
 use super::cow::CowDevices;
+use super::live::{OriginLive, origin_live};
 use crate::ErrorKind;
 use crate::dm::{DmControl, Error, Percent, Result, SNAPSHOT_MERGE, SnapshotTargetStatus};
-
-/// The status of the merge into the origin device `origin` (its
-/// `snapshot-merge` target); [`ErrorKind::Busy`] if it is not merging.
-pub fn merge_status(dm: &DmControl, origin: &DmName) -> Result<SnapshotTargetStatus> {
-    dm.status_of(origin, SNAPSHOT_MERGE, ErrorKind::Busy)?
-        .parse()
-}
 
 /// A running merge of a COW snapshot into its origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +53,25 @@ impl CowMerge {
         &self.snap
     }
 
+    /// The merge's status, from the one origin query: an origin that is
+    /// not merging is `Busy`, one gone `NotFound`, one of several lines
+    /// `Corrupt`.
     fn status(&self, dm: &DmControl) -> Result<SnapshotTargetStatus> {
-        merge_status(dm, &self.snap.origin)
+        let origin = &*self.snap.origin;
+        let not = |kind, why: String| Err(Error::state(origin, kind, why));
+        match origin_live(dm, origin)? {
+            OriginLive::Merging(st) => Ok(st),
+            OriginLive::Unreadable(u) => Err(u.error()),
+            OriginLive::Absent => not(ErrorKind::NotFound, "no such device".into()),
+            OriginLive::Other(t) if t.is_empty() => not(
+                ErrorKind::Corrupt,
+                "expected a table of exactly one target".into(),
+            ),
+            other => not(
+                ErrorKind::Busy,
+                format!("has a {other} target, not {SNAPSHOT_MERGE}"),
+            ),
+        }
     }
 
     /// Where the merge stands. A failed merge is an error.

@@ -9,7 +9,6 @@
 //!   executor on [`DmControl`](crate::dm::DmControl);
 //! - [`cow`]: a COW snapshot's life as LVM lays it out ([`CowDevices`],
 //!   [`CowMerge`]): create, status, wait, merge back, grow, tear down;
-//!   its merge's status ([`merge_status`]);
 //! - [`snapshot_live`], [`origin_live`], [`cow_live_status`]: what the
 //!   kernel has live for a COW snapshot and its origin, typed; with the
 //!   repairs recovery makes of them ([`restore_origin_top`],
@@ -48,7 +47,7 @@ pub use live::{
     origin_live, real_layer, remove_snapshot_aware, restore_origin_top, same_table, snapshot_live,
     unwanted_layer,
 };
-pub use merge::{CowMerge, MergeProgress, merge_status};
+pub use merge::{CowMerge, MergeProgress};
 pub use plan::{
     Area, DevRef, Plan, PlannedDevice, PlannedLine, PlannedTarget, PvMap, Role, Step, dm_name,
     dm_name_in, dm_uuid, lv_table, plan,

@@ -58,8 +58,15 @@ impl ThinPool {
         dm::thin_pool_message(dm, &self.tpool, msg)
     }
 
-    /// Sends a message queued in the metadata again ([`replay_message`]);
-    /// whether it was sent now.
+    /// Sends a message queued in the metadata again, for a run that
+    /// stopped part way through sending them: the kernel moves the
+    /// transaction id only after the last, so a `delete` it refuses with
+    /// ENODATA was already done by that run, and so was a
+    /// `create_thin`/`create_snap` it refuses with EEXIST if the device was
+    /// made in the pool's current transaction. A device made earlier is one
+    /// the metadata does not know (an older metadata restored, as LVM's
+    /// thin-errors test does): that is refused as LVM refuses it, never
+    /// handed to the new LV. Returns whether the message was sent now.
     pub fn replay(&self, dm: &DmControl, msg: &ThinPoolMessage) -> dm::Result<bool> {
         replay_message(dm, &self.tpool, msg)
     }
@@ -155,15 +162,7 @@ impl ThinPool {
     }
 }
 
-/// Sends a pool message queued in the metadata again to the pool's
-/// `-tpool` device `tpool`, for a run that stopped part way through sending
-/// them: the kernel moves the transaction id only after the last, so a
-/// `delete` it refuses with ENODATA was already done by that run, and so
-/// was a `create_thin`/`create_snap` it refuses with EEXIST if the device
-/// was made in the pool's current transaction. A device made earlier is one
-/// the metadata does not know (an older metadata restored, as LVM's
-/// thin-errors test does): that is refused as LVM refuses it, never handed
-/// to the new LV. Returns whether the message was sent now.
+/// [`ThinPool::replay`] to the pool's `-tpool` device `tpool`.
 pub(crate) fn replay_message(
     dm: &DmControl,
     tpool: &DmName,

@@ -246,7 +246,7 @@ impl CowDevices {
                     return Err(Error::state(
                         origin,
                         ErrorKind::Corrupt,
-                        format!("has a snapshot-origin target not over {}", &*real),
+                        format!("has a {SNAPSHOT_ORIGIN} target not over {}", &*real),
                     ));
                 }
                 Some(p.real)
@@ -287,7 +287,7 @@ impl CowDevices {
             None => {
                 let d = dm.create_inactive(&real, real_uuid.as_deref(), &origin_table, false)?;
                 let r = real.clone();
-                undo.push("remove -real", move |dm| dm.remove(&r));
+                undo.push(format!("remove {}", &*r), move |dm| dm.remove(&r));
                 let origin_line = [TableLine::target(
                     Sectors(0),
                     size,
@@ -299,7 +299,7 @@ impl CowDevices {
         };
         let cow_dev = dm.create(&cow, cow_uuid.as_deref(), spec.cow, false)?;
         let c = cow.clone();
-        undo.push("remove -cow", move |dm| dm.remove(&c));
+        undo.push(format!("remove {}", &*c), move |dm| dm.remove(&c));
         zero_header(&cow, chunk)?;
 
         let params = SnapshotTargetParams {

@@ -14,6 +14,10 @@ fn main() {
         .header(header)
         // The _IO/_IOR macros are function-like; clang evaluates them for us.
         .clang_macro_fallback()
+        // Its scratch files go in OUT_DIR, not the package root, where
+        // builds of other profiles or target dirs running at once (CI's
+        // background builds) would take each other's.
+        .clang_macro_fallback_build_dir(&out)
         .allowlist_var("BLKGETSIZE64|BLKSSZGET|BLKZEROOUT")
         .allowlist_var("LOOP_CTL_GET_FREE|LOOP_CONFIGURE|LOOP_CLR_FD")
         .allowlist_type("loop_config")

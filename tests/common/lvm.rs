@@ -11,9 +11,12 @@ use std::collections::HashMap;
 pub fn script(cmds: &[&str]) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
+    // One copy of this module per test file in a merged binary: the
+    // module path tells their files apart (see LoopDev::new).
     let file = std::env::temp_dir().join(format!(
-        "lvsnap-script-{}-{}.lvm",
+        "lvsnap-script-{}-{}-{}.lvm",
         std::process::id(),
+        module_path!().replace("::", "."),
         N.fetch_add(1, Ordering::Relaxed)
     ));
     // The script mode takes a file whose first line starts with "#!".

@@ -81,9 +81,13 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 impl LoopDev {
     pub fn new(size_bytes: u64) -> LoopDev {
+        // Each test file has its own copy of this module (and of NEXT) in
+        // tests/parallel.rs and tests/serial.rs: the module path tells the
+        // copies' files apart.
         let file = std::env::temp_dir().join(format!(
-            "lvsnap-test-{}-{}.img",
+            "lvsnap-test-{}-{}-{}.img",
             std::process::id(),
+            module_path!().replace("::", "."),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         File::create(&file)
@@ -181,7 +185,11 @@ pub struct Conf {
 
 impl Conf {
     pub fn with(extra: &str) -> Conf {
-        let dir = std::env::temp_dir().join(format!("lvsnap-conf-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "lvsnap-conf-{}-{}",
+            std::process::id(),
+            module_path!().replace("::", ".")
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let base = std::fs::read_to_string("/etc/lvm/lvm.conf").unwrap_or_default();
         std::fs::write(dir.join("lvm.conf"), format!("{base}\n{extra}\n")).unwrap();

@@ -118,6 +118,11 @@ impl RecoveryReport {
         self.repairs.is_empty() && self.unresolved.is_empty()
     }
 
+    /// How many repairs and unresolved findings it holds.
+    fn len(&self) -> usize {
+        self.repairs.len() + self.unresolved.len()
+    }
+
     fn did(&mut self, kind: RepairKind, target: impl fmt::Display) {
         let r = Repair {
             kind,
@@ -184,15 +189,22 @@ impl VolumeGroup {
                 None
             }
         };
+        // The VG's devices, read once and read again only after a step
+        // changed something: every change a step makes is in the report,
+        // so an unchanged report means the kernel is as read. A VG of
+        // hundreds of LVs is then surveyed once per operation, not four
+        // times.
+        let mut survey = None;
         if let Some(dm) = &dm {
-            let devs = self.vg_devices(s, dm)?;
-            if !devs.is_empty() {
-                self.settle_pending(s, dm, &devs, &mut rep)?;
-                let devs = self.vg_devices(s, dm)?;
-                self.fix_origins(s, dm, &devs, &mut rep)?;
-                let devs = self.vg_devices(s, dm)?;
-                self.remove_strays(s, dm, &devs, &mut rep)?;
+            let mut devs = Survey::read(self, s, dm, &rep)?;
+            if !devs.devs.is_empty() {
+                self.settle_pending(s, dm, &devs.devs, &mut rep)?;
+                devs.refresh(self, s, dm, &rep)?;
+                self.fix_origins(s, dm, &devs.devs, &mut rep)?;
+                devs.refresh(self, s, dm, &rep)?;
+                self.remove_strays(s, dm, &devs.devs, &mut rep)?;
             }
+            survey = Some(devs);
         }
         if let Some(dm) = &dm {
             self.undo_uncommitted_thin(s, dm, &mut rep)?;
@@ -200,9 +212,15 @@ impl VolumeGroup {
         self.finish_thin_messages(s, dm.as_ref(), &mut rep)?;
         // Not folded into step 1's walk: the thin device the metadata
         // names may exist only once the queued messages are carried out.
-        if let Some(dm) = &dm {
-            let devs = self.vg_devices(s, dm)?;
-            self.remap_thin_devices(s, dm, &devs, &mut rep)?;
+        // The thin steps may activate a pool for their messages without a
+        // report line, so a VG with a thin pool is read again.
+        if let (Some(dm), Some(mut devs)) = (&dm, survey) {
+            if s.md.vg().lvs.iter().any(|l| l.is_thin_pool()) {
+                devs.read_again(self, s, dm, &rep)?;
+            } else {
+                devs.refresh(self, s, dm, &rep)?;
+            }
+            self.remap_thin_devices(s, dm, &devs.devs, &mut rep)?;
         }
         self.remove_incomplete_restores(s, dm.as_ref(), &mut rep)?;
         Ok(rep)
@@ -234,6 +252,46 @@ impl VolumeGroup {
             });
         }
         Ok(out)
+    }
+}
+
+/// The VG's devices as last read, and the report's length then.
+struct Survey {
+    devs: Vec<VgDev>,
+    seen: usize,
+}
+
+impl Survey {
+    fn read(vg: &VolumeGroup, s: &Session, dm: &DmControl, rep: &RecoveryReport) -> Result<Self> {
+        Ok(Survey {
+            devs: vg.vg_devices(s, dm)?,
+            seen: rep.len(),
+        })
+    }
+
+    /// Reads the devices again if the report grew since they were read.
+    fn refresh(
+        &mut self,
+        vg: &VolumeGroup,
+        s: &Session,
+        dm: &DmControl,
+        rep: &RecoveryReport,
+    ) -> Result<()> {
+        if rep.len() != self.seen {
+            self.read_again(vg, s, dm, rep)?;
+        }
+        Ok(())
+    }
+
+    fn read_again(
+        &mut self,
+        vg: &VolumeGroup,
+        s: &Session,
+        dm: &DmControl,
+        rep: &RecoveryReport,
+    ) -> Result<()> {
+        *self = Survey::read(vg, s, dm, rep)?;
+        Ok(())
     }
 }
 

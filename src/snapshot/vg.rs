@@ -146,7 +146,10 @@ impl VolumeGroup {
     /// refuse the VG. Every change to such a VG is refused; reads still
     /// report what they can.
     pub fn check(&self) -> Result<()> {
-        Ok(self.session()?.md.validate()?)
+        // A read of the metadata, not an operation: no recovery (the next
+        // operation runs it), so a check before an operation does not
+        // survey the VG's devices twice.
+        Ok(self.read_session()?.md.validate()?)
     }
 
     /// [`VolumeGroup::session`] for an operation that changes the VG:
@@ -157,24 +160,10 @@ impl VolumeGroup {
         Ok(s)
     }
 
-    /// Locks the VG and reads its newest metadata.
+    /// Locks the VG, reads its newest metadata and repairs what an
+    /// interrupted run left.
     pub(crate) fn session(&self) -> Result<Session> {
-        let (parsed, primed) = match self.memo.lock() {
-            Ok(mut m) => (m.parsed.take(), m.primed.take()),
-            Err(_) => (None, None),
-        };
-        let disk = self.open_disk(parsed.as_ref().map(|p| Arc::clone(&p.0)), primed)?;
-        let md = match parsed {
-            Some((known, md)) if known.text == disk.text() => md,
-            _ => Metadata::parse(disk.text())?,
-        };
-        let mut s = Session {
-            committed: Some(md.generation()),
-            precommitted: None,
-            disk,
-            md,
-            memo: Arc::clone(&self.memo),
-        };
+        let mut s = self.read_session()?;
         // Whatever an interrupted run left is repaired before anything else.
         match self.recover_in(&mut s) {
             Ok(rep) if rep.is_empty() => {}
@@ -190,6 +179,27 @@ impl VolumeGroup {
                 ));
             }
         }
+        Ok(s)
+    }
+
+    /// Locks the VG and reads its newest metadata, without recovery.
+    fn read_session(&self) -> Result<Session> {
+        let (parsed, primed) = match self.memo.lock() {
+            Ok(mut m) => (m.parsed.take(), m.primed.take()),
+            Err(_) => (None, None),
+        };
+        let disk = self.open_disk(parsed.as_ref().map(|p| Arc::clone(&p.0)), primed)?;
+        let md = match parsed {
+            Some((known, md)) if known.text == disk.text() => md,
+            _ => Metadata::parse(disk.text())?,
+        };
+        let s = Session {
+            committed: Some(md.generation()),
+            precommitted: None,
+            disk,
+            md,
+            memo: Arc::clone(&self.memo),
+        };
         Ok(s)
     }
 

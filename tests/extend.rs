@@ -5,7 +5,7 @@
 mod common;
 
 use common::lvm::ScratchVg;
-use common::{dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{dm_listing, dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{ExtendSize, SnapSize, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
@@ -65,7 +65,7 @@ fn sh_fails(cmd: &str) -> bool {
 /// No device of the VGs `vgs` is left suspended (other tests' devices may
 /// be, for a moment).
 fn no_suspended_device(vgs: &[&str]) {
-    let out = sh("dmsetup info -c --noheadings -o name,attr");
+    let out = dm_listing("dmsetup info -c --noheadings -o name,attr");
     for l in out
         .lines()
         .filter(|l| vgs.iter().any(|vg| l.starts_with(&format!("{vg}-"))))

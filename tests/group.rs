@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{STATUS_JSON_KEYS, dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{
+    STATUS_JSON_KEYS, dm_listing, dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern,
+};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{SnapSize, SnapshotOptions, State, VolumeGroup};
 use lvsnap::units::Bytes;
@@ -132,7 +134,7 @@ fn assert_one_instant(stamps: &[u64]) {
 /// No device of VG `vg` is suspended (other tests' devices may be, for a
 /// moment).
 fn assert_none_suspended(vg: &str) {
-    let out = sh("dmsetup info -c --noheadings -o name,attr");
+    let out = dm_listing("dmsetup info -c --noheadings -o name,attr");
     for l in out.lines().filter(|l| l.starts_with(&format!("{vg}-"))) {
         let attr = l.rsplit(':').next().unwrap_or("");
         assert!(!attr.contains('s'), "suspended: {l}");
@@ -141,7 +143,7 @@ fn assert_none_suspended(vg: &str) {
 
 /// The tables of VG `vg`'s devices, as `dmsetup table` lists them.
 fn tables_of(vg: &str) -> String {
-    sh("dmsetup table")
+    dm_listing("dmsetup table")
         .lines()
         .filter(|l| l.starts_with(&format!("{vg}-")))
         .map(|l| format!("{l}\n"))

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
-use common::{dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{dm_listing, dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::ErrorKind;
 use lvsnap::snapshot::{RestoreOptions, RollbackState, SnapSize, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
@@ -94,7 +94,7 @@ fn rollback_restores_origin() {
     assert!(!lvs.contains_key("s0"), "{lvs:?}");
     assert!(lvs["lv0"]["lv_attr"].starts_with('o'), "{lvs:?}");
     assert_eq!(lvs["other"]["origin"], "lv0");
-    let tables = sh("dmsetup table");
+    let tables = dm_listing("dmsetup table");
     assert!(!tables.contains("rbvg-s0"), "{tables}");
     assert!(table_of("rbvg-lv0").contains(" snapshot-origin "));
 

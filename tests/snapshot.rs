@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use common::lvm::ScratchVg;
 use common::{
-    LoopDev, STATUS_JSON_KEYS, dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern,
+    LoopDev, STATUS_JSON_KEYS, dm_listing, dm_names_of, lvsnap, read_at, require_dm, sh,
+    write_pattern,
 };
 use lvsnap::ErrorKind;
 use lvsnap::lvm::text::Style;
@@ -78,7 +79,7 @@ fn cow_snapshot_looks_like_lvcreate_s() {
             .all(|&b| b == 0xAB)
     );
     // Same layers and table shapes as LVM's snapshot.
-    let tables = sh("dmsetup table");
+    let tables = dm_listing("dmsetup table");
     assert!(tables.contains("snapvg-ours-cow:"), "{tables}");
     assert!(tables.contains("snapvg-lv0-real:"), "{tables}");
     let ours_line = tables
@@ -89,7 +90,7 @@ fn cow_snapshot_looks_like_lvcreate_s() {
         ours_line.contains(" snapshot ") && ours_line.ends_with(" P 8"),
         "{ours_line}"
     );
-    let uuids = sh("dmsetup info -c --noheadings -o name,uuid");
+    let uuids = dm_listing("dmsetup info -c --noheadings -o name,uuid");
     let uuid_of = |n: &str| {
         uuids
             .lines()

@@ -122,6 +122,28 @@ pub fn dm_names() -> Vec<String> {
     v
 }
 
+/// `sh(cmd)` for a dmsetup command over every device (`dmsetup table`,
+/// `dmsetup info -c`): dmsetup lists the devices, then asks each, so a
+/// device another test removes in between fails the whole command with
+/// "No such device". That is a race between tests, not a finding: the
+/// command runs again (at most 5 times).
+pub fn dm_listing(cmd: &str) -> String {
+    for _ in 0..4 {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `{cmd}`: {e}"));
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        if !String::from_utf8_lossy(&out.stderr).contains("No such device") {
+            break;
+        }
+    }
+    sh(cmd)
+}
+
 /// Names of VG `vg`'s device-mapper devices (LVM's `<vg>-<lv>`, dashes in
 /// the VG name doubled), sorted: a test that compares only these can run
 /// beside tests on other VGs.

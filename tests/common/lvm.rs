@@ -38,11 +38,11 @@ impl ScratchVg {
     pub fn new(name: &str, count: usize, mib: u64, extra: &str) -> ScratchVg {
         let pvs: Vec<LoopDev> = (0..count).map(|_| LoopDev::new(mib << 20)).collect();
         let paths: Vec<String> = pvs.iter().map(|p| p.path.display().to_string()).collect();
-        sh(&format!(
-            "pvcreate -q {} && vgcreate -q {extra} {name} {}",
-            paths.join(" "),
-            paths.join(" ")
-        ));
+        // One `lvm` process for both (a shell and two execs before).
+        script(&[
+            &format!("pvcreate -q {}", paths.join(" ")),
+            &format!("vgcreate -q {extra} {name} {}", paths.join(" ")),
+        ]);
         ScratchVg {
             name: name.to_string(),
             pvs,

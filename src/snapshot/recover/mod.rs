@@ -199,9 +199,9 @@ impl VolumeGroup {
             let mut devs = Survey::read(self, s, dm, &rep)?;
             if !devs.devs.is_empty() {
                 self.settle_pending(s, dm, &devs.devs, &mut rep)?;
-                devs.refresh(self, s, dm, &rep)?;
+                devs.refresh(self, s, dm, &rep, false)?;
                 self.fix_origins(s, dm, &devs.devs, &mut rep)?;
-                devs.refresh(self, s, dm, &rep)?;
+                devs.refresh(self, s, dm, &rep, false)?;
                 self.remove_strays(s, dm, &devs.devs, &mut rep)?;
             }
             survey = Some(devs);
@@ -215,11 +215,8 @@ impl VolumeGroup {
         // The thin steps may activate a pool for their messages without a
         // report line, so a VG with a thin pool is read again.
         if let (Some(dm), Some(mut devs)) = (&dm, survey) {
-            if s.md.vg().lvs.iter().any(|l| l.is_thin_pool()) {
-                devs.read_again(self, s, dm, &rep)?;
-            } else {
-                devs.refresh(self, s, dm, &rep)?;
-            }
+            let thin = s.md.vg().lvs.iter().any(|l| l.is_thin_pool());
+            devs.refresh(self, s, dm, &rep, thin)?;
             self.remap_thin_devices(s, dm, &devs.devs, &mut rep)?;
         }
         self.remove_incomplete_restores(s, dm.as_ref(), &mut rep)?;
@@ -269,28 +266,19 @@ impl Survey {
         })
     }
 
-    /// Reads the devices again if the report grew since they were read.
+    /// Reads the devices again if the report grew since they were read,
+    /// or if `always`.
     fn refresh(
         &mut self,
         vg: &VolumeGroup,
         s: &Session,
         dm: &DmControl,
         rep: &RecoveryReport,
+        always: bool,
     ) -> Result<()> {
-        if rep.len() != self.seen {
-            self.read_again(vg, s, dm, rep)?;
+        if always || rep.len() != self.seen {
+            *self = Survey::read(vg, s, dm, rep)?;
         }
-        Ok(())
-    }
-
-    fn read_again(
-        &mut self,
-        vg: &VolumeGroup,
-        s: &Session,
-        dm: &DmControl,
-        rep: &RecoveryReport,
-    ) -> Result<()> {
-        *self = Survey::read(vg, s, dm, rep)?;
         Ok(())
     }
 }

@@ -42,9 +42,8 @@ impl Raw {
     }
 
     fn random() -> std::io::Result<Raw> {
-        use std::io::Read;
         let mut raw = [0u8; ID_LEN];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+        crate::sys::random_bytes(&mut raw)?;
         Ok(Raw::from_random(&raw))
     }
 

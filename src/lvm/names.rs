@@ -126,29 +126,6 @@ pub fn validate_lv_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// The characters of an LVM id (lib/uuid/uuid.c, without `!` and `#`).
-const ID_CHARS: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-
-/// A new random LVM id in its written form (`xxxxxx-xxxx-xxxx-xxxx-xxxx-xxxx-xxxxxx`).
-pub fn new_id() -> std::io::Result<String> {
-    use std::io::Read;
-    let mut raw = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
-    Ok(format_id(&raw))
-}
-
-/// Formats 32 random bytes as an LVM id (each byte picks one of 62 characters).
-pub fn format_id(raw: &[u8; 32]) -> String {
-    let mut s = String::with_capacity(38);
-    for (i, b) in raw.iter().enumerate() {
-        if matches!(i, 6 | 10 | 14 | 18 | 22 | 26) {
-            s.push('-');
-        }
-        s.push(char::from(ID_CHARS[usize::from(*b) % ID_CHARS.len()]));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,15 +172,5 @@ mod tests {
             validate_lv_name("-a").unwrap_err().kind(),
             ErrorKind::InvalidArgument
         );
-    }
-
-    #[test]
-    fn ids_look_like_lvm_ids() {
-        let id = new_id().unwrap();
-        assert_eq!(id.len(), 38);
-        let parts: Vec<usize> = id.split('-').map(str::len).collect();
-        assert_eq!(parts, vec![6, 4, 4, 4, 4, 4, 6]);
-        assert!(id.bytes().all(|c| c == b'-' || c.is_ascii_alphanumeric()));
-        assert_ne!(id, new_id().unwrap());
     }
 }

@@ -538,8 +538,19 @@ impl PoolPlan {
     }
 }
 
-/// Whether this process may run on more than one CPU (asked once).
+/// Whether this process may run on more than one CPU (asked once, with
+/// one sched_getaffinity(2); std's available_parallelism also reads the
+/// cgroup files, which a yes-or-no does not need).
 fn overlap_pays() -> bool {
+    use nix::sched::{CpuSet, sched_getaffinity};
+    use nix::unistd::Pid;
     static MANY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MANY.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+    *MANY.get_or_init(|| {
+        sched_getaffinity(Pid::from_raw(0)).is_ok_and(|set| {
+            (0..CpuSet::count())
+                .filter(|&c| set.is_set(c).unwrap_or(false))
+                .nth(1)
+                .is_some()
+        })
+    })
 }

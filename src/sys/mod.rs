@@ -1,5 +1,5 @@
 //! The kernel interfaces lvsnap uses outside device-mapper: the block-device
-//! size ioctls and, for examples and tests, loop devices. The ioctl numbers
+//! size ioctls, getrandom and, for examples and tests, loop devices. The ioctl numbers
 //! and `struct loop_config` come from the system's `<linux/fs.h>` and
 //! `<linux/loop.h>` through bindgen (see `build.rs`), and nix's ioctl macros
 //! give each a typed wrapper. This module is the crate's only unsafe code:
@@ -51,6 +51,31 @@ pub(crate) fn zero_out(file: &File, offset: u64, len: u64) -> io::Result<()> {
     // SAFETY: BLKZEROOUT reads two u64s (start, length) through the pointer,
     // which points at a live local array of two u64s.
     unsafe { ioctl::blkzeroout(file.as_raw_fd(), &range) }?;
+    Ok(())
+}
+
+/// Fills `buf` from the kernel's random source, as `/dev/urandom` gives it
+/// (getrandom(2) with no flags: it blocks only before the pool is first
+/// seeded, which /dev/urandom does not), in one system call rather than
+/// an open, a read and a close.
+pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = buf.get_mut(done..).unwrap_or_default();
+        // SAFETY: the kernel writes at most `rest.len()` bytes into `rest`,
+        // a live, writable slice of exactly that length.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match usize::try_from(n) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(n) => done += n,
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
     Ok(())
 }
 

@@ -481,8 +481,9 @@ impl Creation {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let host = HOST
             .get_or_init(|| {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|h| h.trim().to_owned())
+                // uname(2)'s node name, as LVM takes it.
+                nix::sys::utsname::uname()
+                    .map(|u| u.nodename().to_string_lossy().into_owned())
                     .unwrap_or_default()
             })
             .clone();

@@ -102,7 +102,7 @@ impl LvmConfig {
     /// # Ok::<(), lvsnap::lvm::Error>(())
     /// ```
     pub fn parse(text: &str) -> Result<LvmConfig> {
-        let doc = Document::parse(text).map_err(|e| Error::Corrupt {
+        let doc = Document::parse_values(text).map_err(|e| Error::Corrupt {
             what: "lvm.conf".into(),
             detail: e.to_string(),
         })?;

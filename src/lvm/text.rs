@@ -385,7 +385,28 @@ impl Document {
         if text.len() > MAX_TEXT_LEN {
             return Err(ParseError::TooLarge(text.len()));
         }
-        let root = Parser::new(text).body(0)?;
+        let root = Parser::new(text, true).body(0)?;
+        Ok(Document { root })
+    }
+
+    /// Parses a text only to read its values, as [`Document::parse`] does
+    /// but without its comments and blank lines, so it cannot be written
+    /// back as it was. For lvm.conf, which is mostly comments: keeping them
+    /// costs an allocation a line, read on every open.
+    ///
+    /// ```
+    /// use lvsnap::lvm::text::Document;
+    /// let doc = Document::parse_values("# a comment\nglobal {\n\n  x = 1 # one\n}\n")?;
+    /// let global = doc.root.section("global").unwrap();
+    /// assert_eq!(global.body.int("x"), Some(1));
+    /// assert_eq!(global.body.entries.len(), 1);
+    /// # Ok::<(), lvsnap::lvm::text::ParseError>(())
+    /// ```
+    pub fn parse_values(text: &str) -> Result<Document, ParseError> {
+        if text.len() > MAX_TEXT_LEN {
+            return Err(ParseError::TooLarge(text.len()));
+        }
+        let root = Parser::new(text, false).body(0)?;
         Ok(Document { root })
     }
 
@@ -417,9 +438,14 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Self {
+    /// With `layout`, comments and newlines are kept in the tree.
+    fn new(text: &'a str, layout: bool) -> Self {
         Parser {
-            lx: Lexer::with_layout(text),
+            lx: if layout {
+                Lexer::with_layout(text)
+            } else {
+                Lexer::new(text)
+            },
             peeked: None,
             line_pos: 0,
             line: 1,

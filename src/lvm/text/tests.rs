@@ -89,6 +89,46 @@ fn strip_comments(b: &Body) -> Body {
     }
 }
 
+/// `b` as [`Document::parse_values`] reads it: no blank lines, no comments.
+fn drop_layout(b: &Body) -> Body {
+    Body {
+        entries: strip_comments(b)
+            .entries
+            .into_iter()
+            .filter(|e| !matches!(e, Entry::Blank | Entry::Comment(_)))
+            .map(|e| match e {
+                Entry::Section(s) => Entry::Section(Section {
+                    body: drop_layout(&s.body),
+                    ..s
+                }),
+                e => e,
+            })
+            .collect(),
+    }
+}
+
+/// Both readers agree on `text`: the same values, or both refuse it.
+fn readers_agree(text: &str) -> Result<(), String> {
+    match (Document::parse(text), Document::parse_values(text)) {
+        (Ok(full), Ok(values)) if drop_layout(&full.root) == values.root => Ok(()),
+        (Err(a), Err(b)) if a == b => Ok(()),
+        (a, b) => Err(format!("parse {a:?}, parse_values {b:?}")),
+    }
+}
+
+#[test]
+fn values_reader_drops_only_layout() {
+    let conf = "# lvm.conf\n\nglobal {\n\t# why\n\tlocking_dir = \"/run/lock/lvm\" # where\n\n\
+                \tthin_check_options = [ \"-q\", # quiet\n\t\t\"--clear-needs-check-flag\" ]\n}\n\
+                activation { # a section comment\n\tvolume_list = [ \"vg0\" \"vg1/lv\" ]\n}\n# end";
+    readers_agree(conf).unwrap();
+    for (name, text) in FIXTURES {
+        readers_agree(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    readers_agree(&ondisk()).unwrap();
+    readers_agree("global {\n # unclosed\n").unwrap();
+}
+
 #[test]
 fn values_are_typed() {
     let doc = Document::parse(FIXTURES[4].1).unwrap();
@@ -309,6 +349,7 @@ mod fuzz {
                 }
             }
             let _ = crate::lvm::vg::Metadata::parse(&text);
+            prop_assert_eq!(readers_agree(&text), Ok(()));
         }
 
         /// Arbitrary bytes: an error or a tree, never a panic.

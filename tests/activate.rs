@@ -81,7 +81,15 @@ fn dm_state(vg: &str) -> BTreeMap<String, String> {
                 DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
             )
             .expect("table");
-        let mut e = format!("{uuid} {flags}:");
+        // The node as LVM makes it where udev does not: owner, group, mode.
+        let node = match std::fs::metadata(format!("/dev/mapper/{name}")) {
+            Ok(m) => {
+                use std::os::unix::fs::MetadataExt;
+                format!("{}:{} {:o}", m.uid(), m.gid(), m.mode() & 0o7777)
+            }
+            Err(e) => format!("no node ({e})"),
+        };
+        let mut e = format!("{uuid} {flags} {node}:");
         for (start, len, target, params) in table {
             let params: Vec<String> = params
                 .split_whitespace()

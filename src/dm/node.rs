@@ -9,7 +9,6 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use devicemapper::{Device, DmName};
 use nix::sys::stat::{self, Mode, SFlag};
@@ -48,8 +47,9 @@ pub fn ensure_node(name: &DmName, dev: Device) -> Result<PathBuf> {
     }
     stat::mknod(&path, SFlag::S_IFBLK, Mode::from_bits_truncate(0o600), rdev)
         .map_err(|e| Error::io(format!("mknod {} {dev}", path.display()), e.into()))?;
-    // As libdevmapper makes them: root:disk, mode 0660, whatever the umask;
-    // as there, a node we cannot give that owner and mode is an error.
+    // As libdevmapper makes them: owner 0, group 6, mode 0660, whatever
+    // the umask; as there, a node we cannot give that owner and mode is an
+    // error.
     if let Err(e) = set_owner_mode(&path) {
         let _ = fs::remove_file(&path);
         return Err(e);
@@ -57,27 +57,19 @@ pub fn ensure_node(name: &DmName, dev: Device) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Gives a new node root:disk and mode 0660.
+/// The group of the nodes libdevmapper makes: its build's `DM_DEVICE_GID`,
+/// which Debian's and Fedora's LVM2 packages set to 6 (`disk`). LVM chowns
+/// to the number as built, without looking a group up (an NSS lookup per
+/// process: nscd probes, nsswitch.conf and /etc/group), so lvsnap does the
+/// same and its nodes match LVM's on a system whose `disk` is not 6.
+const DM_DEVICE_GID: Gid = Gid::from_raw(6);
+
+/// Gives a new node libdevmapper's owner (0:6) and mode 0660.
 fn set_owner_mode(path: &Path) -> Result<()> {
-    if let Some(gid) = disk_gid() {
-        unistd::chown(path, Some(Uid::from_raw(0)), Some(gid))
-            .map_err(|e| Error::io(format!("chown {}", path.display()), e.into()))?;
-    }
+    unistd::chown(path, Some(Uid::from_raw(0)), Some(DM_DEVICE_GID))
+        .map_err(|e| Error::io(format!("chown {}", path.display()), e.into()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o660))
         .map_err(|e| Error::io(format!("chmod {}", path.display()), e))
-}
-
-/// The `disk` group's id, looked up once per process: each lookup goes
-/// through NSS (nscd probes, nsswitch.conf, /etc/group).
-fn disk_gid() -> Option<Gid> {
-    static GID: OnceLock<Option<Gid>> = OnceLock::new();
-    *GID.get_or_init(|| match unistd::Group::from_name("disk") {
-        Ok(g) => g.map(|g| g.gid),
-        Err(e) => {
-            log::debug!("look up group disk: {e}");
-            None
-        }
-    })
 }
 
 /// Removes `/dev/mapper/<name>` unless udev manages it; a missing node is fine.

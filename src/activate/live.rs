@@ -6,7 +6,6 @@ use devicemapper::{Device, DmName, DmNameBuf, Sectors};
 
 use super::layer::Layer;
 use super::plan::dm_name;
-use crate::ErrorKind;
 use crate::dm::{
     DmControl, Error, Result, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN,
     SnapshotOriginTargetParams, SnapshotTargetStatus, Suspend, TableLine, layer_name, table_size,
@@ -68,34 +67,53 @@ impl std::fmt::Display for OriginLive {
 
 /// What the snapshot device `snap` has live (one status ioctl).
 pub fn snapshot_live(dm: &DmControl, snap: &DmName) -> Result<SnapshotLive> {
-    Ok(match dm.single_status_if_exists(snap)? {
-        None => SnapshotLive::Absent,
-        Some((ty, params)) if ty == SNAPSHOT => match params.parse() {
+    Ok(SnapshotLive::of(dm.status_if_exists(snap)?))
+}
+
+impl SnapshotLive {
+    /// What a snapshot device has live, from its status lines (`None`: no
+    /// such device).
+    pub fn of(status: Option<Vec<TableLine>>) -> SnapshotLive {
+        let Some(mut lines) = status else {
+            return SnapshotLive::Absent;
+        };
+        let (Some(l), true) = (lines.pop(), lines.is_empty()) else {
+            return SnapshotLive::Absent;
+        };
+        if l.target_type != SNAPSHOT {
+            return SnapshotLive::Other(l.target_type);
+        }
+        match l.params.parse() {
             Ok(st) => SnapshotLive::Snapshot(st),
-            Err(_) => SnapshotLive::Unreadable(UnreadableStatus(params)),
-        },
-        Some((ty, _)) => SnapshotLive::Other(ty),
-    })
+            Err(_) => SnapshotLive::Unreadable(UnreadableStatus(l.params)),
+        }
+    }
 }
 
 /// What the origin device `origin` has live (one status ioctl).
 pub fn origin_live(dm: &DmControl, origin: &DmName) -> Result<OriginLive> {
-    let mut lines = match dm.status(origin) {
-        Ok(l) => l,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(OriginLive::Absent),
-        Err(e) => return Err(e),
-    };
-    let (Some(l), true) = (lines.pop(), lines.is_empty()) else {
-        return Ok(OriginLive::Other(String::new()));
-    };
-    Ok(match l.target_type.as_str() {
-        SNAPSHOT_ORIGIN => OriginLive::Origin,
-        SNAPSHOT_MERGE => match l.params.parse() {
-            Ok(st) => OriginLive::Merging(st),
-            Err(_) => OriginLive::Unreadable(UnreadableStatus(l.params)),
-        },
-        _ => OriginLive::Other(l.target_type),
-    })
+    Ok(OriginLive::of(dm.status_if_exists(origin)?))
+}
+
+impl OriginLive {
+    /// What an origin device has live, from its status lines (`None`: no
+    /// such device).
+    pub fn of(status: Option<Vec<TableLine>>) -> OriginLive {
+        let Some(mut lines) = status else {
+            return OriginLive::Absent;
+        };
+        let (Some(l), true) = (lines.pop(), lines.is_empty()) else {
+            return OriginLive::Other(String::new());
+        };
+        match l.target_type.as_str() {
+            SNAPSHOT_ORIGIN => OriginLive::Origin,
+            SNAPSHOT_MERGE => match l.params.parse() {
+                Ok(st) => OriginLive::Merging(st),
+                Err(_) => OriginLive::Unreadable(UnreadableStatus(l.params)),
+            },
+            _ => OriginLive::Other(l.target_type),
+        }
+    }
 }
 
 /// The kernel's status of a COW snapshot, if it is active: its own
@@ -107,13 +125,25 @@ pub fn cow_live_status(
     origin: &DmName,
     merging: bool,
 ) -> Result<Option<SnapshotTargetStatus>> {
-    match snapshot_live(dm, snap)? {
+    cow_live_status_with(|n| dm.status_if_exists(n), snap, origin, merging)
+}
+
+/// As [`cow_live_status`], with each device's status lines from `status`
+/// (`None`: no such device), so a caller that has just read them (recovery's
+/// survey) need not ask the kernel again.
+pub fn cow_live_status_with(
+    status: impl Fn(&DmName) -> Result<Option<Vec<TableLine>>>,
+    snap: &DmName,
+    origin: &DmName,
+    merging: bool,
+) -> Result<Option<SnapshotTargetStatus>> {
+    match SnapshotLive::of(status(snap)?) {
         SnapshotLive::Snapshot(st) => return Ok(Some(st)),
         SnapshotLive::Unreadable(_) => return Ok(None),
         SnapshotLive::Absent | SnapshotLive::Other(_) => {}
     }
     if merging {
-        if let OriginLive::Merging(st) = origin_live(dm, origin)? {
+        if let OriginLive::Merging(st) = OriginLive::of(status(origin)?) {
             return Ok(Some(st));
         }
     }

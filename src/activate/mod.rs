@@ -43,9 +43,9 @@ pub use layer::Layer;
 pub(crate) use links::{ensure_link, remove_link};
 pub use links::{lv_link, vg_dir};
 pub use live::{
-    OriginLive, OriginTop, SnapshotLive, UnreadableStatus, cow_live_status, is_merge_table,
-    origin_live, real_layer, remove_snapshot_aware, restore_origin_top, same_table, snapshot_live,
-    unwanted_layer,
+    OriginLive, OriginTop, SnapshotLive, UnreadableStatus, cow_live_status, cow_live_status_with,
+    is_merge_table, origin_live, real_layer, remove_snapshot_aware, restore_origin_top, same_table,
+    snapshot_live, unwanted_layer,
 };
 pub use merge::{CowMerge, MergeProgress};
 pub use plan::{

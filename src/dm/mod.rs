@@ -42,7 +42,10 @@ pub use name::{
     DM_NAME_MAX, LVM_NAME_MAX, LvmDmName, LvmDmUuid, LvmId, check_dm_name, check_dm_uuid,
     check_lvm_name, layer_name, layer_uuid,
 };
-pub use node::{DM_DIR, ensure_node, node_path, remove_node, udev_running};
+pub use node::{
+    DM_DIR, NodeEntries, ensure_node, mapper_entries, node_exists, node_path, remove_node,
+    udev_running,
+};
 pub use percent::Percent;
 pub use snapshot::{
     ChunkSize, SNAPSHOT, SNAPSHOT_MERGE, SNAPSHOT_ORIGIN, SnapshotOriginTargetParams,

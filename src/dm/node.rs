@@ -30,6 +30,34 @@ pub fn node_path(name: &DmName) -> PathBuf {
     Path::new(DM_DIR).join(name.to_string())
 }
 
+/// The entries of /dev/mapper in one directory walk, rather than a stat
+/// per device: each name, and whether it is a symlink (which exists only
+/// if its target does: [`node_exists`]). `None` if it cannot be read.
+pub fn mapper_entries() -> Option<NodeEntries> {
+    let mut out = std::collections::HashMap::new();
+    for e in fs::read_dir(DM_DIR).ok()? {
+        let e = e.ok()?;
+        let link = e.file_type().ok()?.is_symlink();
+        if let Ok(name) = e.file_name().into_string() {
+            out.insert(name, link);
+        }
+    }
+    Some(NodeEntries(out))
+}
+
+/// What [`mapper_entries`] read.
+pub struct NodeEntries(std::collections::HashMap<String, bool>);
+
+/// Whether [`node_path`] of `name` exists, as `Path::exists` says, from
+/// `entries` where they were read (a symlink is still followed).
+pub fn node_exists(entries: Option<&NodeEntries>, name: &DmName) -> bool {
+    match entries.map(|e| e.0.get(&name.to_string())) {
+        Some(None) => false,
+        Some(Some(false)) => true,
+        Some(Some(true)) | None => node_path(name).exists(),
+    }
+}
+
 /// Makes `/dev/mapper/<name>` for `dev` unless udev does it; a stale node
 /// with another device number is replaced.
 pub fn ensure_node(name: &DmName, dev: Device) -> Result<PathBuf> {

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use devicemapper::ThinStatus;
 
+use super::recover::LiveStatus;
 use super::vg::{Session, VolumeGroup};
 use super::{Error as SnapError, SnapshotStatus, State};
 use crate::activate;
@@ -22,16 +23,28 @@ impl VolumeGroup {
     /// The status of snapshot `name` (a COW snapshot's COW LV, or a thin
     /// snapshot).
     pub fn snapshot_status(&self, name: &str) -> Result<SnapshotStatus> {
-        let s = self.session()?;
-        self.status_in(&s, name)
+        let mut s = self.session()?;
+        let live = s.live.take();
+        self.status_with(&s, name, live.as_ref())
     }
 
     /// The status of snapshot `name` as the metadata of `s` records it.
     pub(super) fn status_in(&self, s: &Session, name: &str) -> Result<SnapshotStatus> {
+        self.status_with(s, name, None)
+    }
+
+    /// As `status_in`, taking a device's status from `live` where it has
+    /// it (recovery's survey of this session, nothing changed since).
+    fn status_with(
+        &self,
+        s: &Session,
+        name: &str,
+        live: Option<&LiveStatus>,
+    ) -> Result<SnapshotStatus> {
         let dm = DmControl::shared().ok();
         let vg = s.md.vg();
         if let Some(snap) = vg.cow_snapshot(name) {
-            return self.cow_status(s, &snap, dm.as_ref());
+            return self.cow_status_with(s, &snap, dm.as_ref(), live);
         }
         match vg.lv(name) {
             Some(lv) if is_incomplete_restore(lv) => Ok(self.restore_status(s, lv)),
@@ -43,7 +56,8 @@ impl VolumeGroup {
 
     /// The status of every snapshot in the VG, in metadata order.
     pub fn snapshots(&self) -> Result<Vec<SnapshotStatus>> {
-        let s = self.session()?;
+        let mut s = self.session()?;
+        let live = s.live.take();
         let dm = DmControl::shared().ok();
         let vg = s.md.vg();
         // One walk for all COW snapshots: asking per LV would be O(LVs²).
@@ -55,7 +69,7 @@ impl VolumeGroup {
         let mut out = Vec::new();
         for lv in &vg.lvs {
             if let Some(snap) = cows.remove(&lv.name) {
-                out.push(self.cow_status(&s, &snap, dm.as_ref())?);
+                out.push(self.cow_status_with(&s, &snap, dm.as_ref(), live.as_ref())?);
             } else if is_incomplete_restore(lv) {
                 out.push(self.restore_status(&s, lv));
             } else if lv.thin_origin().is_some() {
@@ -71,12 +85,22 @@ impl VolumeGroup {
         snap: &CowSnapshot,
         dm: Option<&DmControl>,
     ) -> Result<SnapshotStatus> {
+        self.cow_status_with(s, snap, dm, None)
+    }
+
+    fn cow_status_with(
+        &self,
+        s: &Session,
+        snap: &CowSnapshot,
+        dm: Option<&DmControl>,
+        known: Option<&LiveStatus>,
+    ) -> Result<SnapshotStatus> {
         let vg = s.md.vg();
         let cow_lv = vg
             .lv(&snap.name)
             .ok_or_else(|| SnapError::NotFound(format!("COW LV {}", snap.name)))?;
         let live = match dm {
-            Some(dm) => self.live_cow_status(dm, snap)?,
+            Some(dm) => self.live_cow_status(dm, snap, known)?,
             None => None,
         };
         let (invalid, data_percent) = match live {
@@ -106,16 +130,22 @@ impl VolumeGroup {
         })
     }
 
-    /// The kernel's view of a COW snapshot, if it is active.
+    /// The kernel's view of a COW snapshot, if it is active: from `known`
+    /// where it has the device, else asked of the kernel.
     fn live_cow_status(
         &self,
         dm: &DmControl,
         snap: &CowSnapshot,
+        known: Option<&LiveStatus>,
     ) -> Result<Option<dm::SnapshotTargetStatus>> {
         let snap_dev = self.dm_name(&snap.name, None)?;
         let origin_dev = self.dm_name(&snap.origin, None)?;
-        Ok(activate::cow_live_status(
-            dm,
+        let status = |n: &devicemapper::DmName| match known.and_then(|k| k.get(n)) {
+            Some(lines) => Ok(Some(lines.to_vec())),
+            None => dm.status_if_exists(n),
+        };
+        Ok(activate::cow_live_status_with(
+            status,
             &snap_dev,
             &origin_dev,
             snap.merging,

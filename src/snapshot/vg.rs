@@ -66,6 +66,9 @@ pub(crate) struct Session {
     committed: Option<u64>,
     /// The generation of `md` that was precommitted.
     precommitted: Option<u64>,
+    /// The statuses of the VG's devices as recovery left them, for a
+    /// report made before anything else changes (see `report.rs`).
+    pub(super) live: Option<super::recover::LiveStatus>,
 }
 
 impl Drop for Session {
@@ -196,6 +199,7 @@ impl VolumeGroup {
         let s = Session {
             committed: Some(md.generation()),
             precommitted: None,
+            live: None,
             disk,
             md,
             memo: Arc::clone(&self.memo),

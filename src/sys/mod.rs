@@ -1,9 +1,11 @@
-//! The kernel interfaces lvsnap uses outside device-mapper: the block-device
-//! size ioctls, getrandom and, for examples and tests, loop devices. The ioctl numbers
-//! and `struct loop_config` come from the system's `<linux/fs.h>` and
-//! `<linux/loop.h>` through bindgen (see `build.rs`), and nix's ioctl macros
-//! give each a typed wrapper. This module is the crate's only unsafe code:
-//! every other module is `#[forbid(unsafe_code)]` (see lib.rs).
+//! The kernel interfaces lvsnap uses outside the devicemapper crate: the
+//! block-device size ioctls, getrandom, device-mapper's status ioctl with a
+//! small buffer (`dm_table_status`) and, for examples and tests, loop
+//! devices. The ioctl numbers and structs (`struct loop_config`,
+//! `struct dm_ioctl`) come from the system's `<linux/fs.h>`, `<linux/loop.h>`
+//! and `<linux/dm-ioctl.h>` through bindgen (see `build.rs`), and nix's ioctl
+//! macros give each a typed wrapper. This module is the crate's only unsafe
+//! code: every other module is `#[forbid(unsafe_code)]` (see lib.rs).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -27,6 +29,7 @@ mod ioctl {
     nix::ioctl_none_bad!(loop_ctl_get_free, uapi::LOOP_CTL_GET_FREE);
     nix::ioctl_write_ptr_bad!(loop_configure, uapi::LOOP_CONFIGURE, uapi::loop_config);
     nix::ioctl_none_bad!(loop_clr_fd, uapi::LOOP_CLR_FD);
+    nix::ioctl_readwrite_bad!(dm_table_status, uapi::DM_TABLE_STATUS, u8);
 }
 
 /// The size in bytes and the logical sector size of the block device `file`.
@@ -77,6 +80,133 @@ pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What device-mapper's `DM_TABLE_STATUS` answers for one device: the
+/// header's fields and each target's line.
+#[derive(Debug, Clone)]
+pub(crate) struct DmTableStatus {
+    pub name: String,
+    pub uuid: String,
+    /// The kernel's `dev` (kdev_t "huge" encoding in the low 32 bits).
+    pub dev: u64,
+    pub open_count: i32,
+    pub event_nr: u32,
+    /// The header's `DM_*_FLAG` bits.
+    pub flags: u32,
+    /// Each target's line.
+    pub targets: Vec<DmTargetStatus>,
+}
+
+/// One target's line of a [`DmTableStatus`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DmTargetStatus {
+    /// Its first sector.
+    pub start: u64,
+    /// Its length in sectors.
+    pub length: u64,
+    pub target_type: String,
+    /// The target's status text.
+    pub params: String,
+}
+
+/// `DM_TABLE_STATUS` of the device `name` on the control file `control`,
+/// with `flags` (`DM_*_FLAG`) in the header.
+///
+/// The devicemapper crate passes a 16 KiB buffer to every ioctl, which the
+/// kernel copies in whole and allocates for a status (not for an info):
+/// that made a status three times an info's cost. A status line is a few
+/// dozen bytes, so this starts at 1 KiB and doubles while the kernel says
+/// the buffer was full, as libdevmapper does.
+pub(crate) fn dm_table_status(control: &File, name: &str, flags: u32) -> io::Result<DmTableStatus> {
+    let hdr_len = std::mem::size_of::<uapi::dm_ioctl>();
+    let mut hdr = uapi::dm_ioctl {
+        // What the devicemapper crate and libdevmapper send for a status.
+        version: [4, 0, 0],
+        data_start: u32::try_from(hdr_len).map_err(|_| io::Error::other("dm_ioctl size"))?,
+        flags,
+        ..Default::default()
+    };
+    let bytes = name.as_bytes();
+    if bytes.len() >= hdr.name.len() || bytes.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    for (d, b) in hdr.name.iter_mut().zip(bytes) {
+        *d = *b as libc::c_char;
+    }
+    let mut size = 1024usize;
+    loop {
+        hdr.data_size = u32::try_from(size).map_err(|_| io::Error::other("status too large"))?;
+        let mut buf = vec![0u8; size];
+        // SAFETY: `buf` is `size` >= hdr_len bytes; the header is copied into
+        // its start byte for byte (no alignment is needed for that).
+        unsafe { std::ptr::write_unaligned(buf.as_mut_ptr().cast::<uapi::dm_ioctl>(), hdr) };
+        // SAFETY: the kernel reads and writes at most `data_size` bytes
+        // through the pointer, which is the length of `buf`.
+        unsafe { ioctl::dm_table_status(control.as_raw_fd(), buf.as_mut_ptr()) }?;
+        // SAFETY: as above, the buffer holds a whole header at its start.
+        let out = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<uapi::dm_ioctl>()) };
+        if out.flags & uapi::DM_BUFFER_FULL_FLAG != 0 {
+            size = size
+                .checked_mul(2)
+                .filter(|&s| s <= 1 << 24)
+                .ok_or_else(|| io::Error::other("device-mapper status does not fit in 16 MiB"))?;
+            continue;
+        }
+        return parse_table_status(&out, &buf);
+    }
+}
+
+/// The targets of a status answer in `buf` (whose header is `out`); every
+/// offset the kernel gave is checked against the buffer.
+fn parse_table_status(out: &uapi::dm_ioctl, buf: &[u8]) -> io::Result<DmTableStatus> {
+    let bad = || io::Error::other("malformed device-mapper status answer");
+    let c_str = |s: &[libc::c_char]| -> String {
+        let b: Vec<u8> = s
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    let start = usize::try_from(out.data_start).map_err(|_| bad())?;
+    let end = usize::try_from(out.data_size)
+        .map_err(|_| bad())?
+        .min(buf.len());
+    // A device without a live table gets no data: the kernel leaves
+    // `data_size` at the header's fixed part, short of `data_start`.
+    let data = buf.get(start..end).unwrap_or_default();
+    let spec_len = std::mem::size_of::<uapi::dm_target_spec>();
+    let mut targets = Vec::new();
+    let mut at = 0usize;
+    for _ in 0..out.target_count {
+        let spec_bytes = data
+            .get(at..at.checked_add(spec_len).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+        // SAFETY: `spec_bytes` holds exactly one dm_target_spec, read
+        // without alignment; every bit pattern is a valid one.
+        let spec =
+            unsafe { std::ptr::read_unaligned(spec_bytes.as_ptr().cast::<uapi::dm_target_spec>()) };
+        let params = data.get(at + spec_len..).ok_or_else(bad)?;
+        let params = &params[..params.iter().position(|&b| b == 0).ok_or_else(bad)?];
+        targets.push(DmTargetStatus {
+            start: spec.sector_start,
+            length: spec.length,
+            target_type: c_str(&spec.target_type),
+            params: String::from_utf8_lossy(params).into_owned(),
+        });
+        // `next` is the offset of the next spec from the data's start.
+        at = usize::try_from(spec.next).map_err(|_| bad())?;
+    }
+    Ok(DmTableStatus {
+        name: c_str(&out.name),
+        uuid: c_str(&out.uuid),
+        dev: out.dev,
+        open_count: out.open_count,
+        event_nr: out.event_nr,
+        flags: out.flags,
+        targets,
+    })
 }
 
 /// A loop device attached to a backing file, detached when dropped (the
@@ -134,5 +264,110 @@ impl Drop for LoopDevice {
         if let Err(e) = unsafe { ioctl::loop_clr_fd(self.dev.as_raw_fd()) } {
             log::debug!("detach {}: {e}", self.path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A status answer as the kernel lays it out: the header, then each
+    /// target's spec followed by its text.
+    fn answer(targets: &[(&str, &str)], next_of: impl Fn(usize, usize) -> u32) -> Vec<u8> {
+        let hdr_len = std::mem::size_of::<uapi::dm_ioctl>();
+        let spec_len = std::mem::size_of::<uapi::dm_target_spec>();
+        let mut data = Vec::new();
+        for (i, (ty, params)) in targets.iter().enumerate() {
+            let start = data.len();
+            let mut spec = uapi::dm_target_spec {
+                sector_start: 8 * i as u64,
+                length: 8,
+                ..Default::default()
+            };
+            for (d, b) in spec.target_type.iter_mut().zip(ty.bytes()) {
+                *d = b as libc::c_char;
+            }
+            let mut text = params.as_bytes().to_vec();
+            text.push(0);
+            let end = (start + spec_len + text.len()).next_multiple_of(8);
+            spec.next = next_of(i, end);
+            data.resize(start + spec_len, 0);
+            // SAFETY: the slice is exactly one spec long.
+            unsafe {
+                std::ptr::write_unaligned(data[start..].as_mut_ptr().cast(), spec);
+            }
+            data.extend_from_slice(&text);
+            data.resize(end, 0);
+        }
+        let hdr = uapi::dm_ioctl {
+            data_start: hdr_len as u32,
+            data_size: (hdr_len + data.len()) as u32,
+            target_count: targets.len() as u32,
+            ..Default::default()
+        };
+        let mut buf = vec![0u8; hdr_len];
+        // SAFETY: `buf` is one header long.
+        unsafe { std::ptr::write_unaligned(buf.as_mut_ptr().cast(), hdr) };
+        buf.extend_from_slice(&data);
+        buf
+    }
+
+    fn header(buf: &[u8]) -> uapi::dm_ioctl {
+        // SAFETY: every answer starts with a whole header.
+        unsafe { std::ptr::read_unaligned(buf.as_ptr().cast()) }
+    }
+
+    #[test]
+    fn status_answers_are_parsed() {
+        let buf = answer(&[("snapshot", "16/8192 16"), ("linear", "")], |_, end| {
+            end as u32
+        });
+        let st = parse_table_status(&header(&buf), &buf).unwrap();
+        assert_eq!(
+            st.targets,
+            vec![
+                DmTargetStatus {
+                    start: 0,
+                    length: 8,
+                    target_type: "snapshot".to_owned(),
+                    params: "16/8192 16".to_owned(),
+                },
+                DmTargetStatus {
+                    start: 8,
+                    length: 8,
+                    target_type: "linear".to_owned(),
+                    params: String::new(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_device_without_a_table_has_no_targets() {
+        let buf = answer(&[], |_, end| end as u32);
+        let mut h = header(&buf);
+        // What the kernel leaves: offsetof(struct dm_ioctl, data).
+        h.data_size = 305;
+        let st = parse_table_status(&h, &buf).unwrap();
+        assert!(st.targets.is_empty());
+    }
+
+    #[test]
+    fn bad_offsets_are_errors_not_panics() {
+        // A `next` past the end, and a text with no terminator.
+        let buf = answer(&[("linear", ""), ("linear", "")], |_, _| 1 << 20);
+        assert!(parse_table_status(&header(&buf), &buf).is_err());
+        let mut buf = answer(&[("linear", "abc")], |_, end| end as u32);
+        let hdr_len = std::mem::size_of::<uapi::dm_ioctl>();
+        let spec_len = std::mem::size_of::<uapi::dm_target_spec>();
+        buf.truncate(hdr_len + spec_len + 3);
+        let mut h = header(&buf);
+        h.data_size = buf.len() as u32;
+        assert!(parse_table_status(&h, &buf).is_err());
+        // A header claiming more targets than the data holds.
+        let buf = answer(&[("linear", "")], |_, end| end as u32);
+        let mut h = header(&buf);
+        h.target_count = 3;
+        assert!(parse_table_status(&h, &buf).is_err());
     }
 }

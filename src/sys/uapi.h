@@ -3,3 +3,4 @@
 #include <stddef.h> /* size_t, which _IOR(0x12, 114, size_t) names */
 #include <linux/fs.h>
 #include <linux/loop.h>
+#include <linux/dm-ioctl.h>

@@ -26,9 +26,8 @@ impl VolumeGroup {
             let Some(lv) = by_id.get(&d.lv_id) else {
                 continue;
             };
-            let Ok(ty) = activate::origin_live(dm, &d.name) else {
-                continue;
-            };
+            // Its status as surveyed: nothing changed it since.
+            let ty = OriginLive::of(Some(d.status.clone()));
             if ty == OriginLive::Absent {
                 continue;
             }

@@ -26,8 +26,15 @@ impl VolumeGroup {
     ) -> Result<()> {
         let vg = s.md.vg();
         let by_id = lv_names_by_id(s);
-        let live: HashMap<DmNameBuf, Device> = dm.list()?.into_iter().collect();
-        let pvs = crate::activate::pv_map(vg, &s.disk).ok();
+        // Only a pending table is compared with the metadata's, which needs
+        // every device's number and the PVs: not read when none is pending.
+        let (live, pvs): (HashMap<DmNameBuf, Device>, _) =
+            if devs.iter().any(|d| d.info.inactive_table) {
+                let live = dm.list()?.into_iter().collect();
+                (live, crate::activate::pv_map(vg, &s.disk).ok())
+            } else {
+                (HashMap::new(), None)
+            };
         // Layers first, then snapshots, origins last: LVM's resume order.
         let mut order: Vec<&VgDev> = devs.iter().collect();
         order.sort_by_key(|d| {
@@ -108,11 +115,15 @@ impl VolumeGroup {
         }
         // A run that died between a resume and making the node (no udev)
         // left a live device without its /dev/mapper node or link.
+        // One walk of /dev/mapper, not a stat per device.
+        let nodes = dm::mapper_entries();
         for d in devs {
             let Some(lv) = by_id.get(&d.lv_id) else {
                 continue;
             };
-            if dm::node_path(&d.name).exists() || !dm.info(&d.name).is_ok_and(|i| i.live_table) {
+            if dm::node_exists(nodes.as_ref(), &d.name)
+                || !dm.info(&d.name).is_ok_and(|i| i.live_table)
+            {
                 continue;
             }
             if let Err(e) = dm::ensure_node(&d.name, d.info.device) {

@@ -72,6 +72,11 @@ impl DirectReader {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The open device.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
 }
 
 impl ReadAt for DirectReader {

@@ -2,18 +2,19 @@
 //! a thin snapshot of a thin one.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use super::Error as SnapError;
 use super::vg::{Session, VolumeGroup};
 use crate::activate;
 use crate::blockio;
-use crate::dm::{self, DmControl};
+use crate::dm::exception_store;
+use crate::dm::{self, DirectReader, DmControl, ReadAt};
 use crate::error::{Error, Result};
 use crate::lvm::names::validate_lv_name;
 use crate::lvm::vg::Creation;
-use crate::units::{Bytes, Extents};
+use crate::units::{Bytes, Extents, SectorBytes};
 
 /// The LV tag a COW restore's target carries until its copy is complete
 /// and synced: such an LV is never shown Ready, a re-run of the restore
@@ -296,6 +297,7 @@ impl VolumeGroup {
         // Opened before the new LV exists: the snapshot cannot go away
         // (delete refuses an open snapshot) while we copy without the lock.
         let src = open_direct(&dm::node_path(&snap_dev), false)?;
+        let layers = self.snapshot_layers(&dm, snap, &snap_dev);
 
         // The target is committed marked incomplete, and only loses the
         // mark once its copy is complete and synced: a run that dies in
@@ -326,8 +328,10 @@ impl VolumeGroup {
         };
         drop(s);
 
-        let copied = zero_tail(&dst, total, size)
-            .and_then(|()| copy(&src, &dst, total, opts.buffer, on_progress));
+        let copied = zero_tail(&dst, total, size).and_then(|()| match &layers {
+            Some(l) => copy_by_layers(l, &dm, &snap_dev, &dst, total, opts.buffer, on_progress),
+            None => copy(&src, &dst, total, opts.buffer, on_progress),
+        });
         // Locked with the target still open, so no recovery takes it.
         let s = self.session();
         drop(dst);
@@ -350,6 +354,49 @@ impl VolumeGroup {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// The snapshot's `-real` and `-cow` layers, opened and checked to be
+    /// the devices its live table maps, for [`copy_by_layers`]; `None`
+    /// (the copy then reads the snapshot device) where they cannot be.
+    fn snapshot_layers(
+        &self,
+        dm: &DmControl,
+        snap: &crate::lvm::vg::CowSnapshot,
+        snap_dev: &dm::LvmDmName,
+    ) -> Option<Layers> {
+        let opened = (|| -> Result<Layers> {
+            let origin_dev = self.dm_name(&snap.origin, None)?;
+            let devs = activate::CowDevices::open(dm, &origin_dev, snap_dev)?;
+            let real_info = dm.info(&devs.real)?;
+            let cow_info = dm.info(&devs.cow)?;
+            let real = open_direct(&dm::ensure_node(&devs.real, real_info.device)?, false)?;
+            let cow = DirectReader::open(&dm::ensure_node(&devs.cow, cow_info.device)?)?;
+            // The files opened are the table's devices (no rename between).
+            let same = |f: &File, d: devicemapper::Device| {
+                f.metadata().is_ok_and(|m| {
+                    m.rdev() == nix::sys::stat::makedev(d.major.into(), d.minor.into())
+                })
+            };
+            if devs.params.merge
+                || !same(&real, devs.params.real)
+                || !same(cow.file(), devs.params.cow)
+            {
+                return Err(SnapError::Busy("snapshot layers changed while opened".into()).into());
+            }
+            Ok(Layers {
+                real,
+                cow,
+                chunk: devs.params.chunk.sectors(),
+            })
+        })();
+        match opened {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::debug!("restore reads {}/{} itself: {e}", self.name(), snap.name);
+                None
+            }
+        }
     }
 
     /// A restore failed: its target goes (as much as can go now; the next
@@ -443,6 +490,163 @@ fn zero_tail(dst: &File, from: Bytes, to: u64) -> Result<()> {
         .map_err(|e| Error::io("zero the new volume past the snapshot's size", e))
 }
 
+/// A live COW snapshot's layers: what the snapshot device reads from.
+struct Layers {
+    /// The origin's data (`-real`), opened for reading.
+    real: File,
+    /// The exception store (`-cow`).
+    cow: DirectReader,
+    /// The snapshot table's chunk size.
+    chunk: crate::units::Sectors,
+}
+
+/// Copies the first `total` bytes of the snapshot's view to `dst` from its
+/// layers, as the kernel composes that view: the origin's `-real` in whole
+/// buffers, then each chunk the exception store holds over it, then
+/// fsyncs `dst`. Reading the snapshot device instead splits every read
+/// into chunk-sized pieces (the kernel maps a snapshot chunk by chunk).
+///
+/// The same bytes as reading the snapshot: the kernel writes a chunk of
+/// `-real` (an origin write) only after that chunk's old data is in the
+/// store and its exception committed there, so any chunk read from `-real`
+/// after such a write has its exception in the store read afterwards, and
+/// is overwritten with the saved data. A snapshot the kernel invalidates
+/// (its store full) stops saving chunks: its status is read after the
+/// store, and an invalid one fails the restore, as reading it would.
+#[allow(clippy::too_many_arguments)]
+fn copy_by_layers(
+    l: &Layers,
+    dm: &DmControl,
+    snap_dev: &dm::LvmDmName,
+    dst: &File,
+    total: Bytes,
+    buf_len: usize,
+    on_progress: &mut dyn FnMut(&RestoreProgress),
+) -> Result<()> {
+    let total_u64 = total_bytes(total)?;
+    copy_range(&l.real, dst, total, buf_len, on_progress)?;
+    let store = exception_store::read_exception_store(&l.cow)?;
+    let chunk = l
+        .chunk
+        .bytes_u64()
+        .filter(|&c| c > 0)
+        .ok_or_else(|| SnapError::InvalidArgument("snapshot chunk size".into()))?;
+    match store.header {
+        Some(h) if h.valid && h.chunk_size == l.chunk => {}
+        Some(h) if !h.valid => return Err(turned_invalid(snap_dev, "its store says invalid")),
+        h => {
+            return Err(dm::Error::state(
+                snap_dev,
+                crate::ErrorKind::Corrupt,
+                format!(
+                    "exception store header {h:?} does not match the table's chunk size {}",
+                    *l.chunk
+                ),
+            )
+            .into());
+        }
+    }
+    let mut saved = store.exceptions;
+    saved.sort_unstable_by_key(|e| e.old_chunk);
+    let mut buf = blockio::AlignedBuf::new(buf_len.max(blockio::ALIGN));
+    let per_buf = (buf.len() as u64 / chunk).max(1);
+    let mut i = 0;
+    while i < saved.len() {
+        let first = saved[i];
+        let n = run_len(&saved[i..], per_buf);
+        i += n as usize;
+        let at = first
+            .old_chunk
+            .checked_mul(chunk)
+            .filter(|&a| a < total_u64);
+        let Some(at) = at else {
+            return Err(dm::Error::state(
+                snap_dev,
+                crate::ErrorKind::Corrupt,
+                format!(
+                    "exception for origin chunk {} past the origin's end",
+                    first.old_chunk
+                ),
+            )
+            .into());
+        };
+        let len = (n * chunk).min(total_u64 - at);
+        let piece = &mut buf[..usize::try_from(len).unwrap_or(0)];
+        l.cow
+            .read_exact_at(piece, first.new_chunk.saturating_mul(chunk))
+            .map_err(|e| Error::io(format!("read chunk {} of the store", first.new_chunk), e))?;
+        dst.write_all_at(piece, at)
+            .map_err(|e| Error::io(format!("write the new volume at byte {at}"), e))?;
+    }
+    match activate::snapshot_live(dm, snap_dev)? {
+        activate::SnapshotLive::Snapshot(dm::SnapshotTargetStatus::Active(_)) => {}
+        other => return Err(turned_invalid(snap_dev, &format!("{other:?}"))),
+    }
+    finish_copy(dst, total, on_progress)
+}
+
+/// How many of `saved` (sorted by origin chunk), from its first, form one
+/// run of chunks consecutive both in the origin and in the store, at most
+/// `max`: read and written as one piece. At least 1 for a non-empty slice.
+/// The chunk numbers come from disk, so a run ends where one would overflow.
+fn run_len(saved: &[exception_store::Exception], max: u64) -> u64 {
+    let Some(first) = saved.first() else {
+        return 0;
+    };
+    let mut n = 1;
+    for e in saved.iter().skip(1) {
+        let next = |c: u64| c.checked_add(n);
+        if n >= max
+            || next(first.old_chunk) != Some(e.old_chunk)
+            || next(first.new_chunk) != Some(e.new_chunk)
+        {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+fn turned_invalid(snap_dev: &dm::LvmDmName, what: &str) -> Error {
+    SnapError::InvalidArgument(format!(
+        "snapshot /dev/mapper/{} turned invalid during the copy ({what}): its COW store \
+         overflowed, so the restore cannot hold its content",
+        &**snap_dev
+    ))
+    .into()
+}
+
+fn total_bytes(total: Bytes) -> Result<u64> {
+    Ok(u64::try_from(total.0)
+        .map_err(|_| SnapError::InvalidArgument("snapshot too large".into()))?)
+}
+
+fn progress(off: u64, total: Bytes, on_progress: &mut dyn FnMut(&RestoreProgress)) {
+    let total_u64 = u64::try_from(total.0).unwrap_or(u64::MAX);
+    let percent = if total_u64 == 0 {
+        100.0
+    } else {
+        off as f64 * 100.0 / total_u64 as f64
+    };
+    on_progress(&RestoreProgress {
+        copied: Bytes(u128::from(off)),
+        total,
+        percent,
+    });
+}
+
+/// Fsyncs `dst` and reports the copy complete.
+fn finish_copy(
+    dst: &File,
+    total: Bytes,
+    on_progress: &mut dyn FnMut(&RestoreProgress),
+) -> Result<()> {
+    dst.sync_all()
+        .map_err(|e| Error::io("fsync the new volume", e))?;
+    progress(total_bytes(total)?, total, on_progress);
+    Ok(())
+}
+
 /// Copies the first `total` bytes of `src` to `dst` through an aligned
 /// buffer of `buf_len` bytes, then fsyncs `dst`.
 fn copy(
@@ -452,22 +656,21 @@ fn copy(
     buf_len: usize,
     on_progress: &mut dyn FnMut(&RestoreProgress),
 ) -> Result<()> {
-    let total_u64 = u64::try_from(total.0)
-        .map_err(|_| SnapError::InvalidArgument("snapshot too large".into()))?;
+    copy_range(src, dst, total, buf_len, on_progress)?;
+    finish_copy(dst, total, on_progress)
+}
+
+/// [`copy`] without the fsync and the final report.
+fn copy_range(
+    src: &File,
+    dst: &File,
+    total: Bytes,
+    buf_len: usize,
+    on_progress: &mut dyn FnMut(&RestoreProgress),
+) -> Result<()> {
+    let total_u64 = total_bytes(total)?;
     let mut buf = blockio::AlignedBuf::new(buf_len);
     let mut off = 0u64;
-    let report = |off: u64, on_progress: &mut dyn FnMut(&RestoreProgress)| {
-        let percent = if total_u64 == 0 {
-            100.0
-        } else {
-            off as f64 * 100.0 / total_u64 as f64
-        };
-        on_progress(&RestoreProgress {
-            copied: Bytes(u128::from(off)),
-            total,
-            percent,
-        });
-    };
     while off < total_u64 {
         let n = usize::try_from((total_u64 - off).min(buf_len as u64)).unwrap_or(buf_len);
         let chunk = &mut buf[..n];
@@ -478,12 +681,9 @@ fn copy(
             .map_err(|e| Error::io(format!("write the new volume at byte {off}"), e))?;
         off += n as u64;
         if off < total_u64 {
-            report(off, on_progress);
+            progress(off, total, on_progress);
         }
     }
-    dst.sync_all()
-        .map_err(|e| Error::io("fsync the new volume", e))?;
-    report(off, on_progress);
     Ok(())
 }
 
@@ -491,6 +691,25 @@ fn copy(
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn runs_join_consecutive_chunks_and_never_overflow() {
+        use exception_store::Exception;
+        let e = |old_chunk, new_chunk| Exception {
+            old_chunk,
+            new_chunk,
+        };
+        let saved = [e(4, 2), e(5, 3), e(6, 4), e(8, 5), e(9, 7)];
+        assert_eq!(run_len(&saved, 16), 3);
+        assert_eq!(run_len(&saved, 2), 2);
+        assert_eq!(run_len(&saved[3..], 16), 1, "the store is not consecutive");
+        assert_eq!(run_len(&[], 16), 0);
+        // Origin chunks from a corrupt store at the end of u64.
+        let saved = [e(u64::MAX, 2), e(u64::MAX, 3)];
+        assert_eq!(run_len(&saved, 16), 1);
+        let saved = [e(u64::MAX - 1, 2), e(u64::MAX, 3)];
+        assert_eq!(run_len(&saved, 16), 2);
+    }
 
     #[test]
     fn buffer_rounds_to_alignment() {

@@ -140,11 +140,14 @@ fn changed(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    // Reading 2 GiB takes seconds under TCG: few samples, short windows.
+    // Reading 2 GiB takes seconds under TCG: few samples, short windows;
+    // 10 000 bootstrap resamples, as in benches/lvm2.rs (criterion's
+    // 100 000 took minutes of analysis per benchmark under TCG).
     Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
+        .nresamples(10_000)
 }
 
 criterion_group! {

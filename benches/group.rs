@@ -163,7 +163,11 @@ fn monitor_reaction(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_millis(1));
+    // 10 000 bootstrap resamples, as in benches/lvm2.rs: criterion's
+    // 100 000 took minutes of analysis per benchmark under TCG.
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(1))
+        .nresamples(10_000);
     targets = group_create, monitor_reaction
 }
 criterion_main!(benches);

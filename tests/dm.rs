@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{LoopDev, dm_names, read_at, require_dm, sh, write_pattern};
+use common::{LoopDev, dm_names, dm_names_with, read_at, require_dm, sh, write_pattern};
 use devicemapper::{Device, DmName, DmNameBuf, ThinDevId, ThinPoolStatus};
 use lvsnap::ErrorKind;
 use lvsnap::activate::{CowDevices, CowMerge, CowSnapshotSpec, ThinPool, WaitUntil};
@@ -18,7 +18,7 @@ use lvsnap::dm::{
     TableLine, check_dm_name, node_path,
 };
 use lvsnap::units::Sectors;
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 const MIB: u64 = 1 << 20;
 
@@ -149,7 +149,8 @@ fn checksum(buf: &[u8]) -> u64 {
 }
 
 /// The snapshot keeps the old bytes while the origin changes, with LVM's
-/// layer names; removing it gives the origin back its table.
+/// layer names; removing it gives the origin back its table. Serial: a
+/// timed wait must end on time, so no other test loads the VM meanwhile.
 #[test]
 #[serial]
 fn snapshot_keeps_old_bytes() {
@@ -231,6 +232,7 @@ fn snapshot_keeps_old_bytes() {
 
 /// Overflowing the COW turns the snapshot Invalid, a waiter wakes within a
 /// second, the origin keeps working, and the invalid snapshot cannot merge.
+/// Serial: the wake-up is timed.
 #[test]
 #[serial]
 fn overflow_invalidates_and_wakes_waiter() {
@@ -315,10 +317,10 @@ fn overflow_invalidates_and_wakes_waiter() {
 /// devices are the ones LVM gave them, and `CowDevices::open` reads LVM's
 /// layout.
 #[test]
-#[serial]
+#[parallel]
 fn data_percent_matches_lvm() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_with(&["lvsnap--t--pc-"]);
     let pv = LoopDev::new(64 * MIB);
     let vg = "lvsnap-t-pc";
     sh(&format!(
@@ -392,7 +394,7 @@ fn data_percent_matches_lvm() {
     let lvs = sh(&format!("lvs --noheadings -o data_percent {vg}/snap-1"));
     assert_eq!(st.data_percent().unwrap().to_string(), lvs.trim());
     drop(_vg);
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_with(&["lvsnap--t--pc-"]), before);
 }
 
 struct VgGuard(String);
@@ -410,10 +412,10 @@ impl Drop for VgGuard {
 /// A merge restores the origin byte for byte, progress reaches 100, and the
 /// origin ends plain with no -real/-cow left.
 #[test]
-#[serial]
+#[parallel]
 fn merge_restores_origin() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_with(&["lvsnap--t-mrg"]);
     let f = fixture("mrg", 32 * MIB, 16 * MIB);
     for i in 0..8u64 {
         write_pattern(&f.origin_path(), i * MIB, MIB as usize, 0x30 + i as u8);
@@ -464,7 +466,7 @@ fn merge_restores_origin() {
     assert_eq!(checksum(&after), checksum(&orig));
     assert_eq!(after, orig);
     assert_eq!(f.dm.table(&f.origin).unwrap(), whole(&f.data, f.size));
-    let names = dm_names();
+    let names = dm_names_with(&["lvsnap--t-mrg"]);
     assert!(
         !names
             .iter()
@@ -472,16 +474,16 @@ fn merge_restores_origin() {
         "layers left: {names:?}"
     );
     f.dm.remove(&f.origin).unwrap();
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_with(&["lvsnap--t-mrg"]), before);
 }
 
 /// A thin snapshot keeps the old bytes; the pool reports its usage and the
 /// new transaction id.
 #[test]
-#[serial]
+#[parallel]
 fn thin_snapshot_keeps_old_bytes() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_with(&["lvsnap--t-thin", "lvsnap-t-tpool"]);
     let dm = DmControl::open().unwrap();
     let meta = LoopDev::new(8 * MIB);
     let data = LoopDev::new(64 * MIB);
@@ -568,13 +570,13 @@ fn thin_snapshot_keeps_old_bytes() {
     dm::thin_delete(&dm, &pool, id2).unwrap();
     dm::thin_delete(&dm, &pool, id1).unwrap();
     dm.remove(&pool).unwrap();
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_with(&["lvsnap--t-thin", "lvsnap-t-tpool"]), before);
 }
 
 /// Bad input gets a clear error of the right kind, no panic, and leaves
 /// the device list as it was.
 #[test]
-#[serial]
+#[parallel]
 fn bad_input_is_refused_cleanly() {
     require_dm();
     for c in [0u64, 4, 12, 24, 2048, 4096] {
@@ -586,12 +588,22 @@ fn bad_input_is_refused_cleanly() {
         ChunkSize::new(Sectors(c)).unwrap();
     }
     let f = fixture("bad", 16 * MIB, 8 * MIB);
-    let before = dm_names();
+    // Every name this test hands the kernel, and the layers made from them.
+    let long_name = "s".repeat(125);
+    let ours = || {
+        dm_names_with(&[
+            "lvsnap--t-bad",
+            "lvsnap--t-nosuch",
+            "lvsnap--t-ghost",
+            &long_name,
+        ])
+    };
+    let before = ours();
     let check = |r: dm::Result<CowDevices>, kind: ErrorKind, what: &str| {
         let e = r.expect_err(what);
         assert_eq!(e.kind(), kind, "{what}: {e}");
         eprintln!("{what}: {e}");
-        assert_eq!(dm_names(), before, "{what} left devices behind");
+        assert_eq!(ours(), before, "{what} left devices behind");
         assert_eq!(
             f.dm.table(&f.origin).unwrap(),
             whole(&f.data, f.size),
@@ -644,7 +656,7 @@ fn bad_input_is_refused_cleanly() {
         "chunk 12",
     );
     // A snapshot name whose -cow layer would be over-long.
-    let long = leak_name(&"s".repeat(125));
+    let long = leak_name(&long_name);
     check(
         spec(long, ok_cow, 8),
         ErrorKind::InvalidArgument,
@@ -685,7 +697,7 @@ fn bad_input_is_refused_cleanly() {
     )
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert_eq!(dm_names(), before);
+    assert_eq!(ours(), before);
     // A COW table past the end of its device: the kernel refuses the -cow
     // load after -real exists, and the undo removes -real again.
     let past = leak(linear_on(cow_dev, f.cow_size / 512 * 4));
@@ -717,24 +729,24 @@ fn bad_input_is_refused_cleanly() {
         ErrorKind::Io,
         "unbound loop device as COW",
     );
-    assert_eq!(dm_names(), before);
+    assert_eq!(ours(), before);
     // Operations on a missing device.
     let ghost = name("lvsnap--t-ghost");
     assert_eq!(f.dm.info(&ghost).unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(f.dm.remove(&ghost).unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(f.dm.resume(&ghost).unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(f.dm.status(&ghost).unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(dm_names(), before);
+    assert_eq!(ours(), before);
 }
 
 /// Two snapshots of one origin share its -real; each keeps its own time's
 /// bytes; merging one while the other stays leaves the origin a
 /// snapshot-origin; removing the last one leaves it plain.
 #[test]
-#[serial]
+#[parallel]
 fn two_snapshots_share_real() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_with(&["lvsnap--t-two"]);
     let f = fixture("two", 32 * MIB, 8 * MIB);
     let cow2 = LoopDev::new(8 * MIB);
     let snap2n = name("lvsnap--t-twosnap2");
@@ -779,19 +791,21 @@ fn two_snapshots_share_real() {
         f.dm.table(&f.origin).unwrap()[0].target_type,
         "snapshot-origin"
     );
-    assert!(!dm_names().contains(&"lvsnap--t-twosnap2-cow".to_string()));
+    assert!(!dm_names_with(&["lvsnap--t-two"]).contains(&"lvsnap--t-twosnap2-cow".to_string()));
 
     snap1.remove(&f.dm).expect("remove the last");
     assert_eq!(f.dm.table(&f.origin).unwrap(), whole(&f.data, f.size));
     assert!(all(&read_at(&f.origin_path(), 0, MIB as usize), 0x02));
     f.dm.remove(&f.origin).unwrap();
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_with(&["lvsnap--t-two"]), before);
 }
 
 /// Writes in flight while the snapshot is taken are not lost: with a
 /// writer going block after block (each synchronous), the origin ends with
 /// every block, and the snapshot holds exactly the blocks written before
-/// some point between the create's start and its end.
+/// some point between the create's start and its end. Serial: the writer
+/// must still be writing when the create ends, a race other tests' load
+/// would skew.
 #[test]
 #[serial]
 fn writes_in_flight_during_create_are_kept() {

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{LoopDev, dm_names, read_at, require_dm, sh, write_pattern};
+use common::{LoopDev, dm_names_of, dm_names_with, read_at, require_dm, sh, write_pattern};
 use devicemapper::{DM, DevId, DmFlags, DmName, DmOptions};
-use serial_test::serial;
+use serial_test::parallel;
 
 const MIB: u64 = 1 << 20;
 
@@ -62,10 +62,10 @@ fn status(dm: &DM, name: &str) -> String {
 /// A COW snapshot built by hand with the devicemapper crate keeps the bytes
 /// the origin had when it was taken.
 #[test]
-#[serial]
+#[parallel]
 fn dm_cow_snapshot_keeps_old_bytes() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_with(&["lvsnap--t-base", "lvsnap--t-snap", "lvsnap--t-origin"]);
     let data = LoopDev::new(64 * MIB);
     let cow = LoopDev::new(16 * MIB);
     write_pattern(&data.path, 0, MIB as usize, 0xAA);
@@ -110,12 +110,16 @@ fn dm_cow_snapshot_keeps_old_bytes() {
     assert!(used >= MIB / 512, "status {st} shows less than 1 MiB used");
 
     drop(made);
-    assert_eq!(dm_names(), before, "no device-mapper device left behind");
+    assert_eq!(
+        dm_names_with(&["lvsnap--t-base", "lvsnap--t-snap", "lvsnap--t-origin"]),
+        before,
+        "no device-mapper device left behind"
+    );
 }
 
 /// Suspending and resuming through the crate works and is visible in the flags.
 #[test]
-#[serial]
+#[parallel]
 fn dm_suspend_resume_flags() {
     require_dm();
     let data = LoopDev::new(8 * MIB);
@@ -146,10 +150,10 @@ fn dm_suspend_resume_flags() {
 
 /// LVM2's tools work in this kernel: a VG and LV made by lvm read back as JSON.
 #[test]
-#[serial]
+#[parallel]
 fn lvm_tools_work() {
     require_dm();
-    let before = dm_names();
+    let before = dm_names_of("lvsnap-t-vg");
     let pv = LoopDev::new(128 * MIB);
     let p = pv.path.display();
     sh(&format!("pvcreate -q {p} && vgcreate -q lvsnap-t-vg {p}"));
@@ -161,7 +165,7 @@ fn lvm_tools_work() {
     assert_eq!(lv["lv_name"], "lv0");
     assert_eq!(lv["lv_size"], "16777216");
     assert!(lv["lv_attr"].as_str().unwrap().starts_with("-wi-a"));
-    assert!(dm_names().contains(&"lvsnap--t--vg-lv0".to_string()));
+    assert!(dm_names_of("lvsnap-t-vg").contains(&"lvsnap--t--vg-lv0".to_string()));
     sh("vgremove -f -q lvsnap-t-vg");
-    assert_eq!(dm_names(), before);
+    assert_eq!(dm_names_of("lvsnap-t-vg"), before);
 }

@@ -5,10 +5,10 @@
 mod common;
 
 use common::lvm::ScratchVg;
-use common::{dm_names, lvsnap, read_at, require_dm, sh, write_pattern};
+use common::{dm_names_of, lvsnap, read_at, require_dm, sh, write_pattern};
 use lvsnap::snapshot::{RestoreOptions, SnapshotOptions, VolumeGroup};
 use lvsnap::units::Bytes;
-use serial_test::serial;
+use serial_test::parallel;
 
 const MIB: u64 = 1 << 20;
 
@@ -27,7 +27,7 @@ fn first_pe(vg: &str, lv: &str) -> String {
 /// zeros; the origin and its snapshot are inactive again afterwards, and
 /// no other device is left.
 #[test]
-#[serial]
+#[parallel]
 fn restore_from_inactive_snapshot_zeroes_the_tail() {
     require_dm();
     let vg = ScratchVg::new("rsin", 1, 256, "");
@@ -42,7 +42,7 @@ fn restore_from_inactive_snapshot_zeroes_the_tail() {
         .unwrap();
     write_pattern("/dev/rsin/lv0".as_ref(), 0, 4 * MIB as usize, 0x43);
     sh("lvchange -an rsin/lv0");
-    let devs = dm_names();
+    let devs = dm_names_of("rsin");
 
     let opts = RestoreOptions::default().size(Bytes(u128::from(32 * MIB)));
     let mut last = 0.0;
@@ -77,7 +77,7 @@ fn restore_from_inactive_snapshot_zeroes_the_tail() {
     let mut want = devs.clone();
     want.push("rsin-new".into());
     want.sort();
-    assert_eq!(dm_names(), want);
+    assert_eq!(dm_names_of("rsin"), want);
 
     // The CLI, the origin active this time: it stays active.
     sh("lvchange -ay rsin/lv0");

@@ -13,7 +13,7 @@ use lvsnap::ErrorKind;
 use lvsnap::lvm::vg::Metadata;
 use lvsnap::lvm::{ScanOptions, VgDisk};
 use lvsnap::snapshot::{RestoreOptions, SnapshotOptions, VolumeGroup};
-use serial_test::serial;
+use serial_test::{parallel, serial};
 
 const PV_BYTES: usize = 16 << 20;
 
@@ -186,7 +186,7 @@ fn vg_seqno(pv: &std::path::Path) -> u64 {
 /// non-zero exit, exactly one line on stderr (control characters in echoed
 /// names escaped), nothing on stdout, and nothing changed.
 #[test]
-#[serial]
+#[parallel]
 fn bad_arguments_get_one_line_and_change_nothing() {
     require_dm();
     let vg = ScratchVg::new("argvg", 1, 64, "");
@@ -194,7 +194,7 @@ fn bad_arguments_get_one_line_and_change_nothing() {
     let (code, _, err) = lvsnap(&["create", "argvg/a", "s", "--snapsize", "4M"]);
     assert_eq!(code, 0, "{err}");
     let seq = vg.seqno();
-    let devs = common::dm_names();
+    let devs = common::dm_names_of("argvg");
     let long = "x".repeat(300);
     let vectors: Vec<Vec<&str>> = vec![
         vec![],
@@ -283,7 +283,7 @@ fn bad_arguments_get_one_line_and_change_nothing() {
     eprintln!("{total} bad argument vectors, {bad} multi-line errors");
     assert_eq!(bad, 0);
     assert_eq!(vg.seqno(), seq, "metadata changed");
-    assert_eq!(common::dm_names(), devs, "devices changed");
+    assert_eq!(common::dm_names_of("argvg"), devs, "devices changed");
     for ok in [
         vec!["--help"],
         vec!["--version"],

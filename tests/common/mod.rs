@@ -102,8 +102,7 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 impl LoopDev {
     pub fn new(size_bytes: u64) -> LoopDev {
         // Each test file has its own copy of this module (and of NEXT) in
-        // tests/parallel.rs and tests/serial.rs: the module path tells the
-        // copies' files apart.
+        // tests/vm.rs: the module path tells the copies' files apart.
         let file = std::env::temp_dir().join(format!(
             "lvsnap-test-{}-{}-{}.img",
             std::process::id(),
@@ -140,6 +139,16 @@ pub fn dm_names() -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Names of the device-mapper devices that start with one of `prefixes`,
+/// sorted: a test whose devices (and every layer made from their names)
+/// all start so compares only these, and can run beside other tests.
+pub fn dm_names_with(prefixes: &[&str]) -> Vec<String> {
+    dm_names()
+        .into_iter()
+        .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))
+        .collect()
 }
 
 /// `sh(cmd)` for a dmsetup command over every device (`dmsetup table`,

@@ -84,7 +84,9 @@ boot_kernel() {
 		setup=$(od -An -t u1 -j $((0x1f1)) -N 1 "$KERNEL" | tr -d ' ')
 		[ "$setup" != 0 ] || setup=4
 		read -r off len < <(od -An -t u4 -j $((0x248)) -N 8 "$KERNEL")
-		magic=$(tail -c +$(((setup + 1) * 512 + off + 1)) "$KERNEL" | head -c 4 | od -An -t x1 | tr -d ' ')
+		# Read at offsets, not as `tail | head`: under pipefail, tail's
+		# SIGPIPE when head has enough would fail the whole set-up.
+		magic=$(od -An -t x1 -j $(((setup + 1) * 512 + off)) -N 4 "$KERNEL" | tr -d ' ')
 		local unpack
 		case "$magic" in
 		02214c18) unpack="lz4 -dc" ;;
@@ -94,7 +96,8 @@ boot_kernel() {
 		*) unpack= ;;
 		esac
 		if [ -n "$unpack" ] &&
-			tail -c +$(((setup + 1) * 512 + off + 1)) "$KERNEL" | head -c $((len - 4)) | $unpack >"$tmp" 2>/dev/null &&
+			dd if="$KERNEL" iflag=skip_bytes,count_bytes skip=$(((setup + 1) * 512 + off)) \
+				count=$((len - 4)) bs=1M status=none | $unpack >"$tmp" 2>/dev/null &&
 			readelf -n "$tmp" 2>/dev/null | grep -q 'Xen.*0x00000012'; then
 			chmod 644 "$tmp" && mv "$tmp" "$pvh"
 		else

@@ -541,26 +541,10 @@ impl DmControl {
     }
 
     /// [`DmControl::info`] and [`DmControl::status`] of `name` in one ioctl
-    /// (the kernel answers a status with the device's info), with a buffer
-    /// sized to the answer rather than the devicemapper crate's 16 KiB: the
-    /// cost recovery's survey pays for every device of a VG.
+    /// (the kernel answers a status with the device's info): the cost
+    /// recovery's survey pays for every device of a VG.
     pub fn info_and_status(&self, name: &DmName) -> Result<(Info, Vec<TableLine>)> {
-        // DM_NOFLUSH: a status must never wait on a suspended device's I/O.
-        let st = crate::sys::dm_table_status(
-            self.dm.file(),
-            &name.to_string(),
-            DmFlags::DM_NOFLUSH.bits(),
-        )
-        .map_err(|e| {
-            let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-            let source = DmError::Core(errors::Error::Ioctl(
-                DM_TABLE_STATUS_CMD,
-                None,
-                None,
-                Box::new(errno),
-            ));
-            Error::ioctl("status", name, source)
-        })?;
+        let st = self.table_status(name, DmFlags::empty(), "status")?;
         let info = Info::new(
             DmNameBuf::new(st.name).unwrap_or_else(|_| name.to_owned()),
             Some(st.uuid).filter(|u| !u.is_empty()),
@@ -570,12 +554,7 @@ impl DmControl {
             st.event_nr,
             DmFlags::from_bits_truncate(st.flags),
         );
-        let lines = st
-            .targets
-            .into_iter()
-            .map(|t| TableLine::new(Sectors(t.start), Sectors(t.length), t.target_type, t.params))
-            .collect();
-        Ok((info, lines))
+        Ok((info, lines_of(st.targets)))
     }
 
     fn table_or_status(
@@ -591,18 +570,37 @@ impl DmControl {
         if inactive {
             flags |= DmFlags::DM_QUERY_INACTIVE_TABLE;
         }
+        let op = if table { "table" } else { "status" };
+        Ok(lines_of(self.table_status(name, flags, op)?.targets))
+    }
+
+    /// `DM_TABLE_STATUS` of `name` with `flags`, through
+    /// [`crate::sys::dm_table_status`]: its buffer is sized to the answer
+    /// (1 KiB first) rather than the devicemapper crate's 16 KiB, which the
+    /// kernel copies in whole and allocates for a status, so a status cost
+    /// three times an info. Errors are the crate's, as its ioctls give them.
+    fn table_status(
+        &self,
+        name: &DmName,
+        flags: DmFlags,
+        op: &'static str,
+    ) -> Result<crate::sys::DmTableStatus> {
         // DM_NOFLUSH: a status must never wait on a suspended device's I/O.
-        let (_, lines) = self
-            .dm
-            .table_status(
-                &DevId::Name(name),
-                DmOptions::default().set_flags(flags | DmFlags::DM_NOFLUSH),
-            )
-            .map_err(|e| Error::ioctl(if table { "table" } else { "status" }, name, e))?;
-        Ok(lines
-            .into_iter()
-            .map(|(s, l, t, p)| TableLine::new(Sectors(s), Sectors(l), t, p))
-            .collect())
+        crate::sys::dm_table_status(
+            self.dm.file(),
+            &name.to_string(),
+            (flags | DmFlags::DM_NOFLUSH).bits(),
+        )
+        .map_err(|e| {
+            let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+            let source = DmError::Core(errors::Error::Ioctl(
+                DM_TABLE_STATUS_CMD,
+                None,
+                None,
+                Box::new(errno),
+            ));
+            Error::ioctl(op, name, source)
+        })
     }
 
     /// The status of a device with exactly one target, and that target's type.
@@ -653,6 +651,14 @@ impl DmControl {
             .map_err(|e| Error::ioctl("message", format!("{name} ({msg})"), e))?;
         Ok(out)
     }
+}
+
+/// The table lines of a status answer's targets.
+fn lines_of(targets: Vec<crate::sys::DmTargetStatus>) -> Vec<TableLine> {
+    targets
+        .into_iter()
+        .map(|t| TableLine::new(Sectors(t.start), Sectors(t.length), t.target_type, t.params))
+        .collect()
 }
 
 #[cfg(test)]

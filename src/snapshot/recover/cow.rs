@@ -22,6 +22,8 @@ impl VolumeGroup {
     ) -> Result<()> {
         let vg = s.md.vg();
         let by_id = lv_names_by_id(s);
+        // The origins, gathered once: asking per device walks every LV.
+        let origins: HashSet<String> = vg.cow_snapshots().into_iter().map(|c| c.origin).collect();
         for d in devs.iter().filter(|d| d.layer.is_none()) {
             let Some(lv) = by_id.get(&d.lv_id) else {
                 continue;
@@ -32,7 +34,7 @@ impl VolumeGroup {
                 continue;
             }
             if let OriginLive::Other(_) = ty {
-                if vg.is_origin(lv) {
+                if origins.contains(lv) {
                     let snaps: Vec<String> =
                         vg.snapshots_of(lv).into_iter().map(|c| c.name).collect();
                     rep.left(format!(

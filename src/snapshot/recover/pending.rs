@@ -36,8 +36,14 @@ impl VolumeGroup {
                 (HashMap::new(), None)
             };
         // Layers first, then snapshots, origins last: LVM's resume order.
-        let mut order: Vec<&VgDev> = devs.iter().collect();
-        order.sort_by_key(|d| {
+        // Only the devices that need a step are ordered: asking each
+        // whether it is an origin walks the LVs, and a VG of hundreds of
+        // devices usually has none to settle.
+        let mut order: Vec<&VgDev> = devs
+            .iter()
+            .filter(|d| d.info.suspended || d.info.inactive_table || !d.info.live_table)
+            .collect();
+        order.sort_by_cached_key(|d| {
             let name = by_id.get(&d.lv_id).map(String::as_str).unwrap_or("");
             (d.layer.is_none(), vg.is_origin(name))
         });
@@ -45,9 +51,6 @@ impl VolumeGroup {
         // while a merge table loaded over its store waits in its origin.
         let mut pending = Vec::new();
         for d in order {
-            if !d.info.suspended && !d.info.inactive_table && d.info.live_table {
-                continue;
-            }
             let lv = by_id.get(&d.lv_id).map(String::as_str);
             let kept = match (d.info.inactive_table, lv, &pvs) {
                 (true, Some(lv), Some(pvs)) => {

@@ -45,7 +45,7 @@ pub use links::{lv_link, vg_dir};
 pub use live::{
     OriginLive, OriginTop, SnapshotLive, UnreadableStatus, cow_live_status, cow_live_status_with,
     is_merge_table, origin_live, real_layer, remove_snapshot_aware, restore_origin_top, same_table,
-    snapshot_live, unwanted_layer,
+    snapshot_live, unwanted_layer, unwanted_layer_in,
 };
 pub use merge::{CowMerge, MergeProgress};
 pub use plan::{

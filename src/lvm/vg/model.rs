@@ -243,6 +243,43 @@ pub struct CowSnapshot {
     pub merging: bool,
 }
 
+/// A VG's COW links indexed by origin and by COW LV ([`Vg::cow_links`]):
+/// the answers of [`Vg::is_origin`], [`Vg::snapshots_of`] and
+/// [`Vg::cow_snapshot`], each in one lookup.
+#[derive(Debug)]
+pub struct CowLinks<'a> {
+    vg: &'a Vg,
+    /// The `snapshotN` LVs of each origin, in LV order.
+    by_origin: HashMap<&'a str, Vec<&'a Lv>>,
+    /// The first `snapshotN` LV (in LV order) of each COW LV.
+    by_cow: HashMap<&'a str, &'a Lv>,
+}
+
+impl<'a> CowLinks<'a> {
+    /// The VG indexed.
+    pub fn vg(&self) -> &'a Vg {
+        self.vg
+    }
+
+    /// [`Vg::is_origin`].
+    pub fn is_origin(&self, name: &str) -> bool {
+        self.by_origin.contains_key(name)
+    }
+
+    /// [`Vg::snapshots_of`].
+    pub fn snapshots_of(&self, origin: &str) -> Vec<CowSnapshot> {
+        self.by_origin
+            .get(origin)
+            .map(|ls| ls.iter().filter_map(|l| l.as_cow_snapshot()).collect())
+            .unwrap_or_default()
+    }
+
+    /// [`Vg::cow_snapshot`].
+    pub fn cow_snapshot(&self, name: &str) -> Option<CowSnapshot> {
+        self.by_cow.get(name).and_then(|l| l.as_cow_snapshot())
+    }
+}
+
 /// The thin device ids of a rollback [`Metadata::thin_rollback`] recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinRollback {
@@ -331,6 +368,25 @@ impl Vg {
         self.lvs
             .iter()
             .any(|l| l.snapshot_segment().is_some_and(|s| s.origin == name))
+    }
+
+    /// The VG's COW links indexed once, for callers that ask about many
+    /// LVs or devices: each question then costs a lookup, not a walk of
+    /// every LV.
+    pub fn cow_links(&self) -> CowLinks<'_> {
+        let mut by_origin: HashMap<&str, Vec<&Lv>> = HashMap::new();
+        let mut by_cow: HashMap<&str, &Lv> = HashMap::new();
+        for l in &self.lvs {
+            if let Some(s) = l.snapshot_segment() {
+                by_origin.entry(s.origin).or_default().push(l);
+                by_cow.entry(s.cow).or_insert(l);
+            }
+        }
+        CowLinks {
+            vg: self,
+            by_origin,
+            by_cow,
+        }
     }
 
     /// The thin pool of LV `name`, if it is thin.

@@ -117,12 +117,16 @@ impl VolumeGroup {
     ) -> Result<()> {
         let vg = s.md.vg();
         let by_id = lv_names_by_id(s);
+        // Indexed once: every layer device asks about its LV.
+        let links = vg.cow_links();
         let stray = |d: &VgDev| -> bool {
             let Some(lv) = by_id.get(&d.lv_id) else {
                 return true;
             };
             d.layer.as_deref().is_some_and(|layer| {
-                activate::unwanted_layer(vg, lv, layer, |t| devs.iter().any(|x| *x.name == *t))
+                activate::unwanted_layer_in(&links, lv, layer, |t| {
+                    devs.iter().any(|x| *x.name == *t)
+                })
             })
         };
         // A snapshot device no metadata snapshot uses is stray too, and so

@@ -39,6 +39,20 @@ fn typed_view_of_cow_fixture() {
 }
 
 #[test]
+fn cow_links_answer_as_the_walks_do() {
+    for name in ["cow", "merging", "thinsnap2"] {
+        let md = fixture(name);
+        let vg = md.vg();
+        let links = vg.cow_links();
+        for lv in vg.lvs.iter().map(|l| l.name.as_str()).chain(["none", ""]) {
+            assert_eq!(links.is_origin(lv), vg.is_origin(lv), "{name}: {lv}");
+            assert_eq!(links.snapshots_of(lv), vg.snapshots_of(lv), "{name}: {lv}");
+            assert_eq!(links.cow_snapshot(lv), vg.cow_snapshot(lv), "{name}: {lv}");
+        }
+    }
+}
+
+#[test]
 fn merging_fixture() {
     let md = fixture("merging");
     let s = md.vg().cow_snapshot("snap1").unwrap();

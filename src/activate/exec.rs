@@ -346,7 +346,9 @@ pub fn activate(
 /// Deactivates LV `lv` of `vg` and its tree, users before what they use, as
 /// LVM does; layers another LV still uses (a pool's `-tpool` under another
 /// thin LV) stay. Refused with [`Error::Busy`], before anything changes, if
-/// one of the LV's devices is open.
+/// one of the LV's devices is open: held by another device at once, open
+/// otherwise only after about 5 s of looking again, as LVM waits out a
+/// passing opener (a scan reading its label).
 pub fn deactivate(dm: &DmControl, vg: &Vg, lv: &str) -> Result<()> {
     let plan = plan(vg, lv)?;
     let live = live_map(dm)?;
@@ -366,11 +368,14 @@ pub fn deactivate(dm: &DmControl, vg: &Vg, lv: &str) -> Result<()> {
             });
         }
         if d.role == Role::Top && info.open_count > 0 {
-            return Err(Error::Busy {
-                lv: lv.to_owned(),
-                device: d.name.to_string(),
-                open_count: info.open_count,
-            });
+            let open_count = open_count_settled(dm, &d.name, &info)?;
+            if open_count > 0 {
+                return Err(Error::Busy {
+                    lv: lv.to_owned(),
+                    device: d.name.to_string(),
+                    open_count,
+                });
+            }
         }
     }
     for d in plan
@@ -391,6 +396,39 @@ pub fn deactivate(dm: &DmControl, vg: &Vg, lv: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How many times, and how often, an open device is looked at again before
+/// its deactivation is refused: LVM's `lv_check_not_in_use` with
+/// `activation/retry_deactivation` on (its default), 25 looks 200 ms apart.
+const OPEN_RETRIES: u32 = 25;
+const OPEN_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The open count of `name` (whose info is `info`) once a passing opener
+/// has gone: a scan (blkid from udev, another LVM command reading labels)
+/// holds a device open for a moment, and LVM waits such an opener out
+/// rather than refuse. A device another device holds (sysfs `holders`) is
+/// not waited for: that user stays.
+fn open_count_settled(dm: &DmControl, name: &DmName, info: &dm::Info) -> Result<i32> {
+    let holders = format!(
+        "/sys/dev/block/{}:{}/holders",
+        info.device.major, info.device.minor
+    );
+    let held = std::fs::read_dir(&holders).is_ok_and(|mut d| d.next().is_some());
+    let mut open_count = info.open_count;
+    let mut left = OPEN_RETRIES;
+    while open_count > 0 && !held && left > 1 {
+        left -= 1;
+        std::thread::sleep(OPEN_RETRY_DELAY);
+        log::debug!("{name} is open ({open_count}): looking again");
+        match dm.info(name) {
+            Ok(i) => open_count = i.open_count,
+            // Gone meanwhile: nothing holds it open.
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(open_count)
 }
 
 /// Whether LV `lv` of `vg` is active: its own device (`vg-lv`) exists with

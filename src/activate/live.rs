@@ -165,47 +165,21 @@ pub fn real_layer(origin: &DmName) -> Result<DmNameBuf> {
 /// an LV that is no origin, a `-cow` of an LV that is no COW store, a
 /// pool's `-tmeta` or `-tdata` whose pool device is not live (`is_live`).
 pub fn unwanted_layer(vg: &Vg, lv: &str, layer: &str, is_live: impl Fn(&DmName) -> bool) -> bool {
-    let links = LayerLinks {
-        vg,
-        is_origin: &|n| vg.is_origin(n),
-        is_cow: &|n| vg.cow_snapshot(n).is_some(),
-    };
-    unwanted(&links, lv, layer, is_live)
+    unwanted_layer_in(&vg.cow_links(), lv, layer, is_live)
 }
 
-/// [`unwanted_layer`] through the VG's COW links indexed once, for a
-/// caller that asks about every device of a VG.
+/// [`unwanted_layer`] through the VG's COW links indexed once
+/// ([`Vg::cow_links`]), for a caller that asks about every device of a VG.
 pub fn unwanted_layer_in(
     links: &CowLinks<'_>,
     lv: &str,
     layer: &str,
     is_live: impl Fn(&DmName) -> bool,
 ) -> bool {
-    let l = LayerLinks {
-        vg: links.vg(),
-        is_origin: &|n| links.is_origin(n),
-        is_cow: &|n| links.cow_snapshot(n).is_some(),
-    };
-    unwanted(&l, lv, layer, is_live)
-}
-
-/// What [`unwanted`] asks of the metadata.
-struct LayerLinks<'a> {
-    vg: &'a Vg,
-    is_origin: &'a dyn Fn(&str) -> bool,
-    is_cow: &'a dyn Fn(&str) -> bool,
-}
-
-fn unwanted(
-    links: &LayerLinks<'_>,
-    lv: &str,
-    layer: &str,
-    is_live: impl Fn(&DmName) -> bool,
-) -> bool {
-    let vg = links.vg;
+    let vg = links.vg();
     match Layer::parse(layer) {
-        Some(Layer::Real) => !(links.is_origin)(lv),
-        Some(Layer::Cow) => !(links.is_cow)(lv),
+        Some(Layer::Real) => !links.is_origin(lv),
+        Some(Layer::Cow) => links.cow_snapshot(lv).is_none(),
         // A pool's data or metadata layer left without its pool (a
         // deactivation or activation cut short): LVM counts the
         // component active and refuses to activate the pool.

@@ -22,8 +22,8 @@ impl VolumeGroup {
     ) -> Result<()> {
         let vg = s.md.vg();
         let by_id = lv_names_by_id(s);
-        // The origins, gathered once: asking per device walks every LV.
-        let origins: HashSet<String> = vg.cow_snapshots().into_iter().map(|c| c.origin).collect();
+        // Indexed once: asking per device walks every LV.
+        let links = vg.cow_links();
         for d in devs.iter().filter(|d| d.layer.is_none()) {
             let Some(lv) = by_id.get(&d.lv_id) else {
                 continue;
@@ -34,9 +34,9 @@ impl VolumeGroup {
                 continue;
             }
             if let OriginLive::Other(_) = ty {
-                if origins.contains(lv) {
+                if links.is_origin(lv) {
                     let snaps: Vec<String> =
-                        vg.snapshots_of(lv).into_iter().map(|c| c.name).collect();
+                        links.snapshots_of(lv).into_iter().map(|c| c.name).collect();
                     rep.left(format!(
                         "origin {}/{lv} is active without its snapshot layer; snapshot(s) {} \
                          no longer see its writes: delete them",
@@ -46,7 +46,7 @@ impl VolumeGroup {
                 }
                 continue;
             }
-            let snaps = vg.snapshots_of(lv);
+            let snaps = links.snapshots_of(lv);
             let merging = snaps.iter().find(|c| c.merging);
             let real = activate::real_layer(&d.name)?;
             let real_dev = match devs.iter().find(|x| *x.name == *real) {

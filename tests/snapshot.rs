@@ -345,6 +345,56 @@ fn merging_refusals() {
     vg.vgck();
 }
 
+/// Delete waits out a passing opener of the snapshot (a udev scan reading
+/// it), as `lvremove` does, and refuses one that stays, with nothing
+/// changed: the metadata, the devices and the data are as they were.
+#[test]
+#[parallel]
+fn delete_waits_out_a_passing_opener() {
+    require_dm();
+    let vg = ScratchVg::new("openvg", 1, 128, "");
+    vg.lvm("lvcreate -q -y -L 16M -n lv0");
+    let v = VolumeGroup::open("openvg").unwrap();
+    let opts = SnapshotOptions::default().snapsize(SnapSize::Bytes(Bytes(8 << 20)));
+    v.create_snapshot("lv0", "s0", &opts).unwrap();
+    v.create_snapshot("lv0", "s1", &opts).unwrap();
+
+    // Open for 600 ms while delete runs: it waits, then deletes.
+    let f = std::fs::File::open("/dev/openvg/s0").unwrap();
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        drop(f);
+    });
+    let t = Instant::now();
+    v.delete_snapshot("s0")
+        .expect("delete once the opener has gone");
+    closer.join().unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        !dm_names_of("openvg")
+            .iter()
+            .any(|d| d.starts_with("openvg-s0"))
+    );
+    vg.vgck();
+
+    // Held open throughout: Busy after the wait, nothing changed.
+    let seq = vg.seqno();
+    let devs = dm_names_of("openvg");
+    let held = std::fs::File::open("/dev/openvg/s1").unwrap();
+    let e = v.delete_snapshot("s1").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
+    assert!(e.to_string().contains("open"), "{e}");
+    assert_eq!(vg.seqno(), seq);
+    assert_eq!(dm_names_of("openvg"), devs);
+    drop(held);
+    v.delete_snapshot("s1").unwrap();
+    vg.vgck();
+}
+
 /// Overflow: a watcher wakes within a second of the snapshot turning
 /// invalid, and status then says NotReady/invalid, like lvs. Serial: the
 /// wake-up is timed, so no other test loads the VM meanwhile.

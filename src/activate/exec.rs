@@ -368,7 +368,7 @@ pub fn deactivate(dm: &DmControl, vg: &Vg, lv: &str) -> Result<()> {
             });
         }
         if d.role == Role::Top && info.open_count > 0 {
-            let open_count = open_count_settled(dm, &d.name, &info)?;
+            let open_count = open_count_settled(dm, &info)?;
             if open_count > 0 {
                 return Err(Error::Busy {
                     lv: lv.to_owned(),
@@ -404,12 +404,15 @@ pub fn deactivate(dm: &DmControl, vg: &Vg, lv: &str) -> Result<()> {
 const OPEN_RETRIES: u32 = 25;
 const OPEN_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The open count of `name` (whose info is `info`) once a passing opener
+/// The open count of the device `info` describes, once a passing opener
 /// has gone: a scan (blkid from udev, another LVM command reading labels)
 /// holds a device open for a moment, and LVM waits such an opener out
-/// rather than refuse. A device another device holds (sysfs `holders`) is
-/// not waited for: that user stays.
-fn open_count_settled(dm: &DmControl, name: &DmName, info: &dm::Info) -> Result<i32> {
+/// rather than refuse (`lv_check_not_in_use`, for deactivation and
+/// `lvremove`): up to 25 looks 200 ms apart. A device another device holds
+/// (sysfs `holders`) is not waited for: that user stays. 0 if the device
+/// went away meanwhile.
+pub fn open_count_settled(dm: &DmControl, info: &dm::Info) -> Result<i32> {
+    let name = &*info.name;
     let holders = format!(
         "/sys/dev/block/{}:{}/holders",
         info.device.major, info.device.minor

@@ -38,6 +38,7 @@ pub use cow::{CowDevices, CowSnapshotSpec, PreparedCow, WaitUntil};
 pub use error::{Error, Result};
 pub use exec::{
     ActivateOptions, Activation, LiveDevice, activate, deactivate, is_active, live_devices,
+    open_count_settled,
 };
 pub use layer::Layer;
 pub(crate) use links::{ensure_link, remove_link};

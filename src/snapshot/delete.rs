@@ -41,10 +41,11 @@ impl VolumeGroup {
         if let Some(dm) = &dm {
             if dm.exists(&snap_dev)? {
                 let info = dm.info(&snap_dev)?;
-                if info.open_count > 0 {
+                let open_count = crate::activate::open_count_settled(dm, &info)?;
+                if open_count > 0 {
                     return Err(SnapError::Busy(format!(
-                        "snapshot {full} is open ({} opener(s) of {})",
-                        info.open_count, &*snap_dev
+                        "snapshot {full} is open ({open_count} opener(s) of {})",
+                        &*snap_dev
                     ))
                     .into());
                 }

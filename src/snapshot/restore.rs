@@ -422,12 +422,11 @@ impl VolumeGroup {
         let new_dev = self.dm_name(new_lv, None)?;
         if let Some(dm) = dm {
             if dm.exists(&new_dev)? {
-                let info = dm.info(&new_dev)?;
-                if info.open_count > 0 {
+                let open_count = activate::open_count_settled(dm, &dm.info(&new_dev)?)?;
+                if open_count > 0 {
                     return Err(SnapError::Busy(format!(
-                        "{}/{new_lv} is open ({} opener(s))",
-                        self.name(),
-                        info.open_count
+                        "{}/{new_lv} is open ({open_count} opener(s))",
+                        self.name()
                     ))
                     .into());
                 }

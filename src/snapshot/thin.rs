@@ -146,11 +146,10 @@ impl VolumeGroup {
         let dev = self.dm_name(name, None)?;
         let live = dm.exists(&dev)?;
         if live {
-            let info = dm.info(&dev)?;
-            if info.open_count > 0 {
+            let open_count = activate::open_count_settled(&dm, &dm.info(&dev)?)?;
+            if open_count > 0 {
                 return Err(SnapError::Busy(format!(
-                    "thin snapshot {full} is open ({} opener(s))",
-                    info.open_count
+                    "thin snapshot {full} is open ({open_count} opener(s))"
                 ))
                 .into());
             }

@@ -94,7 +94,8 @@ impl VolumeGroup {
             (snap_live, &snap_dev, format!("snapshot {full}"), !keep),
         ] {
             if live && needed {
-                let n = dm.info(dev)?.open_count;
+                // A passing opener (a udev scan) is waited out, as delete does.
+                let n = crate::activate::open_count_settled(&dm, &dm.info(dev)?)?;
                 if n > 0 {
                     return Ok(settled(RollbackState::Deferred {
                         reason: format!(
